@@ -1,0 +1,5 @@
+"""Allow ``python -m fsacd``."""
+
+from fsacd.cli import main
+
+main()

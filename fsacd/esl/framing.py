@@ -1,0 +1,335 @@
+"""ESL framing as pure functions: split a byte stream into frames, parse and build them.
+
+An event-socket frame is a block of ``Name: value`` header lines ended by an empty line,
+followed by ``Content-Length`` bytes of body when that header is present. The same framing
+carries FreeSWITCH's replies and events and the controller's commands, so one parser serves
+fsacd's client side and the FreeSWITCH stand-in's server side.
+
+Values inside event bodies (and the channel data of the ``connect`` reply) are URL-encoded by
+FreeSWITCH. A value can carry an encoded newline (``%0A``): lines are split first and each
+value is decoded afterwards, never the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+#: Largest header block we accept before its terminating empty line.
+MAX_HEADER_BYTES = 256 * 1024
+#: Largest body we accept (FreeSWITCH's own MAX_CONTENT_LENGTH is far below this).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+#: Characters FreeSWITCH's switch_url_encode escapes (SWITCH_URL_UNSAFE), besides controls.
+URL_UNSAFE = "\r\n #%&+:;<=>?@[\\]^`{|}\""
+_HEX = "0123456789ABCDEFabcdef"
+
+
+class FramingError(ValueError):
+    """The byte stream is not valid event-socket framing."""
+
+
+@dataclass
+class Frame:
+    """One frame: outer headers (raw, not URL-decoded) and the body bytes."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+    raw_header_names: list[str] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type")
+
+    def decoded_headers(self) -> dict[str, str]:
+        """Outer headers with URL-decoded values (the ``connect`` reply carries channel data)."""
+        return {k: url_decode(v) for k, v in self.headers.items()}
+
+
+def url_decode(value: str) -> str:
+    """Decode a FreeSWITCH URL-encoded value (``%XX`` only; ``+`` stays a plus sign)."""
+    return unquote(value, errors="replace")
+
+
+def url_encode(value: str) -> str:
+    """Encode a value the way FreeSWITCH's ``switch_url_encode`` does (not double-encoding).
+
+    Bytes outside printable ASCII and the characters of ``URL_UNSAFE`` become ``%XX``; an
+    existing ``%XX`` escape is kept as it is, which is FreeSWITCH's own behaviour.
+    """
+    raw = value.encode("utf-8")
+    out: list[str] = []
+    n = len(raw)
+    for i, b in enumerate(raw):
+        ch = chr(b)
+        if ch == "%" and i + 2 < n and chr(raw[i + 1]) in _HEX and chr(raw[i + 2]) in _HEX:
+            out.append(ch)
+        elif b < 0x20 or b > 0x7E or ch in URL_UNSAFE:
+            out.append(f"%{b:02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def parse_header_block(block: bytes, decode: bool = False) -> tuple[dict[str, str], list[str]]:
+    """Parse ``Name: value`` lines into a dict (last one wins) and the names in order.
+
+    Lines are split before any decoding. ``decode=True`` URL-decodes each value afterwards.
+    A line without a colon is a framing error. CR before LF is tolerated.
+    """
+    headers: dict[str, str] = {}
+    names: list[str] = []
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FramingError(f"header block is not UTF-8: {exc}") from None
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise FramingError(f"header line without a name and colon: {line[:80]!r}")
+        name = name.strip()
+        value = value.lstrip(" ")
+        headers[name] = url_decode(value) if decode else value
+        names.append(name)
+    return headers, names
+
+
+def _content_length(headers: Mapping[str, str]) -> int:
+    raw = None
+    for k, v in headers.items():
+        if k.lower() == "content-length":
+            raw = v
+    if raw is None:
+        return 0
+    raw = raw.strip()
+    if not raw.isdigit():
+        raise FramingError(f"bad Content-Length {raw[:40]!r}")
+    length = int(raw)
+    if length > MAX_BODY_BYTES:
+        raise FramingError(f"Content-Length {length} is larger than {MAX_BODY_BYTES}")
+    return length
+
+
+def _find_header_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Index of the empty line ending a header block and the length of that terminator."""
+    i = buf.find(b"\n\n", start)
+    j = buf.find(b"\r\n\r\n", start)
+    if j != -1 and (i == -1 or j < i):
+        return j, 4
+    return i, 2
+
+
+def split_frames(buf: bytes) -> tuple[list[Frame], bytes]:
+    """Cut as many whole frames as ``buf`` holds; return them and the unconsumed rest.
+
+    Pure: the same input always gives the same output, whatever the TCP segmentation was
+    (feed the rest back with more bytes). Blank lines between frames are skipped, as
+    FreeSWITCH does.
+    """
+    frames: list[Frame] = []
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        # skip stray empty lines between frames
+        while pos < n and buf[pos : pos + 1] in (b"\n", b"\r"):
+            pos += 1
+        if pos >= n:
+            break
+        end, term = _find_header_end(buf, pos)
+        if end == -1:
+            if n - pos > MAX_HEADER_BYTES:
+                raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+            break
+        if end - pos > MAX_HEADER_BYTES:
+            raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+        headers, names = parse_header_block(bytes(buf[pos:end]))
+        length = _content_length(headers)
+        body_start = end + term
+        if n - body_start < length:
+            break
+        frames.append(Frame(headers, bytes(buf[body_start : body_start + length]), names))
+        pos = body_start + length
+    return frames, bytes(buf[pos:])
+
+
+class FrameReader:
+    """Incremental wrapper around :func:`split_frames` for a socket reader."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames, self._buf = split_frames(self._buf + data)
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that do not yet make a whole frame."""
+        return len(self._buf)
+
+
+@dataclass
+class Event:
+    """A parsed event: URL-decoded headers and the optional inner body."""
+
+    headers: dict[str, str]
+    body: str | None = None
+    header_names: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str | None:
+        return self.headers.get("Event-Name")
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.headers.get(key, default)
+
+    def var(self, name: str, default: str | None = None) -> str | None:
+        """A channel variable carried by the event (``variable_<name>``)."""
+        return self.headers.get("variable_" + name, default)
+
+
+def parse_event_plain(body: bytes) -> Event:
+    """Parse a ``text/event-plain`` body: encoded headers, then an optional inner body."""
+    end, term = _find_header_end(body)
+    if end == -1:
+        block, rest = body, b""
+    else:
+        block, rest = body[:end], body[end + term :]
+    headers, names = parse_header_block(block, decode=True)
+    inner: str | None = None
+    if "Content-Length" in headers:
+        length = _content_length(headers)
+        inner = rest[:length].decode("utf-8", errors="replace")
+    elif rest.strip():
+        inner = rest.decode("utf-8", errors="replace")
+    return Event(headers, inner, names)
+
+
+def parse_event_json(body: bytes) -> Event:
+    """Parse a ``text/event-json`` body; ``_body`` becomes the inner body."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FramingError(f"event-json body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FramingError("event-json body is not an object")
+    inner = data.pop("_body", None)
+    headers = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+    return Event(headers, inner, list(headers))
+
+
+def frame_event(frame: Frame) -> Event | None:
+    """The event carried by a frame, or None if the frame is not an event."""
+    ct = frame.content_type
+    if ct == "text/event-plain":
+        return parse_event_plain(frame.body)
+    if ct == "text/event-json":
+        return parse_event_json(frame.body)
+    return None
+
+
+# --- building frames -------------------------------------------------------------------
+
+
+def _check_line(part: str, what: str) -> str:
+    if "\n" in part or "\r" in part:
+        raise ValueError(f"{what} must not contain a line break: {part[:60]!r}")
+    return part
+
+
+def encode_command(
+    command: str,
+    headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+    body: str | bytes | None = None,
+) -> bytes:
+    """Build a command frame. No part but the body may hold a line break.
+
+    A body is sent with its ``Content-Length`` so its bytes can never be read as headers or as
+    a next command.
+    """
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    lines = [_check_line(command, "command")]
+    for name, value in items:
+        _check_line(name, "header name")
+        if ":" in name:
+            raise ValueError(f"header name must not contain a colon: {name!r}")
+        lines.append(f"{name}: {_check_line(str(value), f'header {name}')}")
+    if body is not None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        if "content-length" not in {k.lower() for k, _ in items}:
+            lines.append(f"content-length: {len(data)}")
+        return ("\n".join(lines) + "\n\n").encode("utf-8") + data
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def encode_execute(
+    app: str,
+    arg: str | None = None,
+    *,
+    event_lock: bool = True,
+    uuid: str | None = None,
+    event_uuid: str | None = None,
+    loops: int | None = None,
+) -> bytes:
+    """``sendmsg`` that executes one application.
+
+    The argument travels as a ``text/plain`` body with its length, never as a header, so a
+    newline in it cannot inject a header or a command. ``event-lock`` is on by default: the
+    next application waits until this one is done instead of running nested inside it.
+    """
+    if not app or not all(c.isalnum() or c in "_-" for c in app):
+        raise ValueError(f"invalid application name {app!r}")
+    cmd = "sendmsg" if uuid is None else f"sendmsg {uuid}"
+    headers: list[tuple[str, str]] = [("call-command", "execute"), ("execute-app-name", app)]
+    if event_lock:
+        headers.append(("event-lock", "true"))
+    if event_uuid:
+        headers.append(("event-uuid", event_uuid))
+    if loops is not None:
+        headers.append(("loops", str(int(loops))))
+    if arg is None or arg == "":
+        return encode_command(cmd, headers)
+    headers.append(("content-type", "text/plain"))
+    return encode_command(cmd, headers, arg)
+
+
+def encode_frame(
+    headers: Iterable[tuple[str, str]], body: bytes | str = b"", *, length_first: bool = True
+) -> bytes:
+    """Server side: build a frame from outer headers (given in order) and a body.
+
+    With a body, ``Content-Length`` goes first (as FreeSWITCH sends events) or, with
+    ``length_first=False``, after the other headers (as it sends ``api/response``).
+    """
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    lines = [f"{name}: {value}" for name, value in headers]
+    if data:
+        length = f"Content-Length: {len(data)}"
+        lines = [length, *lines] if length_first else [*lines, length]
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + data
+
+
+def encode_event_plain(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
+    """Server side: a ``text/event-plain`` frame; values URL-encoded as FreeSWITCH does."""
+    lines = [f"{k}: {url_encode(str(v))}" for k, v in headers]
+    if body is not None:
+        b = body.encode("utf-8")
+        lines.append(f"Content-Length: {len(b)}")
+        inner = ("\n".join(lines) + "\n\n").encode("utf-8") + b
+    else:
+        inner = ("\n".join(lines) + "\n\n").encode("utf-8")
+    return encode_frame([("Content-Type", "text/event-plain")], inner)
+
+
+def encode_event_json(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
+    """Server side: a ``text/event-json`` frame."""
+    data = {k: str(v) for k, v in headers}
+    if body is not None:
+        data["Content-Length"] = str(len(body.encode("utf-8")))
+        data["_body"] = body
+    return encode_frame([("Content-Type", "text/event-json")], json.dumps(data))

