@@ -23,7 +23,7 @@ MAX_HEADER_BYTES = 256 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 #: Characters FreeSWITCH's switch_url_encode escapes (SWITCH_URL_UNSAFE), besides controls.
-URL_UNSAFE = "\r\n #%&+:;<=>?@[\\]^`{|}\""
+URL_UNSAFE = '\r\n #%&+:;<=>?@[\\]^`{|}"'
 _HEX = "0123456789ABCDEFabcdef"
 
 
@@ -33,11 +33,15 @@ class FramingError(ValueError):
 
 @dataclass
 class Frame:
-    """One frame: outer headers (raw, not URL-decoded) and the body bytes."""
+    """One frame: outer headers (raw, not URL-decoded) and the body bytes.
+
+    ``command`` is the first line of a command frame (server side, ``commands=True``).
+    """
 
     headers: dict[str, str]
     body: bytes = b""
     raw_header_names: list[str] = field(default_factory=list)
+    command: str | None = None
 
     @property
     def content_type(self) -> str | None:
@@ -124,12 +128,30 @@ def _find_header_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
     return i, 2
 
 
-def split_frames(buf: bytes) -> tuple[list[Frame], bytes]:
+def _parse_block(block: bytes, commands: bool) -> tuple[str | None, dict[str, str], list[str]]:
+    """Headers of a frame's block; with ``commands`` its first line is the command.
+
+    FreeSWITCH reads a command's first line whole (it may hold a colon, as in a SIP URI) and
+    the ``Name: value`` lines after it as headers.
+    """
+    command = None
+    if commands:
+        first, _, block = block.partition(b"\n")
+        try:
+            command = first.rstrip(b"\r").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FramingError(f"command line is not UTF-8: {exc}") from None
+    headers, names = parse_header_block(block)
+    return command, headers, names
+
+
+def split_frames(buf: bytes, *, commands: bool = False) -> tuple[list[Frame], bytes]:
     """Cut as many whole frames as ``buf`` holds; return them and the unconsumed rest.
 
     Pure: the same input always gives the same output, whatever the TCP segmentation was
     (feed the rest back with more bytes). Blank lines between frames are skipped, as
-    FreeSWITCH does.
+    FreeSWITCH does. ``commands=True`` parses what a client sends (the server side): the
+    first line of each frame is its :attr:`Frame.command`.
     """
     frames: list[Frame] = []
     pos = 0
@@ -147,25 +169,63 @@ def split_frames(buf: bytes) -> tuple[list[Frame], bytes]:
             break
         if end - pos > MAX_HEADER_BYTES:
             raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
-        headers, names = parse_header_block(bytes(buf[pos:end]))
+        command, headers, names = _parse_block(bytes(buf[pos:end]), commands)
         length = _content_length(headers)
         body_start = end + term
         if n - body_start < length:
             break
-        frames.append(Frame(headers, bytes(buf[body_start : body_start + length]), names))
+        body = bytes(buf[body_start : body_start + length])
+        frames.append(Frame(headers, body, names, command))
         pos = body_start + length
     return frames, bytes(buf[pos:])
 
 
 class FrameReader:
-    """Incremental wrapper around :func:`split_frames` for a socket reader."""
+    """Incremental frame cutter for a socket reader; gives the same frames as :func:`split_frames`.
 
-    def __init__(self) -> None:
-        self._buf = b""
+    Work per ``feed`` is proportional to the new bytes, not to the whole buffer: a peer that
+    trickles a large frame one byte at a time cannot make the reader quadratic.
+    """
+
+    def __init__(self, *, commands: bool = False) -> None:
+        self._commands = commands
+        self._buf = bytearray()
+        self._scan = 0  # where to resume looking for the end of the header block
+        self._head: tuple[str | None, dict[str, str], list[str], int, int] | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
-        frames, self._buf = split_frames(self._buf + data)
-        return frames
+        """Add received bytes; return the frames they complete (raises :class:`FramingError`)."""
+        buf = self._buf
+        buf += data
+        frames: list[Frame] = []
+        while True:
+            if self._head is None:
+                skip = 0
+                while skip < len(buf) and buf[skip] in (10, 13):
+                    skip += 1
+                if skip:
+                    del buf[:skip]
+                    self._scan = 0
+                if not buf:
+                    return frames
+                end, term = _find_header_end(buf, self._scan)
+                if end == -1:
+                    if len(buf) > MAX_HEADER_BYTES:
+                        raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+                    self._scan = max(0, len(buf) - 3)
+                    return frames
+                if end > MAX_HEADER_BYTES:
+                    raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
+                command, headers, names = _parse_block(bytes(buf[:end]), self._commands)
+                self._head = (command, headers, names, end + term, _content_length(headers))
+            command, headers, names, body_start, length = self._head
+            if len(buf) - body_start < length:
+                return frames
+            body = bytes(buf[body_start : body_start + length])
+            frames.append(Frame(headers, body, names, command))
+            del buf[: body_start + length]
+            self._head = None
+            self._scan = 0
 
     @property
     def pending(self) -> int:

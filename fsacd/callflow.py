@@ -1,0 +1,380 @@
+"""The life of one call on the outbound socket: route, queue, wait, offer, bridge, clean up.
+
+One greenlet per call runs :meth:`CallFlow.run`. It reads events from the session and offers
+from the matcher through one inbox, so it handles them one at a time, in order. Whatever
+happens (hang-up at any step, errors, timeouts), the ``finally`` clause hands the call to
+:meth:`Store.finish_call`, which releases every agent the call still holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.queue import Empty, Queue
+
+from fsacd import dialstring, numbers, outcomes, routing
+from fsacd.esl.framing import Event
+from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
+
+if TYPE_CHECKING:
+    from fsacd.config import QueueConfig
+    from fsacd.controller import Controller
+    from fsacd.store import Offer
+
+log = logging.getLogger(__name__)
+
+#: Played to a caller whose call cannot be routed, before the hang-up (SIT-like tones).
+ERROR_TONE = "tone_stream://%(274,0,913.8);%(274,0,1370.6);%(380,0,1776.7)"
+#: How long we wait for FreeSWITCH to finish a short application (set, answer, ...).
+APP_TIMEOUT = 10.0
+#: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
+BRIDGE_MARGIN = 15.0
+
+
+class CallGone(Exception):
+    """The caller hung up or the socket closed; stop working on this call."""
+
+
+@dataclass
+class CallState:
+    """What the call greenlet knows about its call (mirrors part of the Redis record)."""
+
+    uuid: str
+    queue: str = ""
+    priority: int = 0
+    entered_at: float = 0.0
+    queue_entered_at: float = 0.0
+    phase: str = "new"  # new, waiting, offering, bridged, done
+    outcome: str = ""
+    agent: str = ""
+    moh_app_uuid: str | None = None
+    overflowed: list[str] = field(default_factory=list)
+
+
+class CallFlow:
+    """Drive one call. ``controller`` gives config, store, matcher and the offer inbox."""
+
+    def __init__(self, session: OutboundSession, controller: Controller) -> None:
+        self.session = session
+        self.ctl = controller
+        self.cfg = controller.cfg
+        self.store = controller.store
+        self.inbox: Queue = Queue()
+        self.state = CallState(uuid="")
+        self.data: dict[str, str] = {}
+        self._pump: gevent.Greenlet | None = None
+
+    # --- entry point ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self.data = self.session.connect()
+        except ESLError as exc:
+            log.warning("outbound connection dropped before connect: %s", exc)
+            return
+        self.state.uuid = self.data.get("Unique-ID") or self.data.get("variable_uuid") or ""
+        if not self.state.uuid:
+            log.warning("connect reply without a channel uuid; dropping the connection")
+            return
+        self._pump = gevent.spawn(self._pump_events)
+        registered = False
+        try:
+            self.session.myevents()
+            self.session.linger()
+            target = routing.resolve(self.data, self.data.get("Caller-Destination-Number", ""), self.cfg)
+            if isinstance(target, routing.RouteError):
+                self._reject(target.reason)
+                return
+            self.ctl.register_call(self.state.uuid, self.inbox)
+            registered = True
+            self._serve_queue(target)
+        except CallGone:
+            log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
+        except ESLDisconnected:
+            log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
+        except ESLError as exc:
+            log.warning("call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc)
+            self.state.outcome = self.state.outcome or "error"
+        except Exception:  # noqa: BLE001 - a bug must end this call only, never the server
+            log.exception("call %s: unexpected error in %s", self.state.uuid, self.state.phase)
+            self.state.outcome = self.state.outcome or "error"
+        finally:
+            if registered:
+                self.ctl.unregister_call(self.state.uuid)
+            self._finish()
+            if self._pump is not None:
+                self._pump.kill(block=False)
+            self.session.close()
+
+    # --- routing -------------------------------------------------------------------------
+
+    def _reject(self, reason: str) -> None:
+        """Unknown target: error tone, hang-up with a clear cause, logged and recorded."""
+        log.warning("call %s: cannot route: %s", self.state.uuid, reason)
+        self.store.event("call-rejected", call=self.state.uuid, reason=reason)
+        self.state.phase = "done"
+        try:
+            self._run_app("answer")
+            self._run_app("playback", ERROR_TONE)
+            self._run_app("hangup", "UNALLOCATED_NUMBER")
+        except (CallGone, ESLError):
+            pass
+
+    def _serve_queue(self, target: routing.Target) -> None:
+        qcfg = self._queue_cfg(target.name)
+        caller = self._caller_identity()
+        self.state.priority = routing.priority(self.data, qcfg)
+        now = time.time()
+        self.state.entered_at = now
+        record = self.store.enqueue(
+            {
+                "id": self.state.uuid,
+                "owner": self.ctl.controller_id,
+                "number": caller.e164 or "",
+                "number_status": caller.status,
+                "name": self._caller_name(),
+                "destination": self.data.get("Caller-Destination-Number", ""),
+            },
+            target.name,
+            self.state.priority,
+        )
+        self.state.queue = target.name
+        self.state.queue_entered_at = now
+        entered = float(record.get("entered_at") or now)
+        self.state.entered_at = entered
+        self._run_app("answer")
+        for var, value in (
+            ("hangup_after_bridge", "true"),
+            ("continue_on_fail", "true"),
+            ("instant_ringback", "true"),
+            ("transfer_ringback", qcfg.moh),
+            ("fsacd_call", self.state.uuid),
+            ("fsacd_queue", target.name),
+        ):
+            self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
+        self._wait_loop()
+
+    def _queue_cfg(self, name: str) -> QueueConfig:
+        return self.cfg.queues[name]
+
+    def _caller_identity(self) -> numbers.Number:
+        hidden = self.data.get("Caller-Privacy-Hide-Number", "false") == "true"
+        raw = self.data.get("Caller-Caller-ID-Number")
+        if hidden:
+            return numbers.normalise("anonymous", self.cfg.freeswitch.default_region)
+        return numbers.normalise(raw, self.cfg.freeswitch.default_region)
+
+    def _caller_name(self) -> str:
+        if self.data.get("Caller-Privacy-Hide-Name", "false") == "true":
+            return ""
+        return (self.data.get("Caller-Caller-ID-Name") or "")[:80]
+
+    # --- waiting -------------------------------------------------------------------------
+
+    def _wait_loop(self) -> None:
+        """Hold music until an offer is made; max_wait leads to overflow or hang-up."""
+        while True:
+            qcfg = self._queue_cfg(self.state.queue)
+            self.state.phase = "waiting"
+            self._start_moh(qcfg)
+            deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None
+            offer = self._wait_for_offer(deadline)
+            if offer is None:  # max_wait reached
+                self._stop_moh()
+                if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
+                    self.state.overflowed.append(self.state.queue)
+                    self.store.move_call(self.state.uuid, qcfg.overflow)
+                    log.info("call %s: max_wait in %s, overflow to %s", self.state.uuid, self.state.queue, qcfg.overflow)
+                    self.state.queue = qcfg.overflow
+                    self.state.queue_entered_at = time.time()
+                    continue
+                self.state.outcome = "max-wait"
+                self.state.phase = "done"
+                self._finish()
+                self._run_app("hangup", "NORMAL_CLEARING", wait=False)
+                return
+            if self._offer(offer, qcfg):
+                return
+
+    def _start_moh(self, qcfg: QueueConfig) -> None:
+        self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
+
+    def _stop_moh(self) -> None:
+        """Stop the hold music and wait until FreeSWITCH says the playback ended."""
+        app_uuid = self.state.moh_app_uuid
+        if app_uuid is None:
+            return
+        self.state.moh_app_uuid = None
+        self.session.api(f"uuid_break {self.state.uuid} all")
+        self._wait_app_complete(app_uuid, APP_TIMEOUT)
+
+    def _wait_for_offer(self, deadline: float | None) -> Offer | None:
+        while True:
+            timeout = 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.time()))
+            if deadline is not None and timeout <= 0:
+                return None
+            kind, item = self._next(timeout)
+            if kind == "offer":
+                return item
+            if kind == "event":
+                ev: Event = item
+                if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == self.state.moh_app_uuid:
+                    # the hold music ended by itself (a finite file): play it again
+                    self.state.moh_app_uuid = None
+                    gevent.sleep(0.2)
+                    self._start_moh(self._queue_cfg(self.state.queue))
+
+    # --- offering --------------------------------------------------------------------------
+
+    def _offer(self, offer: Offer, qcfg: QueueConfig) -> bool:
+        """Ring the reserved agent(s). True when the call was bridged and is over."""
+        self.state.phase = "offering"
+        if not self.store.mark_ringing(offer):
+            log.info("call %s: offer %s no longer valid", self.state.uuid, offer.offer_id)
+            return False
+        legs: dict[str, str] = {}
+        leg_specs: list[tuple[dict[str, str], str]] = []
+        caller = self._caller_identity()
+        for agent_id in offer.agents:
+            agent = self.store.get_agent(agent_id)
+            if agent is None:
+                continue
+            leg_uuid = str(uuidlib.uuid4())
+            legs[leg_uuid] = agent_id
+            leg_vars = {
+                "origination_uuid": leg_uuid,
+                "fsacd_call": self.state.uuid,
+                "fsacd_agent": agent_id,
+                "fsacd_queue": self.state.queue,
+                "origination_caller_id_number": caller.e164 or "anonymous",
+                "origination_caller_id_name": self._caller_name() or (caller.e164 or "anonymous"),
+            }
+            leg_specs.append((leg_vars, agent["contact"]))
+        if not leg_specs:
+            self.store.cancel_offer(offer)
+            return False
+        global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
+        bridge = dialstring.bridge_string(global_vars, leg_specs)
+        self._stop_moh()
+        self.store.event("call-offered", call=self.state.uuid, queue=self.state.queue, agents=",".join(offer.agents))
+        app_uuid = self.session.execute("bridge", bridge)
+        deadline = time.time() + qcfg.ring_timeout + BRIDGE_MARGIN
+        while True:
+            kind, item = self._next(max(0.1, deadline - time.time()))
+            if kind == "offer":
+                self.store.cancel_offer(item)
+                continue
+            if kind == "timeout":
+                if time.time() >= deadline:
+                    log.warning("call %s: bridge gave no result in time; cancelling the legs", self.state.uuid)
+                    for leg in legs:
+                        self._api_quiet(f"uuid_kill {leg} NORMAL_CLEARING")
+                    deadline = time.time() + BRIDGE_MARGIN
+                continue
+            ev: Event = item
+            if ev.name == "CHANNEL_BRIDGE":
+                winner = legs.get(ev.get("Other-Leg-Unique-ID", ""))
+                if winner is None:
+                    log.warning("call %s: bridged to a leg we did not place", self.state.uuid)
+                    continue
+                self.store.answered(offer, winner)
+                self.state.agent = winner
+                self.state.phase = "bridged"
+                self.state.outcome = "answered"
+                return self._bridged(app_uuid)
+            if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
+                results = outcomes.leg_results(ev.headers, legs)
+                self.store.offer_failed(offer, results, qcfg)
+                self.store.event("call-requeued", call=self.state.uuid, queue=self.state.queue)
+                return False
+
+    def _bridged(self, app_uuid: str) -> bool:
+        """Talking: wait for the bridge to end (no time limit, but every wait is bounded)."""
+        while True:
+            kind, item = self._next(30.0)
+            if kind == "offer":
+                self.store.cancel_offer(item)
+            elif kind == "event":
+                ev: Event = item
+                if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
+                    self.state.phase = "done"
+                    self._finish()
+                    return True
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _pump_events(self) -> None:
+        """Forward session events into the inbox (one greenlet per call)."""
+        while True:
+            ev = self.session.next_event(timeout=30.0)
+            if ev is None:
+                if not self.session.connected:
+                    self.inbox.put(("gone", None))
+                    return
+                continue
+            self.inbox.put(("event", ev))
+            if ev.name == "SOCKET_CLOSED":
+                return
+
+    def _next(self, timeout: float) -> tuple[str, Any]:
+        """Next inbox item; raises CallGone on hang-up or disconnect."""
+        try:
+            kind, item = self.inbox.get(timeout=timeout)
+        except Empty:
+            return "timeout", None
+        if kind == "gone":
+            raise CallGone()
+        if kind == "event":
+            name = item.name
+            if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DISCONNECT", "SOCKET_CLOSED"):
+                if self.state.phase == "bridged":
+                    self.state.phase = "done"
+                raise CallGone()
+        return kind, item
+
+    def _wait_app_complete(self, app_uuid: str, timeout: float) -> Event:
+        deadline = time.time() + timeout
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                raise ESLError(f"no CHANNEL_EXECUTE_COMPLETE within {timeout:.0f}s")
+            kind, item = self._next(remaining)
+            if kind == "offer":
+                self.store.cancel_offer(item)
+            elif kind == "event" and item.name == "CHANNEL_EXECUTE_COMPLETE":
+                if item.get("Application-UUID") == app_uuid:
+                    return item
+
+    def _run_app(self, app: str, arg: str | None = None, *, wait: bool = True) -> Event | None:
+        app_uuid = self.session.execute(app, arg)
+        if not wait:
+            return None
+        return self._wait_app_complete(app_uuid, APP_TIMEOUT)
+
+    def _api_quiet(self, cmd: str) -> None:
+        try:
+            self.session.api(cmd)
+        except ESLError as exc:
+            log.info("call %s: api %s failed: %s", self.state.uuid, cmd.split()[0], exc)
+
+    def _finish(self) -> None:
+        """Record the end of the call and release all it holds (idempotent)."""
+        if not self.state.queue or getattr(self, "_finished", False):
+            return
+        self._finished = True
+        outcome = self.state.outcome
+        if not outcome:
+            outcome = "abandoned"
+        qcfg = self._queue_cfg(self.state.queue)
+        try:
+            self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up)
+        except Exception:  # noqa: BLE001 - Redis down: the sweep and leases recover later
+            log.exception("call %s: could not record the end of the call", self.state.uuid)
+            return
+        if self.state.agent and qcfg.wrap_up >= 0:
+            self.ctl.wake_later(qcfg.wrap_up)

@@ -1,0 +1,534 @@
+"""The TOML config → frozen dataclasses, fully validated at load.
+
+Every problem is reported (not just the first) in one :class:`ConfigError`, each message
+naming the key, e.g. ``queues.support.ring_timeout: must be a whole number of seconds from 1
+to 3600, got 2.5``. Unknown keys are errors too. docs/config.md is the reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import socket
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from fsacd import numbers, routing
+from fsacd.strategies import STRATEGIES
+
+DEFAULT_PATH = "fsacd.toml"
+ENV_CONFIG = "FSACD_CONFIG"
+ENV_REDIS_URL = "REDIS_URL"
+
+DAY = 86400.0
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONTROLLER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class ConfigError(Exception):
+    """The config can't be used; ``errors`` lists every problem, one line each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:8084"
+    controller_id: str = ""
+    max_calls: int = 1000
+    command_timeout: float = 10.0
+    drain_timeout: float = 30.0
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``."""
+        return split_address(self.listen)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str | None = None
+    data_dir: str = "var"
+    prefix: str = "fsacd:"
+
+
+@dataclass(frozen=True)
+class FreeswitchConfig:
+    inbound: str = "127.0.0.1:8021"
+    password_env: str | None = "FSACD_ESL_PASSWORD"
+    password_file: str | None = None
+    default_region: str = "DE"
+
+    @property
+    def inbound_address(self) -> tuple[str, int]:
+        """``inbound`` as ``(host, port)``."""
+        return split_address(self.inbound)
+
+
+class QueueRules(NamedTuple):
+    """What an agent's failed offer costs (see ``Store.offer_failed``)."""
+
+    max_no_answer: int
+    no_answer_delay: float
+    busy_delay: float
+    reject_delay: float
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    strategy: str = "first-available"
+    ring_timeout: int = 15
+    max_wait: float = 0.0
+    overflow: str | None = None
+    wrap_up: float = 5.0
+    max_no_answer: int = 3
+    no_answer_delay: float = 10.0
+    busy_delay: float = 10.0
+    reject_delay: float = 30.0
+    moh: str = "local_stream://moh"
+    priority: int = 0
+    number: str | None = None
+    display_name: str | None = None
+
+    @property
+    def rules(self) -> QueueRules:
+        return QueueRules(
+            self.max_no_answer, self.no_answer_delay, self.busy_delay, self.reject_delay
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    redis: RedisConfig
+    freeswitch: FreeswitchConfig
+    queues: dict[str, QueueConfig]
+    routes: dict[str, str] = field(default_factory=dict)
+    default_route: str | None = None
+    source: str = "<string>"
+    #: derived: E.164 form of each route key that is a valid number → target
+    routes_e164: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+# --- public functions -----------------------------------------------------------------------
+
+
+def resolve_path(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path:
+    """``explicit`` (``--config``), else ``$FSACD_CONFIG``, else ``./fsacd.toml``."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG])
+    return Path(DEFAULT_PATH)
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the file at ``path``; :class:`ConfigError` lists every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"{path}: cannot read the config: {reason}"]) from None
+    return load_text(text, source=str(path), env=env)
+
+
+def load_text(text: str, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML ``text``. ``env`` (default ``os.environ``) supplies ``REDIS_URL``."""
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    errors: list[str] = []
+    cfg = _build(data, source, env, errors)
+    if errors or cfg is None:
+        raise ConfigError(errors)
+    return cfg
+
+
+def check(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem with the config at ``path``; empty if it is fine."""
+    try:
+        load(path, env=env)
+    except ConfigError as exc:
+        return exc.errors
+    return []
+
+
+def password(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
+    """The event-socket password, read now from the file or environment variable; else None."""
+    fs = cfg.freeswitch
+    if fs.password_file:
+        try:
+            return Path(fs.password_file).read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                [f"freeswitch.password_file: cannot read {fs.password_file}: {exc.strerror}"]
+            ) from None
+    env = os.environ if env is None else env
+    if fs.password_env:
+        return env.get(fs.password_env)
+    return None
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → ``(host, port)``; ``ValueError`` if malformed."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text)
+    if not m:
+        raise ValueError("must be HOST:PORT (IPv6: [ADDR]:PORT)")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if port > 65535:
+        raise ValueError("port must be 0 to 65535")
+    return host, port
+
+
+def default_controller_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value[:80].encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch).startswith("C") for ch in text)
+
+
+class _Table:
+    """Typed access to one TOML table; remembers which keys were read, for unknown-key errors."""
+
+    def __init__(self, data: Any, path: str, errors: list[str]) -> None:
+        self.path = path
+        self.errors = errors
+        self.seen: set[str] = set()
+        if isinstance(data, dict):
+            self.data = data
+        else:
+            self.data = {}
+            errors.append(f"{path}: must be a table, got {_show(data)}")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> None:
+        self.errors.append(f"{self.key(name)}: {problem}")
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str) -> Any:
+        self.seen.add(name)
+        return self.data.get(name)
+
+    def string(self, name: str, default: str | None, *, max_len: int = 256) -> str | None:
+        if name not in self.data:
+            self.seen.add(name)
+            return default
+        v = self.raw(name)
+        if not isinstance(v, str):
+            self.error(name, f"must be a string, got {_show(v)}")
+            return default
+        if not v.strip():
+            self.error(name, "must not be empty")
+            return default
+        if len(v) > max_len:
+            self.error(name, f"must be at most {max_len} characters, got {len(v)}")
+            return default
+        if _has_control(v):
+            self.error(name, "must not contain control characters")
+            return default
+        return v
+
+    def integer(self, name: str, default: int, lo: int, hi: int, unit: str = "") -> int:
+        if name not in self.data:
+            self.seen.add(name)
+            return default
+        v = self.raw(name)
+        what = f"a whole number of {unit}" if unit else "a whole number"
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            self.error(name, f"must be {what} from {lo} to {hi}, got {_show(v)}")
+            return default
+        return v
+
+    def seconds(self, name: str, default: float, lo: float = 0, hi: float = DAY) -> float:
+        if name not in self.data:
+            self.seen.add(name)
+            return default
+        v = self.raw(name)
+        ok = isinstance(v, int | float) and not isinstance(v, bool)
+        if not ok or not math.isfinite(v) or not lo <= v <= hi:
+            self.error(
+                name, f"must be a number of seconds from {_num(lo)} to {_num(hi)}, got {_show(v)}"
+            )
+            return default
+        return float(v)
+
+    def unknown(self) -> None:
+        """Report every key that was not read, with a suggestion for near misses."""
+        for name in self.data:
+            if name not in self.seen:
+                near = difflib.get_close_matches(name, sorted(self.seen), n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                self.errors.append(f"{self.key(_quote_key(name))}: unknown key{hint}")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -> Config | None:
+    top = _Table(data, "", errors)
+    server = _server(_Table(top.raw("server") or {}, "server", errors))
+    redis_cfg = _redis(_Table(top.raw("redis") or {}, "redis", errors), env)
+    fs = _freeswitch(_Table(top.raw("freeswitch") or {}, "freeswitch", errors))
+    queues = _queues(top.raw("queues"), errors)
+    routes_t = _Table(top.raw("routes") or {}, "routes", errors)
+    default_route = top.string("default_route", None)
+    top.unknown()
+
+    queue_names = set(queues)
+    routes: dict[str, str] = {}
+    routes_e164: dict[str, str] = {}
+    e164_from: dict[str, str] = {}
+    for dest, target in routes_t.data.items():
+        key = routes_t.key(_quote_key(dest))
+        if not dest or len(dest) > 64 or any(ch.isspace() for ch in dest) or _has_control(dest):
+            errors.append(f"{key}: a destination must be 1 to 64 characters without spaces")
+            continue
+        if not isinstance(target, str):
+            errors.append(f'{key}: must be a target string like "queue:NAME", got {_show(target)}')
+            continue
+        parsed = routing.parse_target(target, queue_names)
+        if isinstance(parsed, routing.RouteError):
+            errors.append(f"{key}: {parsed.reason}")
+            continue
+        routes[dest] = target
+        n = numbers.normalise(dest, fs.default_region)
+        if n.e164:
+            if n.e164 in routes_e164 and routes_e164[n.e164] != target:
+                errors.append(
+                    f"{key}: is the same number as {routes_t.key(_quote_key(e164_from[n.e164]))}"
+                    " but routes elsewhere"
+                )
+            routes_e164.setdefault(n.e164, target)
+            e164_from.setdefault(n.e164, dest)
+    if default_route is not None:
+        parsed = routing.parse_target(default_route, queue_names)
+        if isinstance(parsed, routing.RouteError):
+            errors.append(f"default_route: {parsed.reason}")
+            default_route = None
+    if errors:
+        return None
+    return Config(
+        server=server,
+        redis=redis_cfg,
+        freeswitch=fs,
+        queues=queues,
+        routes=routes,
+        default_route=default_route,
+        source=source,
+        routes_e164=routes_e164,
+    )
+
+
+def _quote_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace('"', '\\"') + '"'
+
+
+def _server(t: _Table) -> ServerConfig:
+    d = ServerConfig()
+    listen = t.string("listen", d.listen)
+    try:
+        split_address(listen)
+    except ValueError as exc:
+        t.error("listen", f"{exc}, got {_show(listen)}")
+        listen = d.listen
+    cid = t.string("controller_id", None, max_len=100)
+    if cid is not None and not _CONTROLLER_ID.fullmatch(cid):
+        t.error("controller_id", f"may only use letters, digits and _ . -, got {_show(cid)}")
+        cid = None
+    out = ServerConfig(
+        listen=listen,
+        controller_id=cid or default_controller_id(),
+        max_calls=t.integer("max_calls", d.max_calls, 1, 100000),
+        command_timeout=t.seconds("command_timeout", d.command_timeout, 0.1, 3600),
+        drain_timeout=t.seconds("drain_timeout", d.drain_timeout),
+    )
+    t.unknown()
+    return out
+
+
+def _redis(t: _Table, env: Mapping[str, str]) -> RedisConfig:
+    d = RedisConfig()
+    url = t.string("url", None, max_len=1024)
+    if url is not None and (not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)):
+        t.error("url", "must be a redis://, rediss:// or unix:// URL without spaces")
+        url = None
+    prefix = d.prefix
+    if t.has("prefix"):
+        v = t.raw("prefix")
+        if not isinstance(v, str) or len(v) > 64 or any(c.isspace() for c in v) or _has_control(v):
+            t.error(
+                "prefix",
+                f"must be a string of at most 64 characters without spaces, got {_show(v)}",
+            )
+        else:
+            prefix = v
+    out = RedisConfig(
+        url=env.get(ENV_REDIS_URL) or url,
+        data_dir=t.string("data_dir", d.data_dir, max_len=1024),
+        prefix=prefix,
+    )
+    t.unknown()
+    return out
+
+
+def _freeswitch(t: _Table) -> FreeswitchConfig:
+    d = FreeswitchConfig()
+    if t.has("password"):
+        t.raw("password")
+        t.error(
+            "password",
+            "a literal password is not allowed in the config file; put it in the environment"
+            " variable named by freeswitch.password_env (default FSACD_ESL_PASSWORD) or in a"
+            " file named by freeswitch.password_file",
+        )
+    inbound = t.string("inbound", d.inbound)
+    try:
+        split_address(inbound)
+    except ValueError as exc:
+        t.error("inbound", f"{exc}, got {_show(inbound)}")
+        inbound = d.inbound
+    penv = t.string("password_env", None, max_len=128)
+    if penv is not None and not _ENV_NAME.fullmatch(penv):
+        t.error("password_env", f"must be an environment variable name, got {_show(penv)}")
+    pfile = t.string("password_file", None, max_len=1024)
+    if penv is not None and pfile is not None:
+        t.error("password_file", "give either password_env or password_file, not both")
+    region = t.string("default_region", d.default_region, max_len=8)
+    if not numbers.supported_region(region.upper()):
+        t.error(
+            "default_region",
+            f"must be an ISO 3166 alpha-2 region phonenumbers supports (e.g. DE, US, GB),"
+            f" got {_show(region)}",
+        )
+        region = d.default_region
+    out = FreeswitchConfig(
+        inbound=inbound,
+        password_env=None if pfile else (penv or d.password_env),
+        password_file=pfile,
+        default_region=region.upper(),
+    )
+    t.unknown()
+    return out
+
+
+def _queues(data: Any, errors: list[str]) -> dict[str, QueueConfig]:
+    if data is None:
+        errors.append("queues: at least one queue is required, e.g. [queues.support]")
+        return {}
+    if not isinstance(data, dict):
+        errors.append(f"queues: must be a table of queues, got {_show(data)}")
+        return {}
+    if not data:
+        errors.append("queues: at least one queue is required, e.g. [queues.support]")
+    queues: dict[str, QueueConfig] = {}
+    for name, body in data.items():
+        path = f"queues.{_quote_key(name)}"
+        if not QUEUE_NAME.fullmatch(name):
+            errors.append(f"{path}: a queue name must be 1 to 64 letters, digits, _ or -")
+            continue
+        if not isinstance(body, dict):
+            errors.append(f"{path}: must be a table, got {_show(body)}")
+            continue
+        queues[name] = _queue(name, _Table(body, path, errors))
+    _check_overflow(queues, errors)
+    return queues
+
+
+def _queue(name: str, t: _Table) -> QueueConfig:
+    d = QueueConfig(name=name)
+    strategy = t.string("strategy", d.strategy, max_len=64)
+    if strategy not in STRATEGIES:
+        t.error("strategy", f"must be one of {', '.join(STRATEGIES)}, got {_show(strategy)}")
+        strategy = d.strategy
+    moh = t.string("moh", d.moh, max_len=1024)
+    if "$" in moh:
+        t.error(
+            "moh",
+            "must be a sound file or stream (e.g. local_stream://moh); ${...} is not expanded",
+        )
+        moh = d.moh
+    number = t.string("number", None, max_len=32)
+    if number is not None:
+        n = numbers.normalise(number, "DE") if number.startswith("+") else None
+        if n is None or n.e164 is None:
+            t.error(
+                "number", f"must be a valid E.164 number like +493012345678, got {_show(number)}"
+            )
+            number = None
+        else:
+            number = n.e164
+    out = QueueConfig(
+        name=name,
+        strategy=strategy,
+        ring_timeout=t.integer("ring_timeout", d.ring_timeout, 1, 3600, "seconds"),
+        max_wait=t.seconds("max_wait", d.max_wait),
+        overflow=t.string("overflow", None, max_len=64),
+        wrap_up=t.seconds("wrap_up", d.wrap_up),
+        max_no_answer=t.integer("max_no_answer", d.max_no_answer, 0, 1000),
+        no_answer_delay=t.seconds("no_answer_delay", d.no_answer_delay),
+        busy_delay=t.seconds("busy_delay", d.busy_delay),
+        reject_delay=t.seconds("reject_delay", d.reject_delay),
+        moh=moh,
+        priority=t.integer("priority", d.priority, routing.PRIORITY_MIN, routing.PRIORITY_MAX),
+        number=number,
+        display_name=t.string("display_name", None, max_len=80),
+    )
+    t.unknown()
+    return out
+
+
+def _check_overflow(queues: dict[str, QueueConfig], errors: list[str]) -> None:
+    for name, q in queues.items():
+        if q.overflow is None:
+            continue
+        key = f"queues.{name}.overflow"
+        if q.overflow == name:
+            errors.append(f"{key}: a queue can't overflow to itself")
+        elif q.overflow not in queues:
+            errors.append(f"{key}: no queue named {_show(q.overflow)}")
+        else:
+            chain = [name]
+            nxt: str | None = q.overflow
+            while nxt is not None and nxt in queues and nxt not in chain:
+                chain.append(nxt)
+                nxt = queues[nxt].overflow
+            if nxt == name and name == min(chain):  # report each loop once
+                errors.append(f"{key}: overflow chain loops: {' -> '.join([*chain, name])}")

@@ -1,0 +1,203 @@
+"""Event-driven matching of waiting calls to free agents, and the hand-off of matches.
+
+Matching runs the moment something can change its answer: a call enters a queue, an agent
+becomes available (from any process: the wake channel), a wrap-up or delay ends (timers), plus
+a slow safety sweep. The match itself is atomic in Redis (:meth:`Store.reserve`); this module
+only decides when to try and where the resulting offer goes: to the call's greenlet when this
+controller owns the call, else to the owning controller over its pub/sub channel. An offer
+nobody takes is released at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent.event import Event as GEvent
+
+from fsacd import strategies
+
+if TYPE_CHECKING:
+    from fsacd.config import Config
+    from fsacd.store import Offer, Store
+
+log = logging.getLogger(__name__)
+
+#: Tries per queue and pass when a reservation loses a race with another controller.
+RESERVE_RETRIES = 3
+
+
+class Matcher:
+    """One per controller. ``deliver_local(offer) -> bool`` hands an offer to a local call."""
+
+    def __init__(
+        self,
+        store: Store,
+        cfg: Config,
+        controller_id: str,
+        deliver_local: Callable[[Offer], bool],
+        *,
+        sweep_interval: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.controller_id = controller_id
+        self.deliver_local = deliver_local
+        self.sweep_interval = sweep_interval
+        self._pending: set[str] = set()
+        self._signal = GEvent()
+        self._greenlets: list[gevent.Greenlet] = []
+        self._pubsub = None
+        self.matches = 0
+
+    # --- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id))
+        self._greenlets = [
+            gevent.spawn(self._match_loop),
+            gevent.spawn(self._listen_loop),
+            gevent.spawn(self._sweep_loop),
+        ]
+        self.request(self.cfg.queues)
+
+    def stop(self) -> None:
+        gevent.killall(self._greenlets, block=True, timeout=2)
+        self._greenlets = []
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._pubsub = None
+
+    def request(self, queues: Iterable[str]) -> None:
+        """Ask for matching in these queues as soon as possible."""
+        added = False
+        for q in queues:
+            if q in self.cfg.queues:
+                self._pending.add(q)
+                added = True
+        if added:
+            self._signal.set()
+
+    def request_later(self, delay: float, queues: Iterable[str] | None = None) -> None:
+        qs = list(queues) if queues is not None else list(self.cfg.queues)
+        gevent.spawn_later(max(0.0, delay) + 0.01, self._free_and_request, qs)
+
+    # --- loops -----------------------------------------------------------------------------
+
+    def _free_and_request(self, queues: list[str]) -> None:
+        try:
+            woken = self.store.free_due_agents()
+        except Exception:  # noqa: BLE001
+            log.exception("freeing agents after wrap-up failed")
+            woken = []
+        self.request([*queues, *woken])
+
+    def _match_loop(self) -> None:
+        while True:
+            self._signal.wait(timeout=self.sweep_interval)
+            self._signal.clear()
+            pending, self._pending = self._pending, set()
+            if not pending:
+                continue
+            try:
+                for queue in self._by_head(pending):
+                    self._match_queue(queue)
+            except Exception:  # noqa: BLE001 - Redis trouble: retry on the next signal/sweep
+                log.exception("matching failed; retrying")
+                self._pending |= pending
+                gevent.sleep(0.5)
+
+    def _by_head(self, queues: set[str]) -> list[str]:
+        """Queues ordered by their head call (priority, then arrival): fair across queues."""
+        scored = []
+        for q in queues:
+            score = self.store.head_score(q)
+            if score is not None:
+                scored.append((score, q))
+        return [q for _, q in sorted(scored)]
+
+    def _match_queue(self, queue: str) -> None:
+        qcfg = self.cfg.queues[queue]
+        tries = 0
+        while tries < RESERVE_RETRIES:
+            head, snaps = self.store.candidates(queue)
+            if head is None or not snaps:
+                return
+            ordered = strategies.order(qcfg.strategy, snaps, rr_last=self.store.rr_last(queue))
+            want = 0 if strategies.wants_all(qcfg.strategy) else 1
+            offer = self.store.reserve(queue, head, ordered, want)
+            if offer is None:
+                tries += 1
+                continue
+            tries = 0
+            self.matches += 1
+            self._deliver(offer)
+
+    def _deliver(self, offer: Offer) -> None:
+        if offer.owner == self.controller_id or not offer.owner:
+            if not self.deliver_local(offer):
+                log.info("offer %s for a call no longer here: released", offer.offer_id)
+                self.store.cancel_offer(offer)
+            return
+        payload = json.dumps(offer.to_dict())
+        receivers = self.store.r.publish(self.store.keys.ctl_channel(offer.owner), payload)
+        if not receivers:
+            log.warning("controller %s did not take offer %s: released", offer.owner, offer.offer_id)
+            self.store.cancel_offer(offer)
+
+    def _listen_loop(self) -> None:
+        wake = self.store.keys.wake_channel()
+        while True:
+            try:
+                msg = self._pubsub.get_message(timeout=5.0)
+            except Exception:  # noqa: BLE001 - reconnect
+                log.exception("pub/sub connection failed; resubscribing")
+                gevent.sleep(1.0)
+                self._resubscribe()
+                continue
+            if not msg or msg.get("type") != "message":
+                continue
+            channel, data = msg["channel"], msg["data"]
+            if channel == wake:
+                self.request([data] if data else self.cfg.queues)
+            else:
+                self._on_handoff(data)
+
+    def _resubscribe(self) -> None:
+        try:
+            self._pubsub.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id))
+        self.request(self.cfg.queues)
+
+    def _on_handoff(self, data: str) -> None:
+        from fsacd.store import Offer
+
+        try:
+            offer = Offer.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed offer hand-off")
+            return
+        if not self.deliver_local(offer):
+            self.store.cancel_offer(offer)
+
+    def _sweep_loop(self) -> None:
+        """Safety net: wrap-ups that ended and any queue with waiting calls."""
+        while True:
+            gevent.sleep(self.sweep_interval)
+            try:
+                woken = self.store.free_due_agents()
+                self.request([*woken, *self.cfg.queues])
+            except Exception:  # noqa: BLE001
+                log.exception("sweep failed")
+            self.last_sweep = time.time()

@@ -1,0 +1,63 @@
+"""Load fsacd's Lua scripts once per client.
+
+Each script lives in ``fsacd/lua/NAME.lua`` headed by a comment block listing its KEYS and
+ARGV. ``fsacd/lua/_lib.lua`` (shared helpers and conventions: ``KEYS[1]`` is always the events
+stream, ``ARGV[1]`` the key prefix, ``ARGV[2]`` the current time) is put in front of every
+script when it is loaded, so each registered script is self-contained.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+#: The scripts, by file name without ``.lua``.
+NAMES = (
+    "add_agent",
+    "answered",
+    "enqueue",
+    "finish",
+    "free_due",
+    "mark_ringing",
+    "move_call",
+    "release_offer",
+    "remove_agent",
+    "reserve",
+    "set_status",
+)
+
+LIB = "_lib"
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``fsacd/lua/NAME.lua``."""
+    return resources.files("fsacd").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def full_source(name: str) -> str:
+    """What is sent to Redis for ``name``: the shared helpers, then the script."""
+    return f"{source(LIB)}\n-- ---- {name}.lua ----\n{source(name)}"
+
+
+class Scripts:
+    """The registered scripts of one client, as attributes (``scripts.reserve(keys, args)``)."""
+
+    add_agent: Script
+    answered: Script
+    enqueue: Script
+    finish: Script
+    free_due: Script
+    mark_ringing: Script
+    move_call: Script
+    release_offer: Script
+    remove_agent: Script
+    reserve: Script
+    set_status: Script
+
+    def __init__(self, r: redis.Redis) -> None:
+        for name in NAMES:
+            setattr(self, name, r.register_script(full_source(name)))

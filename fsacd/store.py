@@ -1,0 +1,785 @@
+"""All of fsacd's shared state in Redis: agents, queues, calls, matching, events.
+
+Every change that must be atomic is one Lua script (``fsacd/lua/``); this module validates
+input, calls the scripts and decodes what comes back. docs/design.md describes the protocol,
+docs/redis.md the keys and events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from fsacd import strategies
+from fsacd.keys import DEFAULT_PREFIX, Keys
+from fsacd.scripts import Scripts
+from fsacd.strategies import AgentSnapshot
+
+#: Highest call priority; priorities run 0..PRIORITY_MAX, higher is served first.
+PRIORITY_MAX = 1000
+#: Waiting-score multiplier: score = (PRIORITY_MAX - priority) * SEQ_SPAN + seq.
+SEQ_SPAN = 2**40
+#: How long an ended call's hash stays readable, seconds.
+CALL_TTL = 86400
+#: Approximate length the events stream is trimmed to (same value in fsacd/lua/_lib.lua).
+EVENTS_MAXLEN = 100000
+
+#: Agent ids, queue names: what may appear inside key names.
+ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+#: Characters a contact (dial string) must not contain: whitespace and control characters
+#: (a CR/LF would end an event-socket command), ``,`` and ``|`` (they separate legs of a
+#: bridge: ring-all and failover), ``^`` (FreeSWITCH's array/delimiter escape).
+_CONTACT_BAD = re.compile(r"[\s,|^\x00-\x1f\x7f]")
+CONTACT_MAX = 512
+
+AGENT_STATUSES = ("logged-out", "available", "on-break")
+AGENT_STATES = ("idle", "reserved", "ringing", "in-call", "wrap-up")
+CALL_STATES = ("waiting", "offering", "bridged", "ended")
+
+_AGENT_FLOATS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
+_AGENT_INTS = ("answered", "missed", "no_answer_streak")
+_CALL_FLOATS = ("entered_at", "answered_at", "ended_at", "state_since")
+_CALL_INTS = ("priority", "seq", "score", "offers", "overflows")
+#: Call fields the store manages itself (enqueue ignores them in the call dict).
+_CALL_MANAGED = frozenset(
+    {
+        "id",
+        "queue",
+        "priority",
+        "seq",
+        "score",
+        "state",
+        "owner",
+        "entered_at",
+        "offer",
+        "agents",
+        "agent",
+        "answered_at",
+        "ended_at",
+        "outcome",
+        "state_since",
+        "offers",
+        "overflows",
+    }
+)
+_SNAPSHOT_FIELDS = (
+    "status",
+    "state",
+    "ready_at",
+    "last_call_end",
+    "login_at",
+    "answered",
+    "talk_time",
+    "last_offer_at",
+)
+
+
+class UnknownAgent(KeyError):
+    """No agent with this id."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id)
+        self.agent_id = agent_id
+
+    def __str__(self) -> str:
+        return f"unknown agent {self.agent_id!r}"
+
+
+class UnknownQueue(KeyError):
+    """A queue name that is not configured."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = sorted(known)
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known) if self.known else "none"
+        return f"unknown queue {self.name!r} (configured: {known})"
+
+
+class AgentBusy(ValueError):
+    """The agent holds a call (reserved, ringing or in a call)."""
+
+
+class CallBusy(ValueError):
+    """The call is being offered or is bridged: it cannot enter a queue now."""
+
+
+@dataclass
+class Offer:
+    """A reservation made by ``reserve``: a call offered to one or more agents."""
+
+    offer_id: str
+    call_id: str
+    queue: str
+    agents: list[str]
+    owner: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the ``ctl:{owner}`` hand-off payload)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Offer:
+        agents = data["agents"]
+        if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+            raise TypeError("offer agents must be a list of strings")
+        return cls(
+            offer_id=str(data["offer_id"]),
+            call_id=str(data["call_id"]),
+            queue=str(data["queue"]),
+            agents=list(agents),
+            owner=str(data.get("owner") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """What a failed offer costs an agent (from the queue's config)."""
+
+    max_no_answer: int = 0
+    no_answer_delay: float = 0.0
+    busy_delay: float = 0.0
+    reject_delay: float = 0.0
+
+    @classmethod
+    def of(cls, cfg: Any) -> QueueRules:
+        """Rules from any object with these attributes (e.g. a QueueConfig); None -> none."""
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, QueueRules):
+            return cfg
+        return cls(
+            max_no_answer=int(getattr(cfg, "max_no_answer", 0) or 0),
+            no_answer_delay=float(getattr(cfg, "no_answer_delay", 0) or 0),
+            busy_delay=float(getattr(cfg, "busy_delay", 0) or 0),
+            reject_delay=float(getattr(cfg, "reject_delay", 0) or 0),
+        )
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def check_id(value: Any, what: str = "agent id") -> str:
+    """An agent id or queue name: ``[A-Za-z0-9_.@-]{1,64}``; ValueError otherwise."""
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise ValueError(f"invalid {what} {value!r}: use 1-64 of A-Z a-z 0-9 _ . @ -")
+    return value
+
+
+def check_contact(value: Any) -> str:
+    """A contact (dial string): non-empty, no whitespace/control characters, ``,``, ``|``
+    or ``^``, not starting with ``{``, ``[`` or ``<`` (fsacd adds its own leg variables)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("contact must not be empty")
+    if len(value) > CONTACT_MAX:
+        raise ValueError(f"contact longer than {CONTACT_MAX} characters")
+    bad = _CONTACT_BAD.search(value)
+    if bad:
+        raise ValueError(f"contact {value!r} contains {bad.group()!r}, which is not allowed")
+    if value[0] in "{[<":
+        raise ValueError(f"contact {value!r} must not start with {value[0]!r}")
+    return value
+
+
+def check_priority(value: Any) -> int:
+    """A call priority: an integer 0..PRIORITY_MAX; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"priority must be an integer, not {value!r}")
+    if not 0 <= value <= PRIORITY_MAX:
+        raise ValueError(f"priority {value} outside 0..{PRIORITY_MAX}")
+    return value
+
+
+def waiting_score(priority: int, seq: int) -> int:
+    """The waiting-zset score of a call: lower is served first."""
+    return (PRIORITY_MAX - check_priority(priority)) * SEQ_SPAN + seq
+
+
+def _check_reason(reason: Any) -> str:
+    if not isinstance(reason, str) or not reason or len(reason) > 64:
+        raise ValueError("break reason must be 1-64 characters")
+    if re.search(r"[\x00-\x1f\x7f]", reason):
+        raise ValueError("break reason must not contain control characters")
+    return reason
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+def _float(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _position(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def _decode_agent(h: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(h)
+    for k in _AGENT_FLOATS:
+        out[k] = _float(h.get(k))
+    for k in _AGENT_INTS:
+        out[k] = _int(h.get(k))
+    out["talk_time"] = _float(h.get("talk_time")) or 0.0
+    try:
+        queues = json.loads(h.get("queues") or "{}")
+    except ValueError:
+        queues = {}
+    out["queues"] = queues if isinstance(queues, dict) else {}
+    for k in ("call", "offer", "owner", "break_reason", "contact"):
+        out.setdefault(k, "")
+    return out
+
+
+def _decode_call(h: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(h)
+    for k in _CALL_FLOATS:
+        out[k] = _float(h.get(k))
+    for k in _CALL_INTS:
+        out[k] = _int(h.get(k))
+    out["agents"] = [a for a in (h.get("agents") or "").split(",") if a]
+    return out
+
+
+def _fmt(now: float) -> str:
+    return f"{now:.3f}"
+
+
+def _field(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return _fmt(v)
+    if isinstance(v, list | tuple | set | frozenset):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+class Store:
+    """fsacd's Redis state. ``r`` must decode responses (``decode_responses=True``)."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        prefix: str = DEFAULT_PREFIX,
+        controller_id: str = "",
+        *,
+        call_ttl: int = CALL_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        kwargs = getattr(r, "connection_pool", None)
+        kwargs = getattr(kwargs, "connection_kwargs", {}) or {}
+        if not kwargs.get("decode_responses", False):
+            raise ValueError("Store needs a Redis client with decode_responses=True")
+        self.r = r
+        self.keys = Keys(prefix)
+        self.prefix = prefix
+        self.controller_id = controller_id
+        self.call_ttl = int(call_ttl)
+        self.clock = clock
+        self.scripts = Scripts(r)
+
+    def _args(self) -> list[str]:
+        """ARGV[1], ARGV[2] of every script: the key prefix and now."""
+        return [self.prefix, _fmt(self.clock())]
+
+    # --- events and wake-ups ---------------------------------------------------------------
+
+    def event(self, type: str, pipe: Any = None, **fields: Any) -> None:
+        """Append an event to the events stream (fields that are None are left out)."""
+        data = {"type": type, "ts": _fmt(self.clock())}
+        for k, v in fields.items():
+            s = _field(v)
+            if s is not None and s != "":
+                data[k] = s
+        (pipe or self.r).xadd(self.keys.events(), data, maxlen=EVENTS_MAXLEN, approximate=True)
+
+    def wake(self, queues: Iterable[str], pipe: Any = None) -> None:
+        """PUBLISH each queue name (once) on the wake channel: matching should run for it."""
+        client = pipe or self.r
+        for q in dict.fromkeys(queues):
+            if q:
+                client.publish(self.keys.wake_channel(), q)
+
+    def recent_events(self, count: int = 50) -> list[dict[str, str]]:
+        """The last ``count`` events, oldest first, each with its stream ``id``."""
+        rows = self.r.xrevrange(self.keys.events(), count=count)
+        return [{"id": eid, **fields} for eid, fields in reversed(rows)]
+
+    # --- queues -----------------------------------------------------------------------------
+
+    def sync_queues(self, queues: Mapping[str, Any] | Iterable[str]) -> None:
+        """Record the configured queue names (and their strategy, for dashboards)."""
+        items = queues.items() if isinstance(queues, Mapping) else ((q, None) for q in queues)
+        items = [(check_id(name, "queue name"), cfg) for name, cfg in items]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.keys.queues())
+        for name, cfg in items:
+            pipe.sadd(self.keys.queues(), name)
+            pipe.hset(self.keys.queue(name), "name", name)
+            strategy = getattr(cfg, "strategy", None)
+            if strategy:
+                pipe.hset(self.keys.queue(name), "strategy", strategy)
+        pipe.execute()
+
+    def configured_queues(self) -> set[str]:
+        """The queue names recorded by the last ``sync_queues``."""
+        return set(self.r.smembers(self.keys.queues()))
+
+    def _check_queues(self, names: Iterable[str]) -> None:
+        known = self.configured_queues()
+        for name in names:
+            check_id(name, "queue name")
+            if name not in known:
+                raise UnknownQueue(name, known)
+
+    def head_score(self, queue: str) -> int | None:
+        """The score of the queue's head call (for ordering queues fairly), or None."""
+        rows = self.r.zrange(self.keys.queue_waiting(queue), 0, 0, withscores=True)
+        return int(rows[0][1]) if rows else None
+
+    def rr_last(self, queue: str) -> int | float | None:
+        """The position offered last in the queue (round-robin pointer), or None."""
+        v = _float(self.r.hget(self.keys.queue(queue), "rr_last"))
+        return None if v is None else _position(v)
+
+    def queue_view(self, name: str) -> dict[str, Any]:
+        """What ``fsacd queue show`` prints: waiting calls in order, calls being served,
+        members by position, counts. UnknownQueue for a name neither configured nor used."""
+        now = self.clock()
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sismember(k.queues(), name)
+        pipe.zrange(k.queue_waiting(name), 0, -1)
+        pipe.zrange(k.queue_members(name), 0, -1, withscores=True)
+        pipe.hgetall(k.queue(name))
+        configured, waiting_ids, members, qhash = pipe.execute()
+        if not configured and not waiting_ids and not members:
+            raise UnknownQueue(name, self.configured_queues())
+
+        waiting = []
+        for pos, call in enumerate(self._get_calls(waiting_ids), start=1):
+            if call is None:
+                continue
+            waiting.append(
+                {
+                    "id": call["id"],
+                    "number": call.get("number", ""),
+                    "name": call.get("name", ""),
+                    "priority": call["priority"],
+                    "waited": max(0.0, now - (call["entered_at"] or now)),
+                    "position": pos,
+                    "state": call.get("state", ""),
+                }
+            )
+        active = [
+            {
+                "id": c["id"],
+                "state": c["state"],
+                "number": c.get("number", ""),
+                "agents": c["agents"],
+                "agent": c.get("agent", ""),
+                "since": max(0.0, now - (c["state_since"] or now)),
+            }
+            for c in self.list_calls(name)
+            if c.get("state") in ("offering", "bridged")
+        ]
+
+        agents = self._get_agents([a for a, _ in members])
+        member_rows = []
+        for (agent_id, position), a in zip(members, agents, strict=True):
+            if a is None:
+                continue
+            member_rows.append(
+                {
+                    "id": agent_id,
+                    "position": _position(position),
+                    "status": a.get("status", ""),
+                    "break_reason": a.get("break_reason", ""),
+                    "state": a.get("state", ""),
+                    "call": a.get("call", ""),
+                    "contact": a.get("contact", ""),
+                    "free": _is_free(a, now),
+                    "answered": a["answered"],
+                    "missed": a["missed"],
+                }
+            )
+        counts = {
+            "waiting": len(waiting),
+            "offering": sum(1 for c in active if c["state"] == "offering"),
+            "bridged": sum(1 for c in active if c["state"] == "bridged"),
+            "members": len(member_rows),
+            "logged_in": sum(1 for m in member_rows if m["status"] != "logged-out"),
+            "available": sum(1 for m in member_rows if m["status"] == "available"),
+            "on_break": sum(1 for m in member_rows if m["status"] == "on-break"),
+            "free": sum(1 for m in member_rows if m["free"]),
+            "in_call": sum(1 for m in member_rows if m["state"] == "in-call"),
+        }
+        return {
+            "name": name,
+            "configured": bool(configured),
+            "strategy": qhash.get("strategy", ""),
+            "waiting": waiting,
+            "active": active,
+            "members": member_rows,
+            "counts": counts,
+        }
+
+    # --- agents -----------------------------------------------------------------------------
+
+    def add_agent(
+        self, agent_id: str, contact: str, queues: Mapping[str, int], pipe: Any = None
+    ) -> bool | None:
+        """Create an agent (logged out) or update its contact and queues (name -> position).
+
+        Returns True if created, False if updated (None when queued on ``pipe``). ValueError
+        for a bad id/contact/position, UnknownQueue for a queue that is not configured.
+        """
+        check_id(agent_id)
+        check_contact(contact)
+        positions: dict[str, int] = {}
+        for name, pos in queues.items():
+            if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos <= 10**9:
+                raise ValueError(f"position of {agent_id!r} in {name!r} must be 0..10^9")
+            positions[name] = pos
+        self._check_queues(positions)
+        res = self.scripts.add_agent(
+            keys=[self.keys.events(), self.keys.agent(agent_id), self.keys.agents()],
+            args=[*self._args(), agent_id, contact, json.dumps(positions, sort_keys=True)],
+            client=pipe,
+        )
+        return None if pipe is not None else bool(res)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Delete an agent. UnknownAgent; AgentBusy while it is reserved/ringing/in a call."""
+        check_id(agent_id)
+        res = self.scripts.remove_agent(
+            keys=[
+                self.keys.events(),
+                self.keys.agent(agent_id),
+                self.keys.agents(),
+                self.keys.ready(),
+            ],
+            args=[*self._args(), agent_id],
+        )
+        if res[0] == "unknown":
+            raise UnknownAgent(agent_id)
+        if res[0] == "busy":
+            raise AgentBusy(f"agent {agent_id!r} is {res[1]} (call {res[2]}): not removed")
+
+    def _status(self, agent_id: str, op: str, reason: str = "") -> str:
+        check_id(agent_id)
+        old = self.scripts.set_status(
+            keys=[self.keys.events(), self.keys.agent(agent_id)],
+            args=[*self._args(), agent_id, op, reason],
+        )
+        if old is None:
+            raise UnknownAgent(agent_id)
+        return old
+
+    def login(self, agent_id: str) -> str:
+        """Status available (login_at = now if it was logged out); wakes its queues.
+        Returns the previous status."""
+        return self._status(agent_id, "login")
+
+    def logout(self, agent_id: str) -> str:
+        """Status logged-out; a call in progress goes on, no new call is offered."""
+        return self._status(agent_id, "logout")
+
+    def set_break(self, agent_id: str, reason: str = "break") -> str:
+        """Status on-break with ``reason``."""
+        return self._status(agent_id, "break", _check_reason(reason))
+
+    def set_available(self, agent_id: str) -> str:
+        """Status available, no-answer streak cleared; wakes its queues."""
+        return self._status(agent_id, "available")
+
+    def get_agent(self, agent_id: str) -> dict[str, Any] | None:
+        """The agent (numbers decoded, ``queues`` as a dict), or None."""
+        h = self.r.hgetall(self.keys.agent(agent_id))
+        return _decode_agent(h) if h else None
+
+    def _get_agents(self, ids: list[str]) -> list[dict[str, Any] | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for agent_id in ids:
+            pipe.hgetall(self.keys.agent(agent_id))
+        return [_decode_agent(h) if h else None for h in pipe.execute()]
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        """All agents, by id."""
+        ids = sorted(self.r.smembers(self.keys.agents()))
+        return [a for a in self._get_agents(ids) if a is not None]
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def enqueue(self, call: Mapping[str, Any], queue: str, priority: int = 0) -> dict[str, Any]:
+        """A call enters ``queue`` (or re-enters: it keeps its seq). ``call`` holds ``id`` and
+        optional ``owner`` (default this controller), ``number``, ``number_raw``, ``name``
+        and further string fields. Returns the call. Wakes the queue.
+
+        ValueError for a bad id/priority, CallBusy while the call is offering or bridged.
+        """
+        call_id = check_id(call.get("id"), "call id")
+        check_id(queue, "queue name")
+        prio = check_priority(priority)
+        owner = str(call.get("owner") or self.controller_id)
+        extra = {f: str(v) for f, v in call.items() if f not in _CALL_MANAGED and v is not None}
+        k = self.keys
+        try:
+            self.scripts.enqueue(
+                keys=[k.events(), k.call(call_id), k.calls(), k.seq(), k.queue_waiting(queue)],
+                args=[
+                    *self._args(),
+                    call_id,
+                    queue,
+                    str(prio),
+                    str(PRIORITY_MAX),
+                    owner,
+                    json.dumps(extra),
+                ],
+            )
+        except redis.ResponseError as exc:
+            if " is " in str(exc):
+                raise CallBusy(str(exc)) from None
+            raise
+        got = self.get_call(call_id)
+        assert got is not None
+        return got
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        """The call (numbers decoded, ``agents`` as a list), or None."""
+        h = self.r.hgetall(self.keys.call(call_id))
+        return _decode_call(h) if h else None
+
+    def _get_calls(self, ids: list[str]) -> list[dict[str, Any] | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for call_id in ids:
+            pipe.hgetall(self.keys.call(call_id))
+        return [_decode_call(h) if h else None for h in pipe.execute()]
+
+    def list_calls(self, queue: str | None = None) -> list[dict[str, Any]]:
+        """Live calls (of ``queue`` if given), oldest first."""
+        ids = list(self.r.smembers(self.keys.calls()))
+        calls = [c for c in self._get_calls(ids) if c is not None]
+        if queue is not None:
+            calls = [c for c in calls if c.get("queue") == queue]
+        return sorted(calls, key=lambda c: (c["entered_at"] or 0.0, c["id"]))
+
+    def position(self, call_id: str) -> int | None:
+        """1-based place of a waiting call in its queue, or None if it is not waiting."""
+        queue = self.r.hget(self.keys.call(call_id), "queue")
+        if not queue:
+            return None
+        rank = self.r.zrank(self.keys.queue_waiting(queue), call_id)
+        return None if rank is None else rank + 1
+
+    # --- matching ---------------------------------------------------------------------------
+
+    def candidates(self, queue: str) -> tuple[str | None, list[AgentSnapshot]]:
+        """The queue's head call (or None) and snapshots of its free members.
+
+        A snapshot only guides the strategy: ``reserve`` checks freedom again atomically.
+        """
+        now = self.clock()
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrange(k.queue_waiting(queue), 0, 0)
+        pipe.zrange(k.queue_members(queue), 0, -1, withscores=True)
+        head_ids, members = pipe.execute()
+        if not head_ids:
+            return None, []
+        pipe = self.r.pipeline(transaction=False)
+        for agent_id, _ in members:
+            pipe.hmget(k.agent(agent_id), _SNAPSHOT_FIELDS)
+        snaps = []
+        for (agent_id, position), row in zip(members, pipe.execute(), strict=True):
+            a = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
+            if not _is_free(a, now):
+                continue
+            snaps.append(
+                AgentSnapshot(
+                    id=agent_id,
+                    position=_position(position),
+                    last_call_end=_float(a["last_call_end"]),
+                    login_at=_float(a["login_at"]),
+                    answered=_int(a["answered"]),
+                    talk_time=_float(a["talk_time"]) or 0.0,
+                    last_offer_at=_float(a["last_offer_at"]),
+                )
+            )
+        return head_ids[0], snaps
+
+    def reserve(
+        self, queue: str, call_id: str, ordered: list[str], want: int | None = 1
+    ) -> Offer | None:
+        """Atomically offer the head call ``call_id`` to the first ``want`` agents of
+        ``ordered`` that are still free (``want`` 0/None: all of them, ring-all).
+
+        None if the call is no longer the head or no candidate is free (nothing changed).
+        """
+        if want is not None and want < 0:
+            raise ValueError(f"want must be >= 0, not {want}")
+        if not ordered:
+            return None
+        k = self.keys
+        offer_id = uuid.uuid4().hex
+        res = self.scripts.reserve(
+            keys=[
+                k.events(),
+                k.queue_waiting(queue),
+                k.call(call_id),
+                k.queue_members(queue),
+                k.queue(queue),
+            ],
+            args=[*self._args(), queue, call_id, offer_id, str(want or 0), *ordered],
+        )
+        if not res:
+            return None
+        return Offer(offer_id=res[0], call_id=call_id, queue=queue, agents=res[2:], owner=res[1])
+
+    def match(
+        self, queue: str, strategy: str, *, rng: random.Random | None = None, tries: int = 3
+    ) -> Offer | None:
+        """candidates + strategies.order + reserve, retried when the head changed meanwhile."""
+        for _ in range(tries):
+            head, snaps = self.candidates(queue)
+            if head is None or not snaps:
+                return None
+            ordered = strategies.order(strategy, snaps, rr_last=self.rr_last(queue), rng=rng)
+            want = 0 if strategies.wants_all(strategy) else 1
+            offer = self.reserve(queue, head, ordered, want)
+            if offer is not None:
+                return offer
+        return None
+
+    def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
+        """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
+        is stale (the call is no longer offering it)."""
+        live, _ = self.scripts.mark_ringing(
+            keys=[self.keys.events(), self.keys.call(offer.call_id)],
+            args=[
+                *self._args(),
+                offer.call_id,
+                offer.offer_id,
+                *(offer.agents if agents is None else agents),
+            ],
+        )
+        return bool(live)
+
+    def answered(self, offer: Offer, agent_id: str) -> bool:
+        """``agent_id`` answered: it goes in-call, the call is bridged, the offer's other
+        agents are released without penalty. False (nothing changed) for a stale offer."""
+        res = self.scripts.answered(
+            keys=[self.keys.events(), self.keys.call(offer.call_id)],
+            args=[*self._args(), offer.call_id, offer.offer_id, agent_id],
+        )
+        return bool(res)
+
+    def _release(
+        self, offer: Offer, results: Mapping[str, str], rules: QueueRules, reason: str
+    ) -> bool:
+        pairs: list[str] = []
+        for agent_id in dict.fromkeys([*offer.agents, *results]):
+            pairs += [agent_id, results.get(agent_id) or "none"]
+        requeued, _ = self.scripts.release_offer(
+            keys=[self.keys.events(), self.keys.call(offer.call_id)],
+            args=[
+                *self._args(),
+                offer.call_id,
+                offer.offer_id,
+                reason,
+                str(rules.max_no_answer),
+                repr(float(rules.no_answer_delay)),
+                repr(float(rules.busy_delay)),
+                repr(float(rules.reject_delay)),
+                *pairs,
+            ],
+        )
+        return bool(requeued)
+
+    def offer_failed(self, offer: Offer, results: Mapping[str, str], rules: Any = None) -> bool:
+        """Nobody answered: each agent released with its outcome (see fsacd.outcomes) under
+        ``rules`` (QueueRules or a queue config), the call back in its place in the queue.
+        Returns True if the call was requeued (False: it had already moved on)."""
+        return self._release(offer, results, QueueRules.of(rules), "failed")
+
+    def cancel_offer(self, offer: Offer) -> bool:
+        """Withdraw an offer: agents released without penalty, the call back in its place."""
+        return self._release(offer, {}, QueueRules(), "cancel")
+
+    def move_call(self, call_id: str, to_queue: str, reason: str = "overflow") -> bool:
+        """Overflow: a waiting call moves to ``to_queue`` keeping priority and seq. False if
+        the call is not waiting (being offered, bridged, ended)."""
+        check_id(to_queue, "queue name")
+        res = self.scripts.move_call(
+            keys=[self.keys.events(), self.keys.call(call_id), self.keys.queue_waiting(to_queue)],
+            args=[*self._args(), call_id, to_queue, reason],
+        )
+        return bool(res)
+
+    def _finish(self, call_id: str, outcome: str, wrap_up: float, etype: str) -> bool:
+        if not math.isfinite(wrap_up) or wrap_up < 0:
+            raise ValueError(f"wrap_up must be >= 0, not {wrap_up!r}")
+        k = self.keys
+        res = self.scripts.finish(
+            keys=[k.events(), k.call(call_id), k.calls(), k.ready()],
+            args=[*self._args(), call_id, outcome, repr(float(wrap_up)), self.call_ttl, etype],
+        )
+        return bool(res)
+
+    def finish_call(self, call_id: str, outcome: str, wrap_up: float = 0.0) -> bool:
+        """The call is over: releases all it holds (the agent in-call goes to wrap-up for
+        ``wrap_up`` seconds), the call ends and expires. Idempotent: True the first time."""
+        return self._finish(call_id, outcome, wrap_up, "call-ended")
+
+    def abandon(self, call_id: str, outcome: str = "abandoned") -> bool:
+        """The caller hung up before being served: like finish_call, event call-abandoned."""
+        return self._finish(call_id, outcome, 0.0, "call-abandoned")
+
+    def free_due_agents(self) -> list[str]:
+        """Agents whose ready_at has come (wrap-up -> idle, delays over); returns and wakes
+        their queues."""
+        return list(
+            self.scripts.free_due(keys=[self.keys.events(), self.keys.ready()], args=self._args())
+        )
+
+    def next_due(self) -> float | None:
+        """The earliest pending ready_at (when to call free_due_agents next), or None."""
+        rows = self.r.zrange(self.keys.ready(), 0, 0, withscores=True)
+        return float(rows[0][1]) if rows else None
+
+
+def _is_free(a: Mapping[str, Any], now: float) -> bool:
+    """The free test of reserve.lua, on a (raw or decoded) agent row; membership aside."""
+    if a.get("status") != "available":
+        return False
+    if a.get("state") not in ("idle", "wrap-up"):
+        return False
+    ready = a.get("ready_at")
+    ready = _float(ready) if isinstance(ready, str) else ready
+    return (ready or 0.0) <= now
