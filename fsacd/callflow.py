@@ -68,6 +68,7 @@ class CallFlow:
         self.state = CallState(uuid="")
         self.data: dict[str, str] = {}
         self._pump: gevent.Greenlet | None = None
+        self._deferred: list[Offer] = []
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -75,7 +76,7 @@ class CallFlow:
         try:
             self.data = self.session.connect()
         except ESLError as exc:
-            log.warning("outbound connection dropped before connect: %s", exc)
+            log.info("outbound connection dropped before connect: %s", exc)
             return
         self.state.uuid = self.data.get("Unique-ID") or self.data.get("variable_uuid") or ""
         if not self.state.uuid:
@@ -86,7 +87,8 @@ class CallFlow:
         try:
             self.session.myevents()
             self.session.linger()
-            target = routing.resolve(self.data, self.data.get("Caller-Destination-Number", ""), self.cfg)
+            destination = self.data.get("Caller-Destination-Number", "")
+            target = routing.resolve(self.data, destination, self.cfg)
             if isinstance(target, routing.RouteError):
                 self._reject(target.reason)
                 return
@@ -98,7 +100,9 @@ class CallFlow:
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
         except ESLError as exc:
-            log.warning("call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc)
+            log.warning(
+                "call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc
+            )
             self.state.outcome = self.state.outcome or "error"
         except Exception:  # noqa: BLE001 - a bug must end this call only, never the server
             log.exception("call %s: unexpected error in %s", self.state.uuid, self.state.phase)
@@ -129,6 +133,16 @@ class CallFlow:
         qcfg = self._queue_cfg(target.name)
         caller = self._caller_identity()
         self.state.priority = routing.priority(self.data, qcfg)
+        self._run_app("answer")
+        for var, value in (
+            ("hangup_after_bridge", "true"),
+            ("continue_on_fail", "true"),
+            ("instant_ringback", "true"),
+            ("transfer_ringback", qcfg.moh),
+            ("fsacd_call", self.state.uuid),
+            ("fsacd_queue", target.name),
+        ):
+            self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
         now = time.time()
         self.state.entered_at = now
         record = self.store.enqueue(
@@ -147,16 +161,6 @@ class CallFlow:
         self.state.queue_entered_at = now
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
-        self._run_app("answer")
-        for var, value in (
-            ("hangup_after_bridge", "true"),
-            ("continue_on_fail", "true"),
-            ("instant_ringback", "true"),
-            ("transfer_ringback", qcfg.moh),
-            ("fsacd_call", self.state.uuid),
-            ("fsacd_queue", target.name),
-        ):
-            self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
         self._wait_loop()
 
     def _queue_cfg(self, name: str) -> QueueConfig:
@@ -181,25 +185,44 @@ class CallFlow:
         while True:
             qcfg = self._queue_cfg(self.state.queue)
             self.state.phase = "waiting"
-            self._start_moh(qcfg)
+            if self.state.moh_app_uuid is None:
+                self._start_moh(qcfg)
             deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None
             offer = self._wait_for_offer(deadline)
-            if offer is None:  # max_wait reached
-                self._stop_moh()
-                if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
-                    self.state.overflowed.append(self.state.queue)
-                    self.store.move_call(self.state.uuid, qcfg.overflow)
-                    log.info("call %s: max_wait in %s, overflow to %s", self.state.uuid, self.state.queue, qcfg.overflow)
-                    self.state.queue = qcfg.overflow
-                    self.state.queue_entered_at = time.time()
+            if offer is None:
+                offer = self._max_wait_reached(qcfg)
+                if offer is None:
+                    if self.state.phase == "done":
+                        return
                     continue
-                self.state.outcome = "max-wait"
-                self.state.phase = "done"
-                self._finish()
-                self._run_app("hangup", "NORMAL_CLEARING", wait=False)
-                return
             if self._offer(offer, qcfg):
                 return
+
+    def _max_wait_reached(self, qcfg: QueueConfig) -> Offer | None:
+        """Overflow to the next queue, or end the call. An offer made meanwhile wins."""
+        if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
+            if self.store.move_call(self.state.uuid, qcfg.overflow):
+                log.info(
+                    "call %s: max_wait in %s, overflow to %s",
+                    self.state.uuid,
+                    self.state.queue,
+                    qcfg.overflow,
+                )
+                self.state.overflowed.append(self.state.queue)
+                self.state.queue = qcfg.overflow
+                self.state.queue_entered_at = time.time()
+                new_moh = self._queue_cfg(qcfg.overflow).moh
+                if new_moh != qcfg.moh:
+                    self._stop_moh()
+                return None
+            # not waiting any more: an offer is on its way to us
+            return self._wait_for_offer(time.time() + APP_TIMEOUT)
+        self.state.outcome = "max-wait"
+        self.state.phase = "done"
+        self._finish()
+        self._stop_moh()
+        self._run_app("hangup", "NORMAL_CLEARING", wait=False)
+        return None
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
         self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
@@ -214,6 +237,8 @@ class CallFlow:
         self._wait_app_complete(app_uuid, APP_TIMEOUT)
 
     def _wait_for_offer(self, deadline: float | None) -> Offer | None:
+        if self._deferred:
+            return self._deferred.pop(0)
         while True:
             timeout = 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.time()))
             if deadline is not None and timeout <= 0:
@@ -223,7 +248,8 @@ class CallFlow:
                 return item
             if kind == "event":
                 ev: Event = item
-                if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == self.state.moh_app_uuid:
+                moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
+                if ev.name == "CHANNEL_EXECUTE_COMPLETE" and moh_done:
                     # the hold music ended by itself (a finite file): play it again
                     self.state.moh_app_uuid = None
                     gevent.sleep(0.2)
@@ -239,29 +265,23 @@ class CallFlow:
             return False
         legs: dict[str, str] = {}
         leg_specs: list[tuple[dict[str, str], str]] = []
-        caller = self._caller_identity()
         for agent_id in offer.agents:
             agent = self.store.get_agent(agent_id)
-            if agent is None:
+            contact = (agent or {}).get("contact")
+            if not contact or dialstring.contact_problem(contact):
+                log.warning("call %s: agent %s has no usable contact", self.state.uuid, agent_id)
                 continue
             leg_uuid = str(uuidlib.uuid4())
             legs[leg_uuid] = agent_id
-            leg_vars = {
-                "origination_uuid": leg_uuid,
-                "fsacd_call": self.state.uuid,
-                "fsacd_agent": agent_id,
-                "fsacd_queue": self.state.queue,
-                "origination_caller_id_number": caller.e164 or "anonymous",
-                "origination_caller_id_name": self._caller_name() or (caller.e164 or "anonymous"),
-            }
-            leg_specs.append((leg_vars, agent["contact"]))
+            leg_specs.append((self._leg_vars(leg_uuid, agent_id), contact))
         if not leg_specs:
             self.store.cancel_offer(offer)
             return False
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
         self._stop_moh()
-        self.store.event("call-offered", call=self.state.uuid, queue=self.state.queue, agents=",".join(offer.agents))
+        # from here a dying controller must not cut the call (see freeswitch/README.md)
+        self._run_app("set", "socket_resume=false")
         app_uuid = self.session.execute("bridge", bridge)
         deadline = time.time() + qcfg.ring_timeout + BRIDGE_MARGIN
         while True:
@@ -271,7 +291,10 @@ class CallFlow:
                 continue
             if kind == "timeout":
                 if time.time() >= deadline:
-                    log.warning("call %s: bridge gave no result in time; cancelling the legs", self.state.uuid)
+                    log.warning(
+                        "call %s: bridge gave no result in time; cancelling the legs",
+                        self.state.uuid,
+                    )
                     for leg in legs:
                         self._api_quiet(f"uuid_kill {leg} NORMAL_CLEARING")
                     deadline = time.time() + BRIDGE_MARGIN
@@ -282,7 +305,8 @@ class CallFlow:
                 if winner is None:
                     log.warning("call %s: bridged to a leg we did not place", self.state.uuid)
                     continue
-                self.store.answered(offer, winner)
+                if not self.store.answered(offer, winner):
+                    log.error("call %s: agent %s answered a stale offer", self.state.uuid, winner)
                 self.state.agent = winner
                 self.state.phase = "bridged"
                 self.state.outcome = "answered"
@@ -290,8 +314,21 @@ class CallFlow:
             if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
                 results = outcomes.leg_results(ev.headers, legs)
                 self.store.offer_failed(offer, results, qcfg)
-                self.store.event("call-requeued", call=self.state.uuid, queue=self.state.queue)
+                self._run_app("set", "socket_resume=true")
                 return False
+
+    def _leg_vars(self, leg_uuid: str, agent_id: str) -> dict[str, str]:
+        """Channel variables of one agent leg: who it is for and what the phone shows."""
+        caller = self._caller_identity()
+        shown = caller.e164 or "anonymous"
+        return {
+            "origination_uuid": leg_uuid,
+            "fsacd_call": self.state.uuid,
+            "fsacd_agent": agent_id,
+            "fsacd_queue": self.state.queue,
+            "origination_caller_id_number": shown,
+            "origination_caller_id_name": self._caller_name() or shown,
+        }
 
     def _bridged(self, app_uuid: str) -> bool:
         """Talking: wait for the bridge to end (no time limit, but every wait is bounded)."""
@@ -345,7 +382,7 @@ class CallFlow:
                 raise ESLError(f"no CHANNEL_EXECUTE_COMPLETE within {timeout:.0f}s")
             kind, item = self._next(remaining)
             if kind == "offer":
-                self.store.cancel_offer(item)
+                self._deferred.append(item)  # handled once the wait loop runs again
             elif kind == "event" and item.name == "CHANNEL_EXECUTE_COMPLETE":
                 if item.get("Application-UUID") == app_uuid:
                     return item

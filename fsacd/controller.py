@@ -9,6 +9,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import gevent
+import gevent.event
 from gevent.queue import Queue
 
 from fsacd.callflow import CallFlow

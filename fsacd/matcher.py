@@ -58,7 +58,9 @@ class Matcher:
 
     def start(self) -> None:
         self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id))
+        self._pubsub.subscribe(
+            self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id)
+        )
         self._greenlets = [
             gevent.spawn(self._match_loop),
             gevent.spawn(self._listen_loop),
@@ -150,7 +152,9 @@ class Matcher:
         payload = json.dumps(offer.to_dict())
         receivers = self.store.r.publish(self.store.keys.ctl_channel(offer.owner), payload)
         if not receivers:
-            log.warning("controller %s did not take offer %s: released", offer.owner, offer.offer_id)
+            log.warning(
+                "controller %s did not take offer %s: released", offer.owner, offer.offer_id
+            )
             self.store.cancel_offer(offer)
 
     def _listen_loop(self) -> None:
@@ -177,7 +181,9 @@ class Matcher:
         except Exception:  # noqa: BLE001
             pass
         self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id))
+        self._pubsub.subscribe(
+            self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id)
+        )
         self.request(self.cfg.queues)
 
     def _on_handoff(self, data: str) -> None:
@@ -192,12 +198,19 @@ class Matcher:
             self.store.cancel_offer(offer)
 
     def _sweep_loop(self) -> None:
-        """Safety net: wrap-ups that ended and any queue with waiting calls."""
+        """Safety net and timer: frees agents whose wrap-up or delay is over (at the moment the
+        earliest one is due, or every ``sweep_interval``) and retries every queue."""
         while True:
-            gevent.sleep(self.sweep_interval)
+            delay = self.sweep_interval
+            try:
+                due = self.store.next_due()
+                if due is not None:
+                    delay = min(delay, max(0.01, due - time.time() + 0.005))
+            except Exception:  # noqa: BLE001
+                log.exception("reading the next due time failed")
+            gevent.sleep(delay)
             try:
                 woken = self.store.free_due_agents()
                 self.request([*woken, *self.cfg.queues])
             except Exception:  # noqa: BLE001
                 log.exception("sweep failed")
-            self.last_sweep = time.time()
