@@ -528,5 +528,20 @@ def serve(app: App, log_level: str) -> None:
     controller.run(cfg)
 
 
+# --- contacts and screen pops (fsacd/cli_contacts.py) ----------------------------------------
+
+from fsacd.cli_contacts import contacts_group, pop_group  # noqa: E402
+
+main.add_command(contacts_group)
+main.add_command(pop_group)
+
+
+# --- numbers (caller ID; fsacd/cli_numbers.py) ------------------------------------------------
+
+from fsacd.cli_numbers import numbers_group  # noqa: E402
+
+main.add_command(numbers_group)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,11 +15,11 @@ import socket
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fsacd import numbers, routing
+from fsacd import dialstring, numbers, routing
 from fsacd.strategies import STRATEGIES
 
 DEFAULT_PATH = "fsacd.toml"
@@ -31,6 +31,35 @@ QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTROLLER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: What agents see of a call (queues.NAME.agent_sees) and customers of a call out
+#: (queues.NAME.customer_sees); docs/caller-id.md.
+AGENT_SEES = ("caller", "queue", "transferring-agent", "anonymous")
+CUSTOMER_SEES = ("network", "pool", "agent", "anonymous")
+DEFAULT_GATEWAY_TEMPLATE = "sofia/gateway/{gw}/{e164}"
+_HTTP_SCHEMES = ("http://", "https://")
+
+#: Optional parts of a screen pop a queue's ``pop_fields`` may name (docs/screen-pop.md);
+#: ``contact.FIELD`` (or ``contact.*``) names the fields of each contact record shown.
+POP_FIELDS = (
+    "number",
+    "caller_name",
+    "queue_name",
+    "contacts",
+    "new_contact",
+    "ivr",
+    "waited",
+    "history",
+)
+#: ``pop_fields`` when a queue gives none: everything but free-form contact fields.
+DEFAULT_POP_FIELDS = (
+    *POP_FIELDS,
+    *(
+        f"contact.{f}"
+        for f in ("id", "name", "company", "status", "language", "tier", "notes", "tickets")
+    ),
+    "contact.numbers",
+)
+_POP_CONTACT_FIELD = re.compile(r"contact\.(\*|\w{1,64})")
 
 
 class ConfigError(Exception):
@@ -100,12 +129,82 @@ class QueueConfig:
     priority: int = 0
     number: str | None = None
     display_name: str | None = None
+    # screen pop (docs/screen-pop.md)
+    region: str | None = None
+    pop_fields: tuple[str, ...] | None = None
+    webhook_url: str | None = None
+    webhook_secret_env: str | None = None
+    webhook_secret_file: str | None = None
+    webhook_timeout: float = 1.0
+    # caller ID (docs/caller-id.md)
+    agent_sees: str = "caller"
+    allow_network_number: bool = False
+    customer_sees: str = "network"
+    pool_fixed: str | None = None
+    pool_existing: str | None = None
+    pool_new: str | None = None
+    pool_callback: bool = True
+    network_only_countries: tuple[str, ...] = ()
+    network_number: str | None = None
+    gateway: str | None = None
+    gateway_template: str = DEFAULT_GATEWAY_TEMPLATE
+
+    @property
+    def screen_pop_fields(self) -> tuple[str, ...]:
+        """``pop_fields``, or :data:`DEFAULT_POP_FIELDS` when the queue gives none."""
+        return DEFAULT_POP_FIELDS if self.pop_fields is None else self.pop_fields
 
     @property
     def rules(self) -> QueueRules:
         return QueueRules(
             self.max_no_answer, self.no_answer_delay, self.busy_delay, self.reject_delay
         )
+
+
+@dataclass(frozen=True)
+class CrmConfig:
+    """External CRM lookup (``[crm]``); absent section = no CRM."""
+
+    url: str
+    timeout: float = 0.5
+    cache_ttl: float = 300.0
+    miss_ttl: float = 60.0
+    token_env: str | None = None
+    token_file: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """fsacd's own call history per caller number (``[history]``)."""
+
+    max_entries: int = 20
+    ttl: float = 90 * DAY
+    salt_env: str | None = "FSACD_HISTORY_SALT"
+    salt_file: str | None = None
+
+
+@dataclass(frozen=True)
+class NumbersConfig:
+    """Caller-ID numbers and their verification (``[numbers]``, docs/caller-id.md)."""
+
+    network_number: str | None = None
+    pai_host: str | None = None
+    gateway: str | None = None
+    gateway_template: str = DEFAULT_GATEWAY_TEMPLATE
+    code_ttl: float = 600.0
+    code_attempts: int = 5
+    code_digits: int = 6
+    resend_after: float = 60.0
+    valid_days: int = 365
+    call_app: str = "say"
+    say_language: str = "en"
+    tts_voice: str = "flite|kal"
+    call_timeout: int = 45
+    sms_command: tuple[str, ...] | None = None
+    sms_webhook: str | None = None
+    sms_token_env: str | None = None
+    sms_token_file: str | None = None
+    sms_text: str = "Your verification code is {code}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +218,9 @@ class Config:
     source: str = "<string>"
     #: derived: E.164 form of each route key that is a valid number → target
     routes_e164: dict[str, str] = field(default_factory=dict, repr=False)
+    crm: CrmConfig | None = None
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    numbers: NumbersConfig = field(default_factory=NumbersConfig)
 
 
 # --- public functions -----------------------------------------------------------------------
@@ -308,6 +410,10 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
     redis_cfg = _redis(_Table(top.raw("redis") or {}, "redis", errors), env)
     fs = _freeswitch(_Table(top.raw("freeswitch") or {}, "freeswitch", errors))
     queues = _queues(top.raw("queues"), errors)
+    crm = _crm(_Table(top.raw("crm"), "crm", errors)) if top.has("crm") else None
+    history = _history(_Table(top.raw("history") or {}, "history", errors))
+    numbers_cfg = _numbers(_Table(top.raw("numbers") or {}, "numbers", errors))
+    queues = _check_callerid(queues, numbers_cfg, errors)
     routes_t = _Table(top.raw("routes") or {}, "routes", errors)
     default_route = top.string("default_route", None)
     top.unknown()
@@ -354,6 +460,9 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
         default_route=default_route,
         source=source,
         routes_e164=routes_e164,
+        crm=crm,
+        history=history,
+        numbers=numbers_cfg,
     )
 
 
@@ -510,6 +619,113 @@ def _queue(name: str, t: _Table) -> QueueConfig:
         priority=t.integer("priority", d.priority, routing.PRIORITY_MIN, routing.PRIORITY_MAX),
         number=number,
         display_name=t.string("display_name", None, max_len=80),
+        **_queue_pop(t),
+        **_queue_callerid(t),
+    )
+    t.unknown()
+    return out
+
+
+def _region(t: _Table, name: str, default: str | None) -> str | None:
+    region = t.string(name, default, max_len=8)
+    if region is not None and not numbers.supported_region(region.upper()):
+        t.error(
+            name,
+            f"must be an ISO 3166 alpha-2 region phonenumbers supports (e.g. DE, US, GB),"
+            f" got {_show(region)}",
+        )
+        return default
+    return region.upper() if region is not None else None
+
+
+def _http_url(t: _Table, name: str) -> str | None:
+    url = t.string(name, None, max_len=2048)
+    if url is not None and (not url.startswith(_HTTP_SCHEMES) or any(c.isspace() for c in url)):
+        t.error(name, "must be an http:// or https:// URL without spaces")
+        return None
+    return url
+
+
+def _secret_source(t: _Table, stem: str, default_env: str | None) -> tuple[str | None, str | None]:
+    """``{stem}_env`` / ``{stem}_file``: at most one; returns ``(env name, file)``."""
+    env_name = t.string(f"{stem}_env", None, max_len=128)
+    if env_name is not None and not _ENV_NAME.fullmatch(env_name):
+        t.error(f"{stem}_env", f"must be an environment variable name, got {_show(env_name)}")
+        env_name = None
+    path = t.string(f"{stem}_file", None, max_len=1024)
+    if env_name is not None and path is not None:
+        t.error(f"{stem}_file", f"give either {stem}_env or {stem}_file, not both")
+    if path is not None:
+        return None, path
+    return env_name or default_env, None
+
+
+def _queue_pop(t: _Table) -> dict[str, Any]:
+    """The screen-pop keys of a queue: region, pop_fields, webhook_*."""
+    d = QueueConfig(name="-")
+    out: dict[str, Any] = {"region": _region(t, "region", None)}
+    if t.has("pop_fields"):
+        v = t.raw("pop_fields")
+        fields: list[str] = []
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            t.error("pop_fields", f"must be an array of strings, got {_show(v)}")
+        else:
+            for x in v:
+                if x not in POP_FIELDS and not _POP_CONTACT_FIELD.fullmatch(x):
+                    t.error(
+                        "pop_fields",
+                        f"unknown field {_show(x)}; use {', '.join(POP_FIELDS)},"
+                        " contact.FIELD or contact.*",
+                    )
+                elif x not in fields:
+                    fields.append(x)
+            out["pop_fields"] = tuple(fields)
+    out["webhook_url"] = _http_url(t, "webhook_url")
+    env_name, path = _secret_source(t, "webhook_secret", None)
+    if out["webhook_url"] is not None and env_name is None and path is None:
+        t.error(
+            "webhook_url",
+            "needs webhook_secret_env or webhook_secret_file (webhooks are always signed)",
+        )
+    out["webhook_secret_env"], out["webhook_secret_file"] = env_name, path
+    out["webhook_timeout"] = t.seconds("webhook_timeout", d.webhook_timeout, 0.05, 30)
+    return out
+
+
+def _crm(t: _Table) -> CrmConfig | None:
+    url = _http_url(t, "url")
+    if url is None and not t.has("url"):
+        t.error("url", 'is required in [crm], e.g. "https://crm.example/api/caller?e164={e164}"')
+    if url is not None:
+        rest = url.replace("{e164}", "").replace("{digits}", "")
+        if rest == url:
+            t.error("url", "must contain {e164} or {digits} where the caller number goes")
+            url = None
+        elif "{" in rest or "}" in rest:
+            t.error("url", "may only contain the placeholders {e164} and {digits}")
+            url = None
+    d = CrmConfig(url="")
+    token_env, token_file = _secret_source(t, "token", None)
+    out = CrmConfig(
+        url=url or "",
+        timeout=t.seconds("timeout", d.timeout, 0.05, 10),
+        cache_ttl=t.seconds("cache_ttl", d.cache_ttl, 0, 7 * DAY),
+        miss_ttl=t.seconds("miss_ttl", d.miss_ttl, 0, 7 * DAY),
+        token_env=token_env,
+        token_file=token_file,
+    )
+    t.unknown()
+    return out if url else None
+
+
+def _history(t: _Table) -> HistoryConfig:
+    d = HistoryConfig()
+    salt_env, salt_file = _secret_source(t, "salt", d.salt_env)
+    out = HistoryConfig(
+        max_entries=t.integer("max_entries", d.max_entries, 0, 1000),
+        ttl=t.seconds("ttl", d.ttl, 0, 3650 * DAY),
+        salt_env=salt_env,
+        salt_file=salt_file,
     )
     t.unknown()
     return out
@@ -532,3 +748,186 @@ def _check_overflow(queues: dict[str, QueueConfig], errors: list[str]) -> None:
                 nxt = queues[nxt].overflow
             if nxt == name and name == min(chain):  # report each loop once
                 errors.append(f"{key}: overflow chain loops: {' -> '.join([*chain, name])}")
+
+
+# --- caller ID policy and verified numbers (docs/caller-id.md) ------------------------------
+
+_GATEWAY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_SAY_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
+_TTS_VOICE = re.compile(r"[A-Za-z0-9_.-]{1,64}\|[A-Za-z0-9_.-]{1,64}")
+_E164_EXAMPLE = "+4922129191999"
+
+
+def _bool(t: _Table, name: str, default: bool) -> bool:
+    if not t.has(name):
+        t.raw(name)
+        return default
+    v = t.raw(name)
+    if not isinstance(v, bool):
+        t.error(name, f"must be true or false, got {_show(v)}")
+        return default
+    return v
+
+
+def _e164(t: _Table, name: str) -> str | None:
+    """An E.164 number given as ``+...`` (stored normalised), else None with an error."""
+    v = t.string(name, None, max_len=32)
+    if v is None:
+        return None
+    n = numbers.normalise(v, "DE") if v.startswith("+") else None
+    if n is None or n.e164 is None:
+        t.error(name, f"must be a valid E.164 number like {_E164_EXAMPLE}, got {_show(v)}")
+        return None
+    return n.e164
+
+
+def _choice(t: _Table, name: str, default: str, choices: tuple[str, ...]) -> str:
+    v = t.string(name, default, max_len=64)
+    if v not in choices:
+        t.error(name, f"must be one of {', '.join(choices)}, got {_show(v)}")
+        return default
+    return v
+
+
+def _gateway_template(t: _Table, name: str, default: str) -> str:
+    v = t.string(name, default, max_len=256)
+    rest = v.replace("{gw}", "").replace("{e164}", "")
+    sample = v.replace("{gw}", "gw1").replace("{e164}", _E164_EXAMPLE)
+    if "{e164}" not in v:
+        t.error(name, f"must contain {{e164}} where the number goes, got {_show(v)}")
+    elif "{" in rest or "}" in rest:
+        t.error(name, "may only contain the placeholders {gw} and {e164}")
+    elif problem := dialstring.contact_problem(sample):
+        t.error(name, f"{problem}, got {_show(v)}")
+    else:
+        return v
+    return default
+
+
+def _queue_callerid(t: _Table) -> dict[str, Any]:
+    """The caller-ID keys of a queue (docs/caller-id.md)."""
+    d = QueueConfig(name="-")
+    out: dict[str, Any] = {
+        "agent_sees": _choice(t, "agent_sees", d.agent_sees, AGENT_SEES),
+        "allow_network_number": _bool(t, "allow_network_number", d.allow_network_number),
+        "customer_sees": _choice(t, "customer_sees", d.customer_sees, CUSTOMER_SEES),
+        "pool_fixed": _e164(t, "pool_fixed"),
+        "pool_existing": _e164(t, "pool_existing"),
+        "pool_new": _e164(t, "pool_new"),
+        "pool_callback": _bool(t, "pool_callback", d.pool_callback),
+        "network_number": _e164(t, "network_number"),
+        "gateway": t.string("gateway", None, max_len=64),
+        "gateway_template": _gateway_template(t, "gateway_template", d.gateway_template),
+    }
+    if out["gateway"] is not None and not _GATEWAY.fullmatch(out["gateway"]):
+        t.error("gateway", f"may only use letters, digits and _ . -, got {_show(out['gateway'])}")
+        out["gateway"] = None
+    countries: list[str] = []
+    if t.has("network_only_countries"):
+        v = t.raw("network_only_countries")
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            t.error("network_only_countries", f"must be an array of strings, got {_show(v)}")
+        else:
+            for x in v:
+                code = x if x == "abroad" else x.upper()
+                if code != "abroad" and not numbers.supported_region(code):
+                    t.error(
+                        "network_only_countries",
+                        f'{_show(x)} is not an ISO 3166 alpha-2 region (e.g. "US", "GB")'
+                        ' or "abroad"',
+                    )
+                elif code not in countries:
+                    countries.append(code)
+    out["network_only_countries"] = tuple(countries)
+    return out
+
+
+def _numbers(t: _Table) -> NumbersConfig:
+    d = NumbersConfig()
+    pai_host = t.string("pai_host", None, max_len=253)
+    if pai_host is not None and not _HOST.fullmatch(pai_host):
+        t.error("pai_host", f"must be a host name or IPv4 address, got {_show(pai_host)}")
+        pai_host = None
+    gateway = t.string("gateway", None, max_len=64)
+    if gateway is not None and not _GATEWAY.fullmatch(gateway):
+        t.error("gateway", f"may only use letters, digits and _ . -, got {_show(gateway)}")
+        gateway = None
+    say_language = t.string("say_language", d.say_language, max_len=16)
+    if not _SAY_LANGUAGE.fullmatch(say_language):
+        t.error("say_language", f'must be a language code like "en", got {_show(say_language)}')
+        say_language = d.say_language
+    tts_voice = t.string("tts_voice", d.tts_voice, max_len=130)
+    if not _TTS_VOICE.fullmatch(tts_voice):
+        t.error("tts_voice", f'must be ENGINE|VOICE like "flite|kal", got {_show(tts_voice)}')
+        tts_voice = d.tts_voice
+    sms_command: tuple[str, ...] | None = None
+    if t.has("sms_command"):
+        v = t.raw("sms_command")
+        ok = isinstance(v, list) and v and all(isinstance(x, str) and x for x in v)
+        if not ok or any(_has_control(x) for x in v):
+            t.error(
+                "sms_command",
+                "must be a non-empty array of strings (the program and its arguments, no shell),"
+                ' e.g. ["/usr/local/bin/send-sms", "{number}"]',
+            )
+        else:
+            sms_command = tuple(v)
+    sms_webhook = _http_url(t, "sms_webhook")
+    if sms_command is not None and sms_webhook is not None:
+        t.error("sms_webhook", "give either sms_command or sms_webhook, not both")
+    token_env, token_file = _secret_source(t, "sms_token", None)
+    sms_text = t.string("sms_text", d.sms_text, max_len=300)
+    if "{code}" not in sms_text:
+        t.error("sms_text", "must contain {code} where the code goes")
+        sms_text = d.sms_text
+    out = NumbersConfig(
+        network_number=_e164(t, "network_number"),
+        pai_host=pai_host,
+        gateway=gateway,
+        gateway_template=_gateway_template(t, "gateway_template", d.gateway_template),
+        code_ttl=t.seconds("code_ttl", d.code_ttl, 30, DAY),
+        code_attempts=t.integer("code_attempts", d.code_attempts, 1, 20),
+        code_digits=t.integer("code_digits", d.code_digits, 4, 12),
+        resend_after=t.seconds("resend_after", d.resend_after, 0, DAY),
+        valid_days=t.integer("valid_days", d.valid_days, 0, 3650, "days"),
+        call_app=_choice(t, "call_app", d.call_app, ("say", "speak")),
+        say_language=say_language,
+        tts_voice=tts_voice,
+        call_timeout=t.integer("call_timeout", d.call_timeout, 5, 300, "seconds"),
+        sms_command=sms_command,
+        sms_webhook=sms_webhook,
+        sms_token_env=token_env,
+        sms_token_file=token_file,
+        sms_text=sms_text,
+    )
+    t.unknown()
+    return out
+
+
+def _check_callerid(
+    queues: dict[str, QueueConfig], nums: NumbersConfig, errors: list[str]
+) -> dict[str, QueueConfig]:
+    """Cross-checks of the caller-ID keys; fills ``gateway``/``network_number`` from [numbers]."""
+    out: dict[str, QueueConfig] = {}
+    for name, q in queues.items():
+        key = f"queues.{name}"
+        if q.agent_sees == "queue" and q.number is None:
+            errors.append(f'{key}.agent_sees: "queue" needs the queue\'s number (key number)')
+        if q.customer_sees == "pool" and not (q.pool_fixed or (q.pool_existing and q.pool_new)):
+            errors.append(
+                f'{key}.customer_sees: "pool" needs pool_fixed, or both pool_existing and pool_new'
+            )
+        network = q.network_number or nums.network_number
+        if q.customer_sees != "network" and network is None:
+            errors.append(
+                f'{key}.customer_sees: "{q.customer_sees}" needs the network number'
+                " (numbers.network_number or queues.NAME.network_number) for P-Asserted-Identity"
+            )
+        if q.customer_sees != "network" and nums.pai_host is None:
+            errors.append(
+                f'{key}.customer_sees: "{q.customer_sees}" needs numbers.pai_host'
+                " (the host of the P-Asserted-Identity URI)"
+            )
+        out[name] = replace(q, gateway=q.gateway or nums.gateway, network_number=network)
+    return out

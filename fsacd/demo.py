@@ -107,7 +107,7 @@ def summarize(store: Store, started: float) -> tuple[str, int]:
         f"offers made:        {len(offers)}",
         f"answered:           {len(bridged)}",
         f"abandoned:          {outcomes.get('abandoned', 0)}",
-        f"other outcomes:     "
+        "other outcomes:     "
         + (
             ", ".join(
                 f"{k}={v}"
@@ -135,9 +135,10 @@ def summarize(store: Store, started: float) -> tuple[str, int]:
         if a["state"] in ("reserved", "ringing", "in-call") or a.get("call"):
             stuck += 1
             flag = "  <-- STUCK"
+        reason = f" reason={a['break_reason']}" if a["break_reason"] else ""
         lines.append(
             f"  {a['id']}: {a['status']:<10} {a['state']:<8} answered={a['answered']} "
-            f"missed={a['missed']}{(' reason=' + a['break_reason']) if a['break_reason'] else ''}{flag}"
+            f"missed={a['missed']}{reason}{flag}"
         )
     lines.append(f"\nran {time.time() - started:.0f}s")
     return "\n".join(lines), stuck

@@ -75,3 +75,49 @@ class Keys:
     def ctl_channel(self, controller_id: str) -> str:
         """Pub/sub channel: JSON offer hand-offs to the controller owning the call."""
         return f"{self.prefix}ctl:{controller_id}"
+
+    # contacts, CRM cache, screen pops, call history (docs/screen-pop.md)
+    def contact(self, contact_id: str) -> str:
+        """Hash: one contact record (numbers as a JSON list)."""
+        return f"{self.prefix}contact:{contact_id}"
+
+    def contacts(self) -> str:
+        """Set: all contact ids."""
+        return f"{self.prefix}contacts"
+
+    def contact_number(self, e164: str) -> str:
+        """Set: ids of the contacts that have the number ``e164``."""
+        return f"{self.prefix}contacts:number:{e164}"
+
+    def crm_cache(self, e164: str) -> str:
+        """String with TTL: the external CRM's JSON answer for ``e164``."""
+        return f"{self.prefix}crm:{e164}"
+
+    def call_pop(self, call_id: str) -> str:
+        """Hash with TTL: the screen pop prepared while the caller waits."""
+        return f"{self.prefix}pop:call:{call_id}"
+
+    def agent_pops(self, agent_id: str) -> str:
+        """Stream (and pub/sub channel of the same name): the screen pops for one agent."""
+        return f"{self.prefix}pop:agent:{agent_id}"
+
+    def history(self, ref: str) -> str:
+        """List: previous calls of one number; ``ref`` is the E.164 or ``h:`` + salted hash."""
+        return f"{self.prefix}history:{ref}"
+
+    # caller-ID numbers and their verification (docs/caller-id.md)
+    def number(self, e164: str) -> str:
+        """Hash: one presentable number of the company (verification state, queues, agent)."""
+        return f"{self.prefix}number:{e164}"
+
+    def numbers(self) -> str:
+        """Set: every registered presentable number (E.164)."""
+        return f"{self.prefix}numbers"
+
+    def number_blocks(self) -> str:
+        """Hash: number block prefix -> JSON of an operator's verification of the whole block."""
+        return f"{self.prefix}numbers:blocks"
+
+    def numbers_version(self) -> str:
+        """Counter: bumped on every change of the number registry (snapshot caching)."""
+        return f"{self.prefix}numbers:version"
