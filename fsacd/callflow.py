@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import dialstring, numbers, outcomes, routing
+from fsacd import dialstring, numbers, outcomes, recovery, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 
@@ -38,6 +38,10 @@ BRIDGE_MARGIN = 15.0
 
 class CallGone(Exception):
     """The caller hung up or the socket closed; stop working on this call."""
+
+
+class HandBack(Exception):
+    """The controller is stopping: give a waiting caller back to the dialplan."""
 
 
 @dataclass
@@ -69,6 +73,7 @@ class CallFlow:
         self.data: dict[str, str] = {}
         self._pump: gevent.Greenlet | None = None
         self._deferred: list[Offer] = []
+        self.draining = False
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -97,6 +102,9 @@ class CallFlow:
             self._serve_queue(target)
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
+        except HandBack:
+            log.info("call %s: handed back to the dialplan (controller stopping)", self.state.uuid)
+            self.state.outcome = "handed-back"
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
         except ESLError as exc:
@@ -135,6 +143,7 @@ class CallFlow:
         self.state.priority = routing.priority(self.data, qcfg)
         self._run_app("answer")
         for var, value in (
+            ("socket_resume", "true"),  # our death sends a waiting caller on in the dialplan
             ("hangup_after_bridge", "true"),
             ("continue_on_fail", "true"),
             ("instant_ringback", "true"),
@@ -143,6 +152,7 @@ class CallFlow:
             ("fsacd_queue", target.name),
         ):
             self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
+        self._take_over_if_moved()
         now = time.time()
         self.state.entered_at = now
         record = self.store.enqueue(
@@ -162,6 +172,19 @@ class CallFlow:
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         self._wait_loop()
+
+    def _take_over_if_moved(self) -> None:
+        """The caller came back (its controller died, or FreeSWITCH moved it on in the
+        dialplan): whatever the old record still holds is over, since the caller is here."""
+        prev = self.store.get_call(self.state.uuid)
+        if prev and prev.get("state") in ("offering", "bridged"):
+            if (prev.get("owner") or "") != self.ctl.controller_id:
+                log.warning(
+                    "call %s: came back while %s held it; taking it over",
+                    self.state.uuid,
+                    prev.get("owner"),
+                )
+                self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
 
     def _queue_cfg(self, name: str) -> QueueConfig:
         return self.cfg.queues[name]
@@ -185,6 +208,8 @@ class CallFlow:
         while True:
             qcfg = self._queue_cfg(self.state.queue)
             self.state.phase = "waiting"
+            if self.draining:
+                raise HandBack()
             if self.state.moh_app_uuid is None:
                 self._start_moh(qcfg)
             deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None
@@ -279,6 +304,7 @@ class CallFlow:
             return False
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
+        self.store.set_call_fields(self.state.uuid, legs=recovery.format_legs(legs))
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
         self._run_app("set", "socket_resume=false")
@@ -366,6 +392,11 @@ class CallFlow:
             return "timeout", None
         if kind == "gone":
             raise CallGone()
+        if kind == "drain":
+            self.draining = True
+            if self.state.phase == "waiting":
+                raise HandBack()
+            return "timeout", None
         if kind == "event":
             name = item.name
             if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DISCONNECT", "SOCKET_CLOSED"):

@@ -525,7 +525,28 @@ def serve(app: App, log_level: str) -> None:
     )
     from fsacd import controller
 
-    controller.run(cfg)
+    controller.run(cfg, config_path=app.path)
+
+
+@main.command("reload")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def reload_cmd(app: App, as_json: bool) -> None:
+    """Ask every running controller to re-read its config file (like SIGHUP).
+
+    The config is checked here first: a bad file is refused and nothing is sent. Each
+    controller checks the file again and keeps its old config if the new one is invalid.
+    """
+    cfg = app.cfg
+    store = app.store
+    receivers = store.r.publish(store.keys.control_channel(), "reload")
+    if as_json:
+        click.echo(json.dumps({"requested": True, "controllers": receivers}))
+    else:
+        click.echo(
+            f"reload requested: {receivers} controller(s) listening "
+            f"({len(cfg.queues)} queue(s) in {app.path})"
+        )
 
 
 # --- contacts and screen pops (fsacd/cli_contacts.py) ----------------------------------------

@@ -77,6 +77,8 @@ class ServerConfig:
     max_calls: int = 1000
     command_timeout: float = 10.0
     drain_timeout: float = 30.0
+    lease: float = 15.0
+    recovery_interval: float = 5.0
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -488,6 +490,8 @@ def _server(t: _Table) -> ServerConfig:
         max_calls=t.integer("max_calls", d.max_calls, 1, 100000),
         command_timeout=t.seconds("command_timeout", d.command_timeout, 0.1, 3600),
         drain_timeout=t.seconds("drain_timeout", d.drain_timeout),
+        lease=t.seconds("lease", d.lease, 1, 3600),
+        recovery_interval=t.seconds("recovery_interval", d.recovery_interval, 0.1, 3600),
     )
     t.unknown()
     return out

@@ -1,21 +1,23 @@
-"""One fsacd controller process: the outbound socket server, the matcher and their timers."""
+"""One fsacd controller process: the outbound socket server, the matcher, leases, recovery."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
 from gevent.queue import Queue
 
+from fsacd import config as configmod
 from fsacd.callflow import CallFlow
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
+from fsacd.fsclient import FreeSwitchClient
 from fsacd.matcher import Matcher
+from fsacd.recovery import Recovery
 from fsacd.redisconn import connect
 from fsacd.store import Offer, Store
 
@@ -26,56 +28,122 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds a controller's lease lives without renewal (renewed every third of it).
-LEASE_SECONDS = 15
-
-
-def default_controller_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
 
 class Controller:
-    """Ties config, Redis, the outbound server and the matcher together."""
+    """Ties config, Redis, FreeSWITCH's inbound socket, the outbound server and the matcher.
 
-    def __init__(self, cfg: Config, r: redis.Redis | None = None) -> None:
+    Several controllers may share one Redis (and one or several FreeSWITCH servers): each
+    holds a lease (``controller:{id}``) it renews; calls and agents carry their owner's id;
+    a match for a call owned by another controller is handed over on its pub/sub channel.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        r: redis.Redis | None = None,
+        fs: FreeSwitchClient | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.cfg = cfg
-        self.controller_id = cfg.server.controller_id or default_controller_id()
+        self.config_path = config_path
+        self.controller_id = cfg.server.controller_id
         self.r = r if r is not None else connect(cfg.redis.url, cfg.redis.data_dir)
         self.store = Store(self.r, prefix=cfg.redis.prefix, controller_id=self.controller_id)
+        self.fs = (
+            fs
+            if fs is not None
+            else FreeSwitchClient(cfg.freeswitch.inbound_address, configmod.password(cfg))
+        )
         self._calls: dict[str, Queue] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
+        self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
             cfg.server.listen_address,
             self.handle_call,
             max_calls=cfg.server.max_calls,
             command_timeout=cfg.server.command_timeout,
         )
-        self._lease: gevent.Greenlet | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self.stopping = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self.store.sync_queues(self.cfg.queues)
-        self._renew_lease()
-        self._lease = gevent.spawn(self._lease_loop)
+        self.store.renew_lease(self.cfg.server.lease)
+        self.fs.start()
+        self._reconcile()
+        self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
         self.matcher.start()
         self.server.start()
         host, port = self.server.address
         log.info("fsacd controller %s listening on %s:%d", self.controller_id, host, port)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self.server.stop(timeout=timeout)
-        self.matcher.stop()
-        if self._lease is not None:
-            self._lease.kill(block=False)
+    def _reconcile(self) -> None:
+        """Start-up: calls and agents in Redis against what FreeSWITCH still has."""
         try:
-            self.r.delete(self.store.keys.controller(self.controller_id))
+            report = self.recovery.run_pass()
+        except Exception:  # noqa: BLE001 - Redis trouble: the periodic pass retries
+            log.exception("start-up reconciliation failed")
+            return
+        if report.ended or report.adopted or report.agents_released:
+            log.warning(
+                "reconciled at start-up: %d call(s) taken over, %d ended, %d agent(s) freed",
+                len(report.adopted),
+                len(report.ended),
+                len(report.agents_released),
+            )
+
+    def drain(self, timeout: float) -> None:
+        """Stop accepting calls; hand waiting callers back to the dialplan; let talks end."""
+        self.stopping = True
+        self.server.stop_accepting()
+        for inbox in list(self._calls.values()):
+            inbox.put(("drain", None))
+        with gevent.Timeout(timeout, False):
+            while self.server.active_calls:
+                gevent.sleep(0.05)
+        if self.server.active_calls:
+            log.warning(
+                "stopping with %d call(s) still up: other controllers take them over "
+                "when this lease lapses",
+                self.server.active_calls,
+            )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.drain(timeout)
+        self.server.stop(timeout=0.5)
+        self.matcher.stop()
+        gevent.killall(self._greenlets, block=True, timeout=2)
+        self.fs.stop()
+        try:
+            if not self.server.active_calls:
+                self.store.drop_lease()
         except Exception:  # noqa: BLE001
             pass
 
     @property
     def address(self) -> tuple[str, int]:
         return self.server.address
+
+    def reload(self) -> bool:
+        """Read the config file again and apply it to new calls; a bad file changes nothing."""
+        if self.config_path is None:
+            log.warning("reload: this controller was not started from a config file")
+            return False
+        try:
+            new = configmod.load(self.config_path)
+        except configmod.ConfigError as exc:
+            log.error("reload refused, the old config stays: %s", "; ".join(exc.errors))
+            return False
+        if new.server.listen_address != self.cfg.server.listen_address:
+            log.warning("reload: server.listen changes need a restart; the rest is applied")
+        self.cfg = new
+        self.matcher.cfg = new
+        self.store.sync_queues(new.queues)
+        self.matcher.request(new.queues)
+        log.info("config reloaded from %s: %d queue(s)", self.config_path, len(new.queues))
+        return True
 
     # --- calls -------------------------------------------------------------------------------
 
@@ -87,6 +155,9 @@ class Controller:
 
     def unregister_call(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+
+    def local_calls(self) -> set[str]:
+        return set(self._calls)
 
     def deliver_offer(self, offer: Offer) -> bool:
         inbox = self._calls.get(offer.call_id)
@@ -102,32 +173,39 @@ class Controller:
     def active_calls(self) -> int:
         return len(self._calls)
 
-    # --- lease -------------------------------------------------------------------------------
-
-    def _renew_lease(self) -> None:
-        self.r.set(self.store.keys.controller(self.controller_id), "alive", ex=LEASE_SECONDS)
+    # --- lease and recovery --------------------------------------------------------------------
 
     def _lease_loop(self) -> None:
         while True:
-            gevent.sleep(LEASE_SECONDS / 3)
+            gevent.sleep(self.cfg.server.lease / 3)
             try:
-                self._renew_lease()
+                self.store.renew_lease(self.cfg.server.lease)
             except Exception:  # noqa: BLE001
                 log.exception("could not renew the controller lease")
 
+    def _recovery_loop(self) -> None:
+        while True:
+            gevent.sleep(self.cfg.server.recovery_interval)
+            try:
+                self.recovery.run_pass()
+            except Exception:  # noqa: BLE001
+                log.exception("recovery pass failed")
 
-def run(cfg: Config) -> None:
-    """``fsacd serve``: run until SIGTERM/SIGINT, then stop accepting and let calls end."""
-    ctl = Controller(cfg)
+
+def run(cfg: Config, config_path: Path | None = None) -> None:
+    """``fsacd serve``: run until SIGTERM/SIGINT; SIGHUP reloads the config file."""
+    ctl = Controller(cfg, config_path=config_path)
     ctl.start()
     stopping = gevent.event.Event()
 
     def _stop(*_: object) -> None:
-        log.info("stopping: no new calls; waiting for %d live call(s)", ctl.active_calls)
+        log.info("stopping: no new calls; %d live call(s)", ctl.active_calls)
         stopping.set()
 
     gevent.signal_handler(signal.SIGTERM, _stop)
     gevent.signal_handler(signal.SIGINT, _stop)
+    gevent.signal_handler(signal.SIGHUP, lambda *_: gevent.spawn(ctl.reload))
+    ctl.matcher.on_reload = lambda: gevent.spawn(ctl.reload)
     stopping.wait()
-    ctl.stop(timeout=cfg.server.drain_timeout)
+    ctl.stop(timeout=ctl.cfg.server.drain_timeout)
     log.info("stopped")

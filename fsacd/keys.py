@@ -72,6 +72,10 @@ class Keys:
         """Pub/sub channel: payload is a queue name that may have a match to make."""
         return f"{self.prefix}wake"
 
+    def control_channel(self) -> str:
+        """Pub/sub channel: commands to every controller (payload ``reload``)."""
+        return f"{self.prefix}control"
+
     def ctl_channel(self, controller_id: str) -> str:
         """Pub/sub channel: JSON offer hand-offs to the controller owning the call."""
         return f"{self.prefix}ctl:{controller_id}"

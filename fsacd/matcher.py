@@ -53,20 +53,23 @@ class Matcher:
         self._greenlets: list[gevent.Greenlet] = []
         self._pubsub = None
         self.matches = 0
+        self.on_reload: Callable[[], object] | None = None
 
     # --- control ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(
-            self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id)
-        )
+        self._pubsub.subscribe(*self._channels())
         self._greenlets = [
             gevent.spawn(self._match_loop),
             gevent.spawn(self._listen_loop),
             gevent.spawn(self._sweep_loop),
         ]
         self.request(self.cfg.queues)
+
+    def _channels(self) -> list[str]:
+        k = self.store.keys
+        return [k.wake_channel(), k.ctl_channel(self.controller_id), k.control_channel()]
 
     def stop(self) -> None:
         gevent.killall(self._greenlets, block=True, timeout=2)
@@ -141,21 +144,35 @@ class Matcher:
                 continue
             tries = 0
             self.matches += 1
-            self._deliver(offer)
+            if not self._deliver(offer):
+                self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
+                return
 
-    def _deliver(self, offer: Offer) -> None:
-        if offer.owner == self.controller_id or not offer.owner:
-            if not self.deliver_local(offer):
-                log.info("offer %s for a call no longer here: released", offer.offer_id)
-                self.store.cancel_offer(offer)
-            return
+    def _deliver(self, offer: Offer) -> bool:
+        """Hand the offer to the call's owner. False (offer released) if nobody took it."""
+        owner = offer.owner
+        if owner == self.controller_id or not owner:
+            if self.deliver_local(offer):
+                return True
+            log.info("offer %s: call %s has no socket here", offer.offer_id, offer.call_id)
+            self._orphan(offer)
+            return False
         payload = json.dumps(offer.to_dict())
-        receivers = self.store.r.publish(self.store.keys.ctl_channel(offer.owner), payload)
-        if not receivers:
-            log.warning(
-                "controller %s did not take offer %s: released", offer.owner, offer.offer_id
-            )
+        if self.store.r.publish(self.store.keys.ctl_channel(owner), payload):
+            return True
+        if owner in self.store.alive([owner]):
+            log.warning("controller %s did not take offer %s: released", owner, offer.offer_id)
             self.store.cancel_offer(offer)
+        else:
+            log.warning("controller %s is dead: call %s leaves the queue", owner, offer.call_id)
+            self._orphan(offer)
+        return False
+
+    def _orphan(self, offer: Offer) -> None:
+        """The call's socket is nowhere: free the agents, take the call out of its queue (if
+        the caller comes back to a controller it re-enters with its old place)."""
+        self.store.cancel_offer(offer)
+        self.store.finish_call(offer.call_id, "controller-lost", 0.0)
 
     def _listen_loop(self) -> None:
         wake = self.store.keys.wake_channel()
@@ -172,6 +189,9 @@ class Matcher:
             channel, data = msg["channel"], msg["data"]
             if channel == wake:
                 self.request([data] if data else self.cfg.queues)
+            elif channel == self.store.keys.control_channel():
+                if data == "reload" and self.on_reload is not None:
+                    self.on_reload()
             else:
                 self._on_handoff(data)
 
@@ -181,9 +201,7 @@ class Matcher:
         except Exception:  # noqa: BLE001
             pass
         self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(
-            self.store.keys.wake_channel(), self.store.keys.ctl_channel(self.controller_id)
-        )
+        self._pubsub.subscribe(*self._channels())
         self.request(self.cfg.queues)
 
     def _on_handoff(self, data: str) -> None:

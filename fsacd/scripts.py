@@ -17,12 +17,14 @@ from redis.commands.core import Script
 #: The scripts, by file name without ``.lua``.
 NAMES = (
     "add_agent",
+    "adopt",
     "answered",
     "enqueue",
     "finish",
     "free_due",
     "mark_ringing",
     "move_call",
+    "release_agent",
     "release_offer",
     "remove_agent",
     "reserve",
@@ -47,12 +49,14 @@ class Scripts:
     """The registered scripts of one client, as attributes (``scripts.reserve(keys, args)``)."""
 
     add_agent: Script
+    adopt: Script
     answered: Script
     enqueue: Script
     finish: Script
     free_due: Script
     mark_ringing: Script
     move_call: Script
+    release_agent: Script
     release_offer: Script
     remove_agent: Script
     reserve: Script

@@ -773,6 +773,45 @@ class Store:
         rows = self.r.zrange(self.keys.ready(), 0, 0, withscores=True)
         return float(rows[0][1]) if rows else None
 
+    # --- controllers and recovery (fsacd/recovery.py) ---------------------------------------
+
+    def renew_lease(self, ttl: float, pipe: Any = None) -> None:
+        """This controller is alive for ``ttl`` more seconds."""
+        (pipe or self.r).set(
+            self.keys.controller(self.controller_id), _fmt(self.clock()), px=int(ttl * 1000)
+        )
+
+    def drop_lease(self) -> None:
+        self.r.delete(self.keys.controller(self.controller_id))
+
+    def alive(self, controller_ids: Iterable[str]) -> set[str]:
+        """Which of these controllers hold a live lease."""
+        ids = [c for c in dict.fromkeys(controller_ids) if c]
+        if not ids:
+            return set()
+        found = self.r.mget([self.keys.controller(c) for c in ids])
+        return {c for c, v in zip(ids, found, strict=True) if v is not None}
+
+    def set_call_fields(self, call_id: str, pipe: Any = None, **fields: str) -> None:
+        """Plain informational fields of a live call (e.g. ``legs``: leg uuid:agent pairs)."""
+        (pipe or self.r).hset(self.keys.call(call_id), mapping=fields)
+
+    def adopt_call(self, call_id: str, dead_owner: str) -> bool:
+        """Take over a call of a dead controller (only one survivor wins)."""
+        res = self.scripts.adopt(
+            keys=[self.keys.events(), self.keys.call(call_id)],
+            args=[*self._args(), call_id, dead_owner, self.controller_id],
+        )
+        return bool(res)
+
+    def release_agent(self, agent_id: str, call_id: str, reason: str) -> bool:
+        """Free an agent still holding ``call_id`` (reserved, ringing or in-call)."""
+        res = self.scripts.release_agent(
+            keys=[self.keys.events(), self.keys.agent(agent_id)],
+            args=[*self._args(), agent_id, call_id, reason],
+        )
+        return bool(res)
+
 
 def _is_free(a: Mapping[str, Any], now: float) -> bool:
     """The free test of reserve.lua, on a (raw or decoded) agent row; membership aside."""

