@@ -39,12 +39,15 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import redis
 
+        from fsacd.config import ConfigError
         from fsacd.esl.session import ESLError
 
         try:
             return fn(*args, **kwargs)
         except (NumberError, ValueError) as exc:
             _fail(str(exc))
+        except ConfigError as exc:
+            _fail("; ".join(exc.errors))
         except ESLError as exc:
             _fail(f"FreeSWITCH: {exc}")
         except redis.RedisError as exc:
@@ -81,9 +84,7 @@ def _state_text(e: NumberEntry, now: float) -> str:
     if state == "expired":
         return f"expired {_when(e.expires_at)}"
     if e.code_pending and e.code_expires_at > now:
-        return (
-            f"pending (code sent via {e.via or 'call/sms'}, valid until {_when(e.code_expires_at)})"
-        )
+        return f"pending (code sent, valid until {_when(e.code_expires_at)})"
     return "pending"
 
 

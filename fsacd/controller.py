@@ -86,12 +86,16 @@ class Controller:
         except Exception:  # noqa: BLE001 - Redis trouble: the periodic pass retries
             log.exception("start-up reconciliation failed")
             return
-        if report.ended or report.adopted or report.agents_released:
+        found = report.ended or report.adopted or report.watching or report.agents_released
+        if found or report.unknown:
             log.warning(
-                "reconciled at start-up: %d call(s) taken over, %d ended, %d agent(s) freed",
+                "reconciled at start-up: %d call(s) taken over, %d ended, %d still up and "
+                "watched, %d agent(s) freed, %d unknown (FreeSWITCH did not answer)",
                 len(report.adopted),
                 len(report.ended),
+                len(report.watching),
                 len(report.agents_released),
+                len(report.unknown),
             )
 
     def drain(self, timeout: float) -> None:
