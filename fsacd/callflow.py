@@ -8,6 +8,7 @@ happens (hang-up at any step, errors, timeouts), the ``finally`` clause hands th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid as uuidlib
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import dialstring, numbers, outcomes, recovery, routing
+from fsacd import callerid, dialstring, numbers, outcomes, recovery, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 
@@ -57,6 +58,7 @@ class CallState:
     outcome: str = ""
     agent: str = ""
     moh_app_uuid: str | None = None
+    leaving_empty: bool = False
     overflowed: list[str] = field(default_factory=list)
 
 
@@ -74,6 +76,9 @@ class CallFlow:
         self._pump: gevent.Greenlet | None = None
         self._deferred: list[Offer] = []
         self.draining = False
+        self.hidden = False
+        self.caller: numbers.Number = numbers.normalise(None, "DE")
+        self.presentation: callerid.Presentation | None = None
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class CallFlow:
 
     def _serve_queue(self, target: routing.Target) -> None:
         qcfg = self._queue_cfg(target.name)
-        caller = self._caller_identity()
+        caller = self.caller = self._caller_identity(qcfg)
         self.state.priority = routing.priority(self.data, qcfg)
         self._run_app("answer")
         for var, value in (
@@ -153,15 +158,23 @@ class CallFlow:
         ):
             self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
         self._take_over_if_moved()
+        admitted = self._admit(target.name)
+        if admitted is None:
+            return
+        if admitted != target.name:
+            qcfg = self._queue_cfg(admitted)
+            target = routing.Target(kind="queue", name=admitted, source=target.source)
         now = time.time()
         self.state.entered_at = now
+        self.hidden = any(callerid.caller_is_hidden(self.data, q) for q in self._chain(qcfg))
+        fields = callerid.caller_record_fields(
+            self.data, caller, self._privacy_cfg(qcfg), self.ctl.number_salt
+        )
         record = self.store.enqueue(
             {
                 "id": self.state.uuid,
                 "owner": self.ctl.controller_id,
-                "number": caller.e164 or "",
-                "number_status": caller.status,
-                "name": self._caller_name(),
+                **fields,
                 "destination": self.data.get("Caller-Destination-Number", ""),
             },
             target.name,
@@ -172,6 +185,42 @@ class CallFlow:
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         self._wait_loop()
+
+    def _admit(self, queue: str) -> str | None:
+        """The queue this caller may join (``join_empty``, ``max_length``, then ``overflow``),
+        or None when the call was turned away (recorded, hung up)."""
+        seen: list[str] = []
+        while queue not in seen:
+            seen.append(queue)
+            qcfg = self._queue_cfg(queue)
+            reason = ""
+            if not qcfg.join_empty and self.store.staffed(queue) == 0:
+                reason = "empty"
+            elif qcfg.max_length and self.store.waiting_count(queue) >= qcfg.max_length:
+                reason = "full"
+            if not reason:
+                return queue
+            self.store.event(
+                "call-diverted",
+                call=self.state.uuid,
+                queue=queue,
+                reason=reason,
+                to=qcfg.overflow or "",
+            )
+            if not qcfg.overflow:
+                self._turn_away(queue, reason)
+                return None
+            queue = qcfg.overflow
+        self._turn_away(queue, "full")
+        return None
+
+    def _turn_away(self, queue: str, reason: str) -> None:
+        log.info("call %s: not queued in %s (%s)", self.state.uuid, queue, reason)
+        self.store.event("call-rejected", call=self.state.uuid, queue=queue, reason=reason)
+        self.state.phase = "done"
+        self._run_app("set", f"fsacd_result={reason}")
+        cause = "NORMAL_CIRCUIT_CONGESTION" if reason == "full" else "NORMAL_TEMPORARY_FAILURE"
+        self._run_app("hangup", cause, wait=False)
 
     def _take_over_if_moved(self) -> None:
         """The caller came back (its controller died, or FreeSWITCH moved it on in the
@@ -189,17 +238,25 @@ class CallFlow:
     def _queue_cfg(self, name: str) -> QueueConfig:
         return self.cfg.queues[name]
 
-    def _caller_identity(self) -> numbers.Number:
-        hidden = self.data.get("Caller-Privacy-Hide-Number", "false") == "true"
-        raw = self.data.get("Caller-Caller-ID-Number")
-        if hidden:
-            return numbers.normalise("anonymous", self.cfg.freeswitch.default_region)
-        return numbers.normalise(raw, self.cfg.freeswitch.default_region)
+    def _caller_identity(self, qcfg: QueueConfig) -> numbers.Number:
+        """The caller's number as the network gave it (privacy is applied where it is shown
+        or stored: fsacd/callerid.py)."""
+        region = qcfg.region or self.cfg.freeswitch.default_region
+        return callerid.network_caller(self.data, region)
 
-    def _caller_name(self) -> str:
-        if self.data.get("Caller-Privacy-Hide-Name", "false") == "true":
-            return ""
-        return (self.data.get("Caller-Caller-ID-Name") or "")[:80]
+    def _chain(self, qcfg: QueueConfig) -> list[QueueConfig]:
+        """The queue and its overflow queues (a call may end up in any of them)."""
+        chain = [qcfg]
+        while chain[-1].overflow and chain[-1].overflow not in [q.name for q in chain]:
+            chain.append(self._queue_cfg(chain[-1].overflow))
+        return chain
+
+    def _privacy_cfg(self, qcfg: QueueConfig) -> QueueConfig:
+        """The queue config whose privacy rules apply: an anonymous queue anywhere in the
+        overflow chain hides the number for the whole call."""
+        if self.hidden and not callerid.caller_is_hidden(self.data, qcfg):
+            return dataclasses.replace(qcfg, agent_sees="anonymous")
+        return qcfg
 
     # --- waiting -------------------------------------------------------------------------
 
@@ -223,10 +280,20 @@ class CallFlow:
             if self._offer(offer, qcfg):
                 return
 
+    def _should_leave_empty(self) -> bool:
+        qcfg = self._queue_cfg(self.state.queue)
+        if not qcfg.leave_empty or self.store.staffed(self.state.queue):
+            return False
+        self.state.leaving_empty = True
+        return True
+
     def _max_wait_reached(self, qcfg: QueueConfig) -> Offer | None:
-        """Overflow to the next queue, or end the call. An offer made meanwhile wins."""
+        """Overflow to the next queue, or end the call (max_wait reached, or the queue has
+        no agent left and ``leave_empty`` is set). An offer made meanwhile wins."""
+        why = "empty" if self.state.leaving_empty else "max-wait"
+        self.state.leaving_empty = False
         if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
-            if self.store.move_call(self.state.uuid, qcfg.overflow):
+            if self.store.move_call(self.state.uuid, qcfg.overflow, reason=why):
                 log.info(
                     "call %s: max_wait in %s, overflow to %s",
                     self.state.uuid,
@@ -242,7 +309,7 @@ class CallFlow:
                 return None
             # not waiting any more: an offer is on its way to us
             return self._wait_for_offer(time.time() + APP_TIMEOUT)
-        self.state.outcome = "max-wait"
+        self.state.outcome = why
         self.state.phase = "done"
         self._finish()
         self._stop_moh()
@@ -264,13 +331,16 @@ class CallFlow:
     def _wait_for_offer(self, deadline: float | None) -> Offer | None:
         if self._deferred:
             return self._deferred.pop(0)
+        poll = 1.0 if self._queue_cfg(self.state.queue).leave_empty else 5.0
         while True:
-            timeout = 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.time()))
+            timeout = poll if deadline is None else max(0.0, min(poll, deadline - time.time()))
             if deadline is not None and timeout <= 0:
                 return None
             kind, item = self._next(timeout)
             if kind == "offer":
                 return item
+            if kind == "timeout" and self._should_leave_empty():
+                return None
             if kind == "event":
                 ev: Event = item
                 moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
@@ -304,7 +374,10 @@ class CallFlow:
             return False
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
-        self.store.set_call_fields(self.state.uuid, legs=recovery.format_legs(legs))
+        shown = self.presentation.reason if self.presentation else ""
+        self.store.set_call_fields(
+            self.state.uuid, legs=recovery.format_legs(legs), presentation=shown
+        )
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
         self._run_app("set", "socket_resume=false")
@@ -344,16 +417,16 @@ class CallFlow:
                 return False
 
     def _leg_vars(self, leg_uuid: str, agent_id: str) -> dict[str, str]:
-        """Channel variables of one agent leg: who it is for and what the phone shows."""
-        caller = self._caller_identity()
-        shown = caller.e164 or "anonymous"
+        """Channel variables of one agent leg: who it is for and what the phone shows
+        (the queue's ``agent_sees`` policy, fsacd/callerid.py)."""
+        qcfg = self._privacy_cfg(self._queue_cfg(self.state.queue))
+        shown, self.presentation = callerid.agent_leg_vars(None, self.data, self.caller, qcfg)
         return {
+            **shown,
             "origination_uuid": leg_uuid,
             "fsacd_call": self.state.uuid,
             "fsacd_agent": agent_id,
             "fsacd_queue": self.state.queue,
-            "origination_caller_id_number": shown,
-            "origination_caller_id_name": self._caller_name() or shown,
         }
 
     def _bridged(self, app_uuid: str) -> bool:

@@ -367,8 +367,8 @@ def render(pop: dict[str, Any], entry_id: str = "") -> Any:
         parts.append(Panel(t, title="contact", title_align="left", expand=False))
     new = pop.get("new_contact")
     if new is not None and not pop.get("contacts"):
-        prefill = _numbers_text(new) or "-"
-        parts.append(Text(f"new contact: {_safe(new.get('name', ''), 80)} {prefill}".rstrip()))
+        prefill = " ".join(x for x in (_safe(new.get("name", ""), 80), _numbers_text(new)) if x)
+        parts.append(Text(f"new contact: {prefill or '-'}"))
     hist = pop.get("history") or []
     if hist:
         t = Table("DATE", "QUEUE", "AGENT", "OUTCOME", box=None, padding=(0, 2))

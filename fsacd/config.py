@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fsacd import dialstring, numbers, routing
+from fsacd import consent, dialstring, ivr, numbers, routing
 from fsacd.strategies import STRATEGIES
 
 DEFAULT_PATH = "fsacd.toml"
@@ -131,6 +131,11 @@ class QueueConfig:
     priority: int = 0
     number: str | None = None
     display_name: str | None = None
+    # queue rules (docs/config.md): empty queues, length limit, agents busy outside fsacd
+    join_empty: bool = True
+    leave_empty: bool = False
+    max_length: int = 0
+    skip_busy_agents: bool = True
     # screen pop (docs/screen-pop.md)
     region: str | None = None
     pop_fields: tuple[str, ...] | None = None
@@ -150,6 +155,15 @@ class QueueConfig:
     network_number: str | None = None
     gateway: str | None = None
     gateway_template: str = DEFAULT_GATEWAY_TEMPLATE
+    # recording consent, announcements, exit and callback keys (docs/ivr.md)
+    recording: str = "off"
+    recording_path: str = consent.DEFAULT_PATH_TEMPLATE
+    recording_notice: tuple[str, ...] | None = None
+    consent_key: str = "1"
+    announce_every: float = 0.0
+    exit_key: str | None = None
+    exit_target: str | None = None
+    callback_key: str | None = None
 
     @property
     def screen_pop_fields(self) -> tuple[str, ...]:
@@ -223,6 +237,8 @@ class Config:
     crm: CrmConfig | None = None
     history: HistoryConfig = field(default_factory=HistoryConfig)
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
+    #: IVR menus (``[ivr.NAME]``, docs/ivr.md)
+    ivr: dict[str, ivr.Menu] = field(default_factory=dict)
 
 
 # --- public functions -----------------------------------------------------------------------
@@ -416,6 +432,10 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
     history = _history(_Table(top.raw("history") or {}, "history", errors))
     numbers_cfg = _numbers(_Table(top.raw("numbers") or {}, "numbers", errors))
     queues = _check_callerid(queues, numbers_cfg, errors)
+    n_errors = len(errors)
+    menus = ivr.load_menus(top.raw("ivr"), errors, tts_voice=numbers_cfg.tts_voice)
+    ivr.check_menus(menus, queues, errors, loops=len(errors) == n_errors)
+    _check_queue_ivr(queues, menus, errors)
     routes_t = _Table(top.raw("routes") or {}, "routes", errors)
     default_route = top.string("default_route", None)
     top.unknown()
@@ -432,7 +452,7 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
         if not isinstance(target, str):
             errors.append(f'{key}: must be a target string like "queue:NAME", got {_show(target)}')
             continue
-        parsed = routing.parse_target(target, queue_names)
+        parsed = routing.parse_target(target, queue_names, menus)
         if isinstance(parsed, routing.RouteError):
             errors.append(f"{key}: {parsed.reason}")
             continue
@@ -447,7 +467,7 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
             routes_e164.setdefault(n.e164, target)
             e164_from.setdefault(n.e164, dest)
     if default_route is not None:
-        parsed = routing.parse_target(default_route, queue_names)
+        parsed = routing.parse_target(default_route, queue_names, menus)
         if isinstance(parsed, routing.RouteError):
             errors.append(f"default_route: {parsed.reason}")
             default_route = None
@@ -465,6 +485,7 @@ def _build(data: dict, source: str, env: Mapping[str, str], errors: list[str]) -
         crm=crm,
         history=history,
         numbers=numbers_cfg,
+        ivr=menus,
     )
 
 
@@ -623,8 +644,13 @@ def _queue(name: str, t: _Table) -> QueueConfig:
         priority=t.integer("priority", d.priority, routing.PRIORITY_MIN, routing.PRIORITY_MAX),
         number=number,
         display_name=t.string("display_name", None, max_len=80),
+        join_empty=_bool(t, "join_empty", d.join_empty),
+        leave_empty=_bool(t, "leave_empty", d.leave_empty),
+        max_length=t.integer("max_length", d.max_length, 0, 1_000_000),
+        skip_busy_agents=_bool(t, "skip_busy_agents", d.skip_busy_agents),
         **_queue_pop(t),
         **_queue_callerid(t),
+        **_queue_ivr(t),
     )
     t.unknown()
     return out
@@ -935,3 +961,79 @@ def _check_callerid(
             )
         out[name] = replace(q, gateway=q.gateway or nums.gateway, network_number=network)
     return out
+
+
+# --- recording consent and waiting (docs/ivr.md) --------------------------------------------
+
+
+def _queue_ivr(t: _Table) -> dict[str, Any]:
+    """The keys of a queue for recording consent, announcements, exit and callback keys."""
+    d = QueueConfig(name="-")
+    out: dict[str, Any] = {"recording": _choice(t, "recording", d.recording, consent.POLICIES)}
+    path = t.string("recording_path", d.recording_path, max_len=512)
+    if (problem := consent.check_template(path)) is not None:
+        t.error("recording_path", f"{problem}, got {_show(path)}")
+        path = d.recording_path
+    out["recording_path"] = path
+    notice = None
+    if t.has("recording_notice"):
+        got = ivr.check_prompt(t.raw("recording_notice"))
+        if isinstance(got, str):
+            t.error("recording_notice", got)
+        else:
+            notice = got
+    else:
+        t.raw("recording_notice")
+        if out["recording"] != "off":
+            t.error(
+                "recording_notice",
+                f'is required with recording = "{out["recording"]}":'
+                " callers must hear that the call may be recorded",
+            )
+    out["recording_notice"] = notice
+    out["consent_key"] = ivr.dtmf_key(t, "consent_key", d.consent_key)
+    every = t.seconds("announce_every", d.announce_every, 0, 3600)
+    if 0 < every < 10:
+        t.error("announce_every", f"must be 0 (off) or at least 10 seconds, got {_num(every)}")
+        every = d.announce_every
+    out["announce_every"] = every
+    out["exit_key"] = ivr.dtmf_key(t, "exit_key", None)
+    exit_target = t.string("exit_target", None, max_len=128)
+    if exit_target is not None:
+        act = ivr.parse_action(exit_target)
+        if isinstance(act, str):
+            t.error("exit_target", act)
+            exit_target = None
+        elif act.kind == "callback":
+            t.error("exit_target", "a callback is offered with callback_key, not as exit_target")
+            exit_target = None
+        else:
+            exit_target = str(act)
+    if t.has("exit_key") and not t.has("exit_target"):
+        t.error("exit_target", "is required with exit_key: where the caller goes on pressing it")
+    if t.has("exit_target") and not t.has("exit_key"):
+        t.error("exit_key", "is required with exit_target: the key that leaves the queue")
+    out["exit_target"] = exit_target
+    out["callback_key"] = ivr.dtmf_key(t, "callback_key", None)
+    if out["exit_key"] is not None and out["exit_key"] == out["callback_key"]:
+        t.error("callback_key", "must differ from exit_key")
+    return out
+
+
+def _check_queue_ivr(
+    queues: dict[str, QueueConfig], menus: Mapping[str, ivr.Menu], errors: list[str]
+) -> None:
+    """``exit_target`` names an existing queue (not the same one) or menu."""
+    for name, q in queues.items():
+        if q.exit_target is None:
+            continue
+        act = ivr.parse_action(q.exit_target)
+        key = f"queues.{name}.exit_target"
+        if isinstance(act, str):
+            continue
+        if act.kind == "queue" and act.target == name:
+            errors.append(f"{key}: leads back to this queue")
+        elif act.kind == "queue" and act.target not in queues:
+            errors.append(f"{key}: no queue named {_show(act.target)}")
+        elif act.kind == "ivr" and act.target not in menus:
+            errors.append(f"{key}: no menu named {_show(act.target)}")

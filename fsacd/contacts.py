@@ -118,12 +118,14 @@ def split_numbers(cell: str) -> list[str]:
 
 
 def decode(h: Mapping[str, str]) -> dict[str, Any]:
-    """A ``contact:{id}`` hash → contact dict (``numbers`` decoded, ``updated_at`` a float)."""
-    out: dict[str, Any] = dict(h)
+    """A ``contact:{id}`` hash → contact dict (``numbers`` decoded, ``updated_at`` a float),
+    fields in a stable order: id, standard fields, numbers, free-form fields by name."""
+    out: dict[str, Any] = {k: h[k] for k in ("id", *STANDARD_FIELDS) if k in h}
     try:
         out["numbers"] = json.loads(h.get("numbers") or "[]")
     except ValueError:
         out["numbers"] = []
+    out.update((k, h[k]) for k in sorted(h) if k not in out)
     if "updated_at" in out:
         try:
             out["updated_at"] = float(out["updated_at"])

@@ -20,6 +20,7 @@ from fsacd.matcher import Matcher
 from fsacd.recovery import Recovery
 from fsacd.redisconn import connect
 from fsacd.store import Offer, Store
+from fsacd.verified import number_salt
 
 if TYPE_CHECKING:
     import redis
@@ -65,6 +66,8 @@ class Controller:
         )
         self._greenlets: list[gevent.Greenlet] = []
         self.stopping = False
+        #: salt for hashes of hidden numbers ([history] salt); None when not configured
+        self.number_salt = number_salt(cfg)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -387,6 +387,8 @@ class ScreenPop:
         """Publish the pop (stage ``offer``) to each agent; returns the SIP header leg
         variables per agent (``{}`` for an agent on failure)."""
         agents = [a for a in dict.fromkeys(agent_ids) if ID_RE.fullmatch(a or "")]
+        if not agents:
+            return {}
         try:
             prepared, h = self._load(call_id)
             now = self.clock()

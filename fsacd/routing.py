@@ -2,7 +2,8 @@
 
 Target: the channel variable ``fsacd_route`` (``variable_fsacd_route`` in the connect data)
 if set, else the ``[routes]`` entry for the destination number (exact, else the same number in
-E.164), else ``default_route``. A target is ``queue:NAME``.
+E.164), else ``default_route``. A target is ``queue:NAME`` or ``ivr:NAME`` (a menu of
+``[ivr.NAME]``, docs/ivr.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class Target:
     """A resolved target; ``source`` is ``channel``, ``route`` or ``default``."""
 
-    kind: Literal["queue"]
+    kind: Literal["queue", "ivr"]
     name: str
     source: str = ""
 
@@ -56,22 +57,28 @@ def _show(text: str) -> str:
     return repr(text[:64] + ("..." if len(text) > 64 else ""))
 
 
-def parse_target(text: str, queues: Collection[str]) -> Target | RouteError:
-    """``queue:NAME`` → :class:`Target` if NAME is one of ``queues``; else a :class:`RouteError`."""
+def parse_target(
+    text: str, queues: Collection[str], menus: Collection[str] = ()
+) -> Target | RouteError:
+    """``queue:NAME`` (NAME one of ``queues``) or ``ivr:NAME`` (one of ``menus``) →
+    :class:`Target`; else a :class:`RouteError`."""
     if not isinstance(text, str):
         return RouteError(f"target must be a string like 'queue:NAME', got {type(text).__name__}")
     m = _TARGET.fullmatch(text.strip())
     if not m:
-        return RouteError(f"malformed target {_show(text)}: expected 'queue:NAME'")
+        return RouteError(f"malformed target {_show(text)}: expected 'queue:NAME' or 'ivr:NAME'")
     kind, name = m.group(1), m.group(2)
     if kind not in KINDS:
         return RouteError(
-            f"unknown target kind {_show(kind)} in {_show(text)}: expected 'queue:NAME'"
+            f"unknown target kind {_show(kind)} in {_show(text)}:"
+            " expected 'queue:NAME' or 'ivr:NAME'"
         )
     if not _NAME.fullmatch(name):
         return RouteError(f"malformed {kind} name in target {_show(text)}")
     if kind == "ivr":
-        return RouteError(f"no IVR named {_show(name)} (IVR targets are not supported yet)")
+        if name not in menus:
+            return RouteError(f"no IVR menu named {_show(name)}")
+        return Target(kind="ivr", name=name)
     if name not in queues:
         return RouteError(f"no queue named {_show(name)}")
     return Target(kind="queue", name=name)
@@ -88,18 +95,21 @@ def resolve(
 
 
 def _resolve(channel_vars: Mapping[str, str], destination: str, cfg: Config) -> Target | RouteError:
+    menus = getattr(cfg, "ivr", None) or {}
     explicit = (channel_vars.get(ROUTE_VAR) or "").strip()
     if explicit:
-        return _with_source(parse_target(explicit, cfg.queues), "channel", "fsacd_route")
+        return _with_source(parse_target(explicit, cfg.queues, menus), "channel", "fsacd_route")
     target = cfg.routes.get(destination)
     if target is None and destination:
         n = numbers.normalise(destination, cfg.freeswitch.default_region)
         if n.e164:
             target = getattr(cfg, "routes_e164", {}).get(n.e164)
     if target is not None:
-        return _with_source(parse_target(target, cfg.queues), "route", "[routes]")
+        return _with_source(parse_target(target, cfg.queues, menus), "route", "[routes]")
     if cfg.default_route:
-        return _with_source(parse_target(cfg.default_route, cfg.queues), "default", "default_route")
+        return _with_source(
+            parse_target(cfg.default_route, cfg.queues, menus), "default", "default_route"
+        )
     return RouteError("no route for the destination and no default_route")
 
 

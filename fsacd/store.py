@@ -773,6 +773,20 @@ class Store:
         rows = self.r.zrange(self.keys.ready(), 0, 0, withscores=True)
         return float(rows[0][1]) if rows else None
 
+    def staffed(self, queue: str) -> int:
+        """Member agents logged in and available (not logged out, not on break)."""
+        ids = self.r.zrange(self.keys.queue_members(queue), 0, -1)
+        if not ids:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for agent_id in ids:
+            pipe.hget(self.keys.agent(agent_id), "status")
+        return sum(1 for status in pipe.execute() if status == "available")
+
+    def waiting_count(self, queue: str) -> int:
+        """Callers waiting in the queue now."""
+        return int(self.r.zcard(self.keys.queue_waiting(queue)))
+
     # --- controllers and recovery (fsacd/recovery.py) ---------------------------------------
 
     def renew_lease(self, ttl: float, pipe: Any = None) -> None:

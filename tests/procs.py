@@ -47,16 +47,33 @@ def free_port() -> int:
 class ServeProcess:
     """One ``python -m fsacd serve`` with its own config file."""
 
-    def __init__(self, tmp: Path, cid: str, redis_url: str, inbound: tuple[str, int], *,
-                 strategy: str = "first-available", ring_timeout: int = 3, lease: float = 2,
-                 drain: float = 10, port: int | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        cid: str,
+        redis_url: str,
+        inbound: tuple[str, int],
+        *,
+        strategy: str = "first-available",
+        ring_timeout: int = 3,
+        lease: float = 2,
+        drain: float = 10,
+        port: int | None = None,
+    ) -> None:
         self.cid = cid
         self.port = port or free_port()
         self.path = tmp / f"{cid}.toml"
         self.log = tmp / f"{cid}.log"
-        self.params = dict(port=self.port, cid=cid, lease=lease, drain=drain,
-                           redis_url=redis_url, inbound=f"{inbound[0]}:{inbound[1]}",
-                           strategy=strategy, ring_timeout=ring_timeout)
+        self.params = dict(
+            port=self.port,
+            cid=cid,
+            lease=lease,
+            drain=drain,
+            redis_url=redis_url,
+            inbound=f"{inbound[0]}:{inbound[1]}",
+            strategy=strategy,
+            ring_timeout=ring_timeout,
+        )
         self.write_config()
         self.proc: subprocess.Popen | None = None
 
@@ -73,9 +90,19 @@ class ServeProcess:
         env.pop("FSACD_CONFIG", None)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "fsacd", "--config", str(self.path), "serve",
-                 "--log-level", "info"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "fsacd",
+                    "--config",
+                    str(self.path),
+                    "serve",
+                    "--log-level",
+                    "info",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.time() + timeout
         while time.time() < deadline:

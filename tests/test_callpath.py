@@ -346,3 +346,72 @@ def test_a_bad_peer_drops_only_its_own_call(acd, payload):
     wait_for(lambda: acd.agent_state("1001")["state"] == "in-call", what="good call served")
     good.hangup()
     wait_for(lambda: acd.ctl.server.active_calls == 0, what="connections closed")
+
+
+RULES = """
+[queues.support]
+strategy = "first-available"
+ring_timeout = 1
+join_empty = false
+leave_empty = true
+overflow = "sales"
+
+[queues.sales]
+strategy = "ring-all"
+ring_timeout = 1
+max_length = 1
+"""
+
+
+def test_join_empty_false_sends_callers_to_overflow(redis_url):
+    acd = make(redis_url, RULES)
+    try:
+        acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1}, login=False)
+        acd.agent("3001", P.answers(after=0.1, talk=30), {"sales": 1})
+        call = acd.fs.place_call(destination="5000", caller_number="+4922129191999")
+        wait_for(lambda: acd.agent_state("3001")["state"] == "in-call", what="served in sales")
+        diverted = acd.events("call-diverted")
+        assert diverted[0]["queue"] == "support" and diverted[0]["reason"] == "empty"
+        call.hangup()
+    finally:
+        acd.stop()
+
+
+def test_max_length_turns_callers_away(redis_url):
+    acd = make(redis_url, RULES)
+    try:
+        first = acd.fs.place_call(destination="5001", caller_number="+4922129191001")
+        wait_for(lambda: acd.store.waiting_count("sales") == 1, what="one waiting")
+        second = acd.fs.place_call(destination="5001", caller_number="+4922129191002")
+        assert second.wait_hangup(timeout=5) == "NORMAL_CIRCUIT_CONGESTION"
+        assert second.variables.get("fsacd_result") == "full"
+        rejected = acd.events("call-rejected")
+        assert rejected and rejected[0]["reason"] == "full"
+        assert first.is_up
+        first.hangup()
+    finally:
+        acd.stop()
+
+
+def test_leave_empty_moves_waiting_callers_when_the_last_agent_leaves(redis_url):
+    acd = make(redis_url, RULES)
+    try:
+        acd.agent("1001", P.busy(), {"support": 1})
+        acd.agent("3001", P.answers(after=0.1, talk=30), {"sales": 1}, login=False)
+        call = acd.fs.place_call(destination="5000", caller_number="+4922129191999")
+        wait_for(
+            lambda: (acd.store.get_call(call.uuid) or {}).get("state") == "waiting",
+            what="waiting in support",
+        )
+        acd.store.logout("1001")
+        acd.store.login("3001")
+        wait_for(
+            lambda: acd.agent_state("3001")["state"] == "in-call",
+            timeout=8,
+            what="moved to sales and served",
+        )
+        moved = acd.events("call-overflowed")
+        assert moved and moved[0]["reason"] == "empty"
+        call.hangup()
+    finally:
+        acd.stop()

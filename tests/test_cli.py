@@ -319,13 +319,33 @@ def test_serve_calls_controller_run(run, monkeypatch):
 
     seen = {}
     fake = types.ModuleType("fsacd.controller")
-    fake.run = lambda cfg: seen.setdefault("cfg", cfg)
+    fake.run = lambda cfg, config_path=None: seen.update(cfg=cfg, path=config_path)
     monkeypatch.setitem(__import__("sys").modules, "fsacd.controller", fake)
     import fsacd
 
     monkeypatch.setattr(fsacd, "controller", fake, raising=False)
     ok(run("serve", "--log-level", "warning"))
     assert set(seen["cfg"].queues) == {"support", "sales"}
+    assert seen["path"] is not None and seen["path"].name.endswith(".toml")
+
+
+def test_reload_publishes_to_running_controllers(run, redis_url):
+    import redis as redislib
+
+    from fsacd.keys import Keys
+
+    r = redislib.Redis.from_url(redis_url, decode_responses=True)
+    ps = r.pubsub(ignore_subscribe_messages=True)
+    ps.subscribe(Keys().control_channel())
+    out = ok(run("reload", "--json")).stdout
+    assert json.loads(out) == {"requested": True, "controllers": 1}
+    msg = None
+    for _ in range(50):
+        msg = ps.get_message(timeout=0.1)
+        if msg:
+            break
+    assert msg and msg["data"] == "reload"
+    ps.close()
 
 
 def test_help_and_version(run):

@@ -198,7 +198,7 @@ def test_every_strategy_is_accepted(strategy):
             "freeswitch.password_file: give either password_env or password_file",
         ),
         ('[routes]\n"5000" = "queue:nope"\n' + MINIMAL, "routes.5000: no queue named 'nope'"),
-        ('[routes]\n"5000" = "ivr:menu"\n' + MINIMAL, "IVR targets are not supported yet"),
+        ('[routes]\n"5000" = "ivr:menu"\n' + MINIMAL, "routes.5000: no IVR menu named 'menu'"),
         ('[routes]\n"5000" = "support"\n' + MINIMAL, "routes.5000: malformed target"),
         ('[routes]\n"5000" = 1\n' + MINIMAL, "routes.5000: must be a target string"),
         ('[routes]\n"50 00" = "queue:support"\n' + MINIMAL, 'routes."50 00": a destination'),

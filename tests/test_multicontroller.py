@@ -95,22 +95,27 @@ def offered_while_talking(evs, intervals) -> list[str]:
     return bad
 
 
-def test_two_controllers_share_agents_without_double_booking(fs, procs, store, redis_url,
-                                                              tmp_path):
+def test_two_controllers_share_agents_without_double_booking(fs, procs, store, redis_url, tmp_path):
     a = serve(procs, tmp_path, "ctl-a", redis_url, fs)
     b = serve(procs, tmp_path, "ctl-b", redis_url, fs)
     add_agents(store, fs, 10, P.answers(after=0.05, talk=0.15))
     calls = []
     for i in range(200):
         target = a if i % 2 == 0 else b
-        calls.append(fs.place_call(destination="5000", caller_number=f"+49221{i:07d}",
-                                   socket_target=target.address))
+        calls.append(
+            fs.place_call(
+                destination="5000", caller_number=f"+49221{i:07d}", socket_target=target.address
+            )
+        )
         if i % 10 == 9:
             time.sleep(0.05)
     for c in calls:
         c.wait_hangup(timeout=90)
-    wait_for(lambda: all(x["state"] == "idle" for x in store.list_agents()), timeout=10,
-             what="all agents idle")
+    wait_for(
+        lambda: all(x["state"] == "idle" for x in store.list_agents()),
+        timeout=10,
+        what="all agents idle",
+    )
     evs = events(store.r)
     ended = [e for e in evs if e.get("type") == "call-ended"]
     assert len(ended) == 200
@@ -132,23 +137,32 @@ def test_kill_9_while_calls_wait_ring_and_talk(fs, procs, store, redis_url, tmp_
     store.add_agent("1002", "user/1002@pbx.example", {"support": 2})
     store.login("1001")
     store.login("1002")
-    kw = dict(destination="5000", socket_target=a.address,
-              variables={"socket_resume": "true"}, dialplan_after_socket=after_socket(b))
+    kw = dict(
+        destination="5000",
+        socket_target=a.address,
+        variables={"socket_resume": "true"},
+        dialplan_after_socket=after_socket(b),
+    )
     talking = fs.place_call(caller_number="+4922100001", **kw)
     wait_for(lambda: store.get_agent("1001")["state"] == "in-call", what="1001 talking")
     ringing = fs.place_call(caller_number="+4922100002", **kw)
     wait_for(lambda: store.get_agent("1002")["state"] == "ringing", what="1002 ringing")
     waiting = [fs.place_call(caller_number=f"+492210001{i}", **kw) for i in range(2)]
-    wait_for(lambda: all((store.get_call(c.uuid) or {}).get("state") == "waiting"
-                         for c in waiting), what="two callers waiting")
+    wait_for(
+        lambda: all((store.get_call(c.uuid) or {}).get("state") == "waiting" for c in waiting),
+        what="two callers waiting",
+    )
     seq_before = {c.uuid: store.get_call(c.uuid)["seq"] for c in waiting}
 
     a.kill9()
     t_kill = time.time()
 
     # waiting callers are back in the dialplan at once and re-enter at ctl-b, same place
-    wait_for(lambda: all((store.get_call(c.uuid) or {}).get("owner") == "ctl-b"
-                         for c in waiting), timeout=5, what="waiting callers at ctl-b")
+    wait_for(
+        lambda: all((store.get_call(c.uuid) or {}).get("owner") == "ctl-b" for c in waiting),
+        timeout=5,
+        what="waiting callers at ctl-b",
+    )
     assert time.time() - t_kill < 3
     assert {c.uuid: store.get_call(c.uuid)["seq"] for c in waiting} == seq_before
     # the established call is not cut; the ringing offer connects
@@ -159,25 +173,30 @@ def test_kill_9_while_calls_wait_ring_and_talk(fs, procs, store, redis_url, tmp_
         c.wait_bridged(20)
     for c in (talking, ringing, *waiting):
         c.hangup()
-    wait_for(lambda: all(x["state"] == "idle" for x in store.list_agents()), timeout=15,
-             what="no stuck agent")
+    wait_for(
+        lambda: all(x["state"] == "idle" for x in store.list_agents()),
+        timeout=15,
+        what="no stuck agent",
+    )
     evs = events(store.r)
     assert double_bookings(evs) == []
     assert offered_while_talking(evs, talking_intervals(fs)) == []
     assert talking.hangup_cause == "NORMAL_CLEARING"  # we hung it up, not the controller's death
 
 
-def test_restart_with_calls_in_flight_leaves_no_stuck_agent(fs, procs, store, redis_url,
-                                                            tmp_path):
+def test_restart_with_calls_in_flight_leaves_no_stuck_agent(fs, procs, store, redis_url, tmp_path):
     a = serve(procs, tmp_path, "ctl-a", redis_url, fs, lease=1.0)
     add_agents(store, fs, 2, P.answers(after=0.1, talk=2.0))
-    calls = [fs.place_call(destination="5000", caller_number=f"+492210000{i}",
-                           socket_target=a.address) for i in range(2)]
-    wait_for(lambda: all(x["state"] == "in-call" for x in store.list_agents()),
-             what="both agents talking")
+    calls = [
+        fs.place_call(destination="5000", caller_number=f"+492210000{i}", socket_target=a.address)
+        for i in range(2)
+    ]
+    wait_for(
+        lambda: all(x["state"] == "in-call" for x in store.list_agents()),
+        what="both agents talking",
+    )
     a.kill9()
-    a2 = ServeProcess(tmp_path, "ctl-a", redis_url, fs.inbound_address, lease=1.0,
-                      port=a.port)
+    a2 = ServeProcess(tmp_path, "ctl-a", redis_url, fs.inbound_address, lease=1.0, port=a.port)
     procs.append(a2)
     a2.start()
     # the agents stay busy while their calls go on ...
@@ -186,26 +205,38 @@ def test_restart_with_calls_in_flight_leaves_no_stuck_agent(fs, procs, store, re
     # ... and are freed once FreeSWITCH says the calls are over
     for c in calls:
         c.wait_hangup(10)
-    wait_for(lambda: all(x["state"] in ("idle", "wrap-up") and not x["call"]
-                         for x in store.list_agents()), timeout=10, what="agents freed")
+    wait_for(
+        lambda: all(
+            x["state"] in ("idle", "wrap-up") and not x["call"] for x in store.list_agents()
+        ),
+        timeout=10,
+        what="agents freed",
+    )
     assert "reconciled at start-up" in a2.logtext()
 
 
-def test_sigterm_hands_waiting_callers_back_and_lets_talks_finish(fs, procs, store, redis_url,
-                                                                   tmp_path):
+def test_sigterm_hands_waiting_callers_back_and_lets_talks_finish(
+    fs, procs, store, redis_url, tmp_path
+):
     a = serve(procs, tmp_path, "ctl-a", redis_url, fs, drain=10)
     b = serve(procs, tmp_path, "ctl-b", redis_url, fs)
     add_agents(store, fs, 1, P.answers(after=0.1, talk=1.5))
-    kw = dict(destination="5000", socket_target=a.address,
-              variables={"socket_resume": "true"}, dialplan_after_socket=after_socket(b))
+    kw = dict(
+        destination="5000",
+        socket_target=a.address,
+        variables={"socket_resume": "true"},
+        dialplan_after_socket=after_socket(b),
+    )
     talking = fs.place_call(caller_number="+4922100001", **kw)
     wait_for(lambda: store.get_agent("1001")["state"] == "in-call", what="talking")
     waiting = fs.place_call(caller_number="+4922100002", **kw)
-    wait_for(lambda: (store.get_call(waiting.uuid) or {}).get("state") == "waiting",
-             what="waiting")
+    wait_for(lambda: (store.get_call(waiting.uuid) or {}).get("state") == "waiting", what="waiting")
     a.signal(signal.SIGTERM)
-    wait_for(lambda: (store.get_call(waiting.uuid) or {}).get("owner") == "ctl-b",
-             timeout=5, what="waiting caller handed to ctl-b")
+    wait_for(
+        lambda: (store.get_call(waiting.uuid) or {}).get("owner") == "ctl-b",
+        timeout=5,
+        what="waiting caller handed to ctl-b",
+    )
     assert talking.is_up  # the talk goes on while ctl-a drains
     assert a.wait(timeout=15) == 0
     assert talking.hangup_cause is not None  # ctl-a waited until the call ended
@@ -214,11 +245,10 @@ def test_sigterm_hands_waiting_callers_back_and_lets_talks_finish(fs, procs, sto
     wait_for(lambda: store.get_agent("1001")["state"] == "idle", timeout=10, what="idle")
 
 
-def test_reload_applies_a_good_config_and_refuses_a_bad_one(fs, procs, store, redis_url,
-                                                             tmp_path):
+def test_reload_applies_a_good_config_and_refuses_a_bad_one(fs, procs, store, redis_url, tmp_path):
     a = serve(procs, tmp_path, "ctl-a", redis_url, fs)
     good = a.path.read_text()
-    a.write_config(good + "\n[queues.sales]\nstrategy = \"ring-all\"\n")
+    a.write_config(good + '\n[queues.sales]\nstrategy = "ring-all"\n')
     a.signal(signal.SIGHUP)
     wait_for(lambda: "sales" in store.configured_queues(), timeout=5, what="sales queue")
     assert "config reloaded" in a.logtext()

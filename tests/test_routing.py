@@ -68,7 +68,7 @@ def test_no_route(no_default):
     ("value", "words"),
     [
         ("queue:nope", "no queue named 'nope'"),
-        ("ivr:menu", "IVR targets are not supported yet"),
+        ("ivr:menu", "no IVR menu named 'menu'"),
         ("voicemail:1001", "unknown target kind"),
         ("support", "malformed target"),
         ("queue:", "malformed queue name"),
@@ -108,6 +108,43 @@ def test_parse_target():
     assert parse_target(" queue:a ", {"a"}) == Target("queue", "a")
     assert isinstance(parse_target("queue:b", {"a"}), RouteError)
     assert isinstance(parse_target(5, {"a"}), RouteError)
+    assert parse_target("ivr:m", {"a"}, {"m"}) == Target("ivr", "m")
+    assert isinstance(parse_target("ivr:a", {"a"}, {"m"}), RouteError)
+    assert isinstance(parse_target("ivr:m", {"a"}), RouteError)
+
+
+IVR_CONFIG = """
+default_route = "ivr:main"
+
+[routes]
+"5000" = "ivr:billing"
+"5001" = "queue:support"
+
+[queues.support]
+
+[ivr.main]
+prompt = "ivr/main.wav"
+options = { "1" = "queue:support", "2" = "ivr:billing" }
+
+[ivr.billing]
+prompt = "ivr/billing.wav"
+options = { "1" = "queue:support" }
+"""
+
+
+def test_ivr_targets_route_to_menus():
+    cfg = load_text(IVR_CONFIG, env={})
+    assert resolve({}, "5000", cfg) == Target("ivr", "billing", "route")
+    assert resolve({}, "5001", cfg) == Target("queue", "support", "route")
+    assert resolve({}, "9999", cfg) == Target("ivr", "main", "default")
+    assert resolve({"variable_fsacd_route": "ivr:main"}, "5001", cfg) == Target(
+        "ivr", "main", "channel"
+    )
+    r = resolve({"variable_fsacd_route": "ivr:nope"}, "5001", cfg)
+    assert isinstance(r, RouteError) and "no IVR menu named 'nope'" in r.reason
+    # a queue and a menu may share a name; the kind decides
+    r = resolve({"variable_fsacd_route": "ivr:support"}, "5001", cfg)
+    assert isinstance(r, RouteError)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ class Call:
         self.bridged_leg: Leg | None = None
         self.recordings: list[tuple[str, float, float]] = []
         self.created = time.time()
+        self.destination = channel.profile.destination_number
 
     @property
     def uuid(self) -> str:

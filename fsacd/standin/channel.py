@@ -369,10 +369,10 @@ class Channel:
     # --- call progress ------------------------------------------------------------------
 
     def mark_ring_ready(self) -> None:
-        if "RING_READY" in self.flags or self.down():
+        if "RING_READY" in self.flags or self.answered or self.down():
             return
         self.flags.add("RING_READY")
-        self.profile.times.progress = now_us()
+        self.profile.times.progress = self.profile.times.progress or now_us()
         other = self.originating
         if other is not None and not other.profile.times.progress:
             other.profile.times.progress = self.profile.times.progress
@@ -387,7 +387,7 @@ class Channel:
         if self.early or self.answered or self.down():
             return
         self.flags.add("EARLY_MEDIA")
-        self.profile.times.progress_media = now_us()
+        self.profile.times.progress_media = self.profile.times.progress_media or now_us()
         other = self.originating
         if other is not None and not other.profile.times.progress_media:
             other.profile.times.progress_media = self.profile.times.progress_media

@@ -206,7 +206,7 @@ class FakeFreeSwitch:
         """The "dialplan": ``extensions`` first, then the socket extension of callers."""
         if exten in self.extensions:
             return list(self.extensions[exten])
-        if ch.call is not None and exten == ch.call.channel.profile.destination_number:
+        if ch.call is not None and exten == ch.call.destination:
             host, port = self.socket_target
             return [("socket", f"{host}:{port} {self.socket_arg}".rstrip())]
         return None

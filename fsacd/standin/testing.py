@@ -92,16 +92,20 @@ class Peer:
     def wait_event(self, name: str, timeout: float = 5.0, **headers: str) -> Event:
         """The next event named ``name`` (after the last one waited for) with these headers.
 
-        Header keywords use ``_`` for ``-`` and match case-sensitively on values:
-        ``application="bridge"`` means ``Application: bridge``.
+        Header keywords use ``_`` for ``-`` (names compare case-insensitively, values
+        exactly): ``application="bridge"`` means ``Application: bridge``.
         """
-        want = {k.replace("_", "-").title(): v for k, v in headers.items()}
+        want = {k.replace("_", "-").lower(): v for k, v in headers.items()}
+
+        def matches(ev: Event) -> bool:
+            have = {k.lower(): v for k, v in ev.headers.items()}
+            return ev.name == name and all(have.get(k) == v for k, v in want.items())
 
         def find() -> Event | None:
             evs = self.events()
             for i in range(self._event_index, len(evs)):
                 ev = evs[i]
-                if ev.name == name and all(ev.get(k) == v for k, v in want.items()):
+                if matches(ev):
                     self._event_index = i + 1
                     return ev
             return None
