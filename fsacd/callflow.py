@@ -79,6 +79,7 @@ class CallFlow:
         self.hidden = False
         self.caller: numbers.Number = numbers.normalise(None, "DE")
         self.presentation: callerid.Presentation | None = None
+        self.ivr_inputs: dict[str, str] = {}
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -182,6 +183,16 @@ class CallFlow:
         )
         self.state.queue = target.name
         self.state.queue_entered_at = now
+        # the contact lookup runs while the caller waits, not when an agent is offered
+        gevent.spawn(
+            self.ctl.pop.prepare,
+            self.state.uuid,
+            target.name,
+            caller,
+            self.hidden,
+            fields.get("name", ""),
+            self.ivr_inputs,
+        )
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         self._wait_loop()
@@ -372,6 +383,10 @@ class CallFlow:
         if not leg_specs:
             self.store.cancel_offer(offer)
             return False
+        waited = time.time() - self.state.entered_at
+        pop_headers = self.ctl.pop.offered(self.state.uuid, list(legs.values()), waited)
+        for leg_vars, _ in leg_specs:
+            leg_vars.update(pop_headers.get(leg_vars["fsacd_agent"], {}))
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
         shown = self.presentation.reason if self.presentation else ""
@@ -406,6 +421,7 @@ class CallFlow:
                     continue
                 if not self.store.answered(offer, winner):
                     log.error("call %s: agent %s answered a stale offer", self.state.uuid, winner)
+                self.ctl.pop.answered(self.state.uuid, winner)
                 self.state.agent = winner
                 self.state.phase = "bridged"
                 self.state.outcome = "answered"
@@ -517,5 +533,6 @@ class CallFlow:
         except Exception:  # noqa: BLE001 - Redis down: the sweep and leases recover later
             log.exception("call %s: could not record the end of the call", self.state.uuid)
             return
+        self.ctl.pop.finished(self.state.uuid, self.state.agent or None, outcome)
         if self.state.agent and qcfg.wrap_up >= 0:
             self.ctl.wake_later(qcfg.wrap_up)

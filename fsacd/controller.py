@@ -17,6 +17,7 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.fsclient import FreeSwitchClient
 from fsacd.matcher import Matcher
+from fsacd.pop import ScreenPop
 from fsacd.recovery import Recovery
 from fsacd.redisconn import connect
 from fsacd.store import Offer, Store
@@ -68,6 +69,7 @@ class Controller:
         self.stopping = False
         #: salt for hashes of hidden numbers ([history] salt); None when not configured
         self.number_salt = number_salt(cfg)
+        self.pop = ScreenPop(self.r, self.store.keys, cfg)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class Controller:
             log.warning("reload: server.listen changes need a restart; the rest is applied")
         self.cfg = new
         self.matcher.cfg = new
+        self.pop = ScreenPop(self.r, self.store.keys, new)
         self.store.sync_queues(new.queues)
         self.matcher.request(new.queues)
         log.info("config reloaded from %s: %d queue(s)", self.config_path, len(new.queues))

@@ -21,7 +21,8 @@ MAX_VALUE = 256
 #: Longest application argument kept.
 MAX_ARG = 1024
 
-_NAME = re.compile(r"[A-Za-z0-9_]+")
+# names like sip_h_X-Fsacd-Call need the hyphen; it cannot split anything inside {} or []
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _VALUE_EXTRA = frozenset(" .-_@+:/")
 _SPACES = re.compile(r" {2,}")
 # characters a contact (an agent's dial string, set by an operator) must not contain

@@ -10,12 +10,13 @@ flow :class:`SessionRunner` does the same with an :class:`~fsacd.esl.session.Out
 Everything that reaches FreeSWITCH is built here and filtered: prompts keep only characters
 that cannot split, quote, expand or join arguments (:func:`render_prompt`), the regex only
 digit-pattern characters (:func:`fsacd.ivr.fs_regex`), variable names and numbers are
-checked; the whole argument then goes through :func:`fsacd.dialstring.app_arg_safe`.
+checked; spoken text goes through :func:`fsacd.dialstring.app_arg_safe` first.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -113,7 +114,11 @@ def pagd_arg(
         f"{min_digits} {max_digits} {tries} {timeout_ms} {terms} {file} {bad} {var} {rx}"
         f" {digit_timeout_ms}"
     )
-    return dialstring.app_arg_safe(arg)
+    # every part is filtered above; this only guards the guarantee (no truncation here: a
+    # cut argument would lose the variable and regex)
+    if "$" in arg or "\\" in arg or any(unicodedata.category(c).startswith("C") for c in arg):
+        raise ValueError("unsafe play_and_get_digits argument")
+    return arg
 
 
 def digits_result(event: Event, var: str) -> ivr.DigitsResult:

@@ -684,3 +684,16 @@ def test_ask_key():
     call = FakeCall(["#"])
     assert ivr.ask_key(call, ("n.wav",), expect="#") == "#"
     assert call.reads[0]["terminators"] == "*"
+
+
+def test_docs_example_is_valid():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ivr.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    queues = "[queues.support]\n[queues.billing]\n"
+    cfg = load_text(queues + example, env={})
+    assert set(cfg.ivr) == {"main", "billing"}
+    assert cfg.ivr["billing"].collect.regex == "\\d+"
+    res = run_menu("main", FakeCall(["2", "4711#"]), cfg, now=WEEKDAY_NOON)
+    assert (res.action, res.target, res.inputs) == ("queue", "billing", {"account": "4711"})

@@ -306,3 +306,10 @@ def test_many_calls_at_once(rig):
     results = [rig.results.get(timeout=10) for _ in calls]
     assert sorted(str(r.action) for r in results) == ["hangup", "hangup", "queue", "queue"]
     gevent.sleep(0)
+
+
+def test_long_prompts_are_not_cut():
+    text = "say:" + "word " * 99
+    arg = pagd_arg(1, 1, 1, 5000, "#", [text] * 5, (), "v", "[1]", 100)
+    assert len(arg) > 1024
+    assert split(arg)[7:] == ["v", "[1]", "100"]

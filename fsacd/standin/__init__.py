@@ -24,6 +24,9 @@ the controller, answers ``connect`` with the channel data and then serves myeven
 sendmsg, api ... exactly as mod_event_socket does (see listener.py, apps.py). Inbound: a
 server like port 8021 (``auth``, ``api``, ``bgapi``, ``event``, ``filter`` ...).
 
+Test peers speaking raw bytes: ``fsacd.standin.testing.ScriptedController`` (a controller
+for ``socket ... async full``) and ``InboundClient``. More in ``fsacd/standin/README.md``.
+
 Phones: ``PhoneBehaviour.answers(after, talk)``, ``never_answers()``, ``busy()``,
 ``rejects()``, ``early_media(give_up=...)``, ``unregistered()``, ``answers_then_hangs_up()``,
 ``fails(cause)``; unknown endpoints use ``fs.phones.default`` (USER_NOT_REGISTERED).
