@@ -18,6 +18,7 @@ from fsacd.esl.session import OutboundSession
 from fsacd.fsclient import FreeSwitchClient
 from fsacd.matcher import Matcher
 from fsacd.pop import ScreenPop
+from fsacd.presence import Presence
 from fsacd.recovery import Recovery
 from fsacd.redisconn import connect
 from fsacd.store import Offer, Store
@@ -58,6 +59,10 @@ class Controller:
         )
         self._calls: dict[str, Queue] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
+        self.presence = Presence(
+            self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
+        )
+        self.matcher.busy_agents = self.presence.busy_agents
         self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
             cfg.server.listen_address,
@@ -77,6 +82,7 @@ class Controller:
         self.store.sync_queues(self.cfg.queues)
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
+        self.presence.start()
         self._reconcile()
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
         self.matcher.start()
@@ -125,6 +131,7 @@ class Controller:
         self.matcher.stop()
         gevent.killall(self._greenlets, block=True, timeout=2)
         self.fs.stop()
+        self.presence.stop()
         try:
             if not self.server.active_calls:
                 self.store.drop_lease()

@@ -125,3 +125,16 @@ class Keys:
     def numbers_version(self) -> str:
         """Counter: bumped on every change of the number registry (snapshot caching)."""
         return f"{self.prefix}numbers:version"
+
+    # agents busy outside fsacd (fsacd/presence.py)
+    def agent_ext(self, agent_id: str) -> str:
+        """Set: uuids of the agent's channels that are not fsacd's (direct calls)."""
+        return f"{self.prefix}ext:{agent_id}"
+
+    def ext_busy(self) -> str:
+        """Set: agents with at least one channel outside fsacd."""
+        return f"{self.prefix}ext_busy"
+
+    def unregistered(self) -> str:
+        """Set: agents whose phone unregistered (sofia::unregister) and has not come back."""
+        return f"{self.prefix}unregistered"

@@ -54,6 +54,8 @@ class Matcher:
         self._pubsub = None
         self.matches = 0
         self.on_reload: Callable[[], object] | None = None
+        #: agents FreeSWITCH knows are busy elsewhere (fsacd/presence.py), if watched
+        self.busy_agents: Callable[[], set[str]] | None = None
 
     # --- control ---------------------------------------------------------------------------
 
@@ -136,6 +138,11 @@ class Matcher:
             head, snaps = self.store.candidates(queue)
             if head is None or not snaps:
                 return
+            if qcfg.skip_busy_agents and self.busy_agents is not None:
+                busy = self.busy_agents()
+                snaps = [s for s in snaps if s.id not in busy]
+                if not snaps:
+                    return
             ordered = strategies.order(qcfg.strategy, snaps, rr_last=self.store.rr_last(queue))
             want = 0 if strategies.wants_all(qcfg.strategy) else 1
             offer = self.store.reserve(queue, head, ordered, want)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ url = "{redis_url}"
 
 [freeswitch]
 default_region = "DE"
+inbound = "{inbound}"
+password_env = "FSACD_TEST_ESL_PASSWORD"
 
 [routes]
 "5000" = "queue:support"
@@ -55,8 +58,11 @@ def make_config(
     queues: str = DEFAULT_QUEUES,
     controller_id: str = "test-ctl",
     extra_routes: str = "",
+    inbound: str = "127.0.0.1:8021",
 ) -> Config:
-    text = BASE_CONFIG.format(redis_url=redis_url, queues=queues, controller_id=controller_id)
+    text = BASE_CONFIG.format(
+        redis_url=redis_url, queues=queues, controller_id=controller_id, inbound=inbound
+    )
     text = text.replace('"5002" = "queue:nowhere-yet"\n', extra_routes)
     return load_text(text, env={})
 
@@ -65,10 +71,13 @@ class Acd:
     """A running controller and stand-in; agents added through the Store like the CLI does."""
 
     def __init__(self, redis_url: str, queues: str = DEFAULT_QUEUES, extra_routes: str = ""):
-        self.cfg = make_config(redis_url, queues, extra_routes=extra_routes)
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
         self.fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon")
         self.fs.start()
+        os.environ["FSACD_TEST_ESL_PASSWORD"] = "ClueCon"
+        host, port = self.fs.inbound_address
+        self.cfg = make_config(redis_url, queues, extra_routes=extra_routes,
+                               inbound=f"{host}:{port}")
         inbound = FreeSwitchClient(self.fs.inbound_address, "ClueCon")
         self.ctl = Controller(self.cfg, self.r, fs=inbound)
         self.ctl.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import time
 
+import gevent
 import pytest
 
 from fsacd.standin import PhoneBehaviour as P
@@ -415,3 +416,24 @@ def test_leave_empty_moves_waiting_callers_when_the_last_agent_leaves(redis_url)
         call.hangup()
     finally:
         acd.stop()
+
+
+def test_agents_on_a_direct_call_are_skipped(acd):
+    acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1})
+    acd.agent("1002", P.answers(after=0.1, talk=30), {"support": 2})
+    acd.fs.phones.register("user/9999@pbx.example", P.answers(after=0.0, talk=60))
+    # 1001 is on a direct call FreeSWITCH knows about (presence id of the agent's user)
+    direct = "11111111-2222-3333-4444-555555555555"
+    gevent.spawn(acd.fs.execute_api, f"originate {{origination_uuid={direct},"
+                 "presence_id=1001@pbx.example}user/9999@pbx.example &park")
+    wait_for(lambda: "1001" in acd.ctl.presence.busy_agents(), what="1001 seen busy")
+    c1 = acd.fs.place_call(destination="5000", caller_number="+4922129191001")
+    wait_for(lambda: acd.agent_state("1002")["state"] == "in-call", what="1002 gets the call")
+    assert rung_agents(c1) == ["1002"]
+    # the direct call ends: 1001 is offered calls again
+    acd.fs.execute_api(f"uuid_kill {direct}")
+    wait_for(lambda: "1001" not in acd.ctl.presence.busy_agents(), what="1001 free again")
+    c2 = acd.fs.place_call(destination="5000", caller_number="+4922129191002")
+    wait_for(lambda: acd.agent_state("1001")["state"] == "in-call", what="1001 gets the call")
+    for c in (c1, c2):
+        c.hangup()

@@ -1,0 +1,195 @@
+"""Agents FreeSWITCH knows are busy outside fsacd: on a direct call, or not registered.
+
+Like mod_callcenter's ``skip-agents-with-external-calls``: a controller keeps an inbound
+event-socket connection subscribed to a few channel events only (so FreeSWITCH's queue for it
+never backs up) and records in Redis which agents have channels that are not fsacd's own
+(``ext:{agent}`` holds their uuids, ``ext_busy`` the agents with any). An agent is matched to
+a channel by the user of its contact (``user/1001@pbx.example`` -> ``1001@pbx.example``)
+against the channel's ``presence_id`` or ``dialed_user@dialed_domain``. fsacd's own legs
+(``fsacd_agent``/``fsacd_call`` set) are left out. ``sofia::unregister`` marks an agent
+unregistered until the next ``sofia::register``. Queues with ``skip_busy_agents`` (default on)
+do not offer calls to such agents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import gevent
+
+from fsacd.esl.framing import Event
+from fsacd.esl.session import ESLError, InboundClient
+from fsacd.store import Store
+
+log = logging.getLogger(__name__)
+
+EVENTS = [
+    "CHANNEL_CREATE",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CUSTOM",
+    "sofia::register",
+    "sofia::unregister",
+]
+INDEX_TTL = 10.0
+
+
+def contact_user(contact: str) -> str | None:
+    """``user/1001@dom`` or ``sofia/internal/1001@dom`` -> ``1001@dom`` (lower case)."""
+    c = contact.strip()
+    for prefix in ("user/", "sofia/"):
+        if c.startswith(prefix):
+            tail = c[len(prefix) :]
+            if prefix == "sofia/":
+                tail = tail.split("/", 1)[1] if "/" in tail else ""
+            tail = tail.removeprefix("sip:").split(";", 1)[0]
+            return tail.lower() if "@" in tail else None
+    return None
+
+
+def channel_users(headers: dict[str, str]) -> set[str]:
+    """The agent users a channel belongs to (presence id, dialed user)."""
+    out = set()
+    presence = headers.get("variable_presence_id") or headers.get("Channel-Presence-ID")
+    if presence and "@" in presence:
+        out.add(presence.lower())
+    user, domain = headers.get("variable_dialed_user"), headers.get("variable_dialed_domain")
+    if user and domain:
+        out.add(f"{user}@{domain}".lower())
+    return out
+
+
+def is_ours(headers: dict[str, str]) -> bool:
+    return bool(headers.get("variable_fsacd_agent") or headers.get("variable_fsacd_call"))
+
+
+class Presence:
+    """Watches FreeSWITCH's events for one controller and keeps the ``ext`` keys current."""
+
+    def __init__(self, store: Store, address: tuple[str, int], password: str | None) -> None:
+        self.store = store
+        self.address = address
+        self.password = password or ""
+        self._index: dict[str, str] = {}
+        self._index_at = 0.0
+        self._greenlet: gevent.Greenlet | None = None
+        self._client: InboundClient | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        if self._client is not None:
+            self._client.close()
+
+    def busy_agents(self) -> set[str]:
+        """Agents not to offer calls to now (for queues with ``skip_busy_agents``)."""
+        k = self.store.keys
+        return set(self.store.r.sunion(k.ext_busy(), k.unregistered()))
+
+    # --- the event loop -------------------------------------------------------------------
+
+    def _agent_for(self, users: set[str]) -> str | None:
+        if time.time() - self._index_at > INDEX_TTL:
+            self._index = {}
+            for a in self.store.list_agents():
+                u = contact_user(a.get("contact") or "")
+                if u:
+                    self._index[u] = a["id"]
+            self._index_at = time.time()
+        for u in users:
+            if u in self._index:
+                return self._index[u]
+        return None
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            client = InboundClient(*self.address, self.password)
+            try:
+                client.connect()
+                client.subscribe(EVENTS)
+                self._client = client
+                self._resync(client)
+                backoff = 0.5
+                while client.connected:
+                    ev = client.next_event(timeout=5.0)
+                    if ev is not None:
+                        self.on_event(ev)
+            except ESLError as exc:
+                log.warning("presence: FreeSWITCH inbound %s:%d: %s", *self.address, exc)
+            except Exception:  # noqa: BLE001 - keep watching
+                log.exception("presence watcher failed")
+            finally:
+                client.close()
+                self._client = None
+            gevent.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    def _resync(self, client: InboundClient) -> None:
+        """After (re)connecting: rebuild the ``ext`` keys from FreeSWITCH's channel list."""
+        k = self.store.keys
+        reply = client.api("show channels as json")
+        try:
+            rows = json.loads(reply).get("rows") or []
+        except (ValueError, AttributeError):
+            rows = []
+        busy: dict[str, set[str]] = {}
+        for row in rows:
+            headers = {"variable_presence_id": row.get("presence_id") or ""}
+            agent = self._agent_for(channel_users(headers))
+            if agent and row.get("uuid"):
+                busy.setdefault(agent, set()).add(row["uuid"])
+        old = self.store.r.smembers(k.ext_busy())
+        pipe = self.store.r.pipeline()
+        for agent in old:
+            pipe.delete(k.agent_ext(agent))
+        pipe.delete(k.ext_busy())
+        for agent, uuids in busy.items():
+            pipe.sadd(k.agent_ext(agent), *uuids)
+            pipe.sadd(k.ext_busy(), agent)
+        pipe.execute()
+
+    def on_event(self, ev: Event) -> None:
+        """Apply one FreeSWITCH event (public for tests)."""
+        k = self.store.keys
+        h = ev.headers
+        name = ev.name
+        if name == "CUSTOM":
+            sub = h.get("Event-Subclass", "")
+            user = h.get("from-user") or h.get("username")
+            host = h.get("from-host") or h.get("realm") or h.get("domain_name")
+            if not user or not host:
+                return
+            agent = self._agent_for({f"{user}@{host}".lower()})
+            if agent is None:
+                return
+            if sub == "sofia::unregister":
+                self.store.r.sadd(k.unregistered(), agent)
+            elif sub == "sofia::register":
+                self.store.r.srem(k.unregistered(), agent)
+                self.store.wake(self._queues_of(agent))
+            return
+        if name not in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE") or is_ours(h):
+            return
+        agent = self._agent_for(channel_users(h))
+        uuid = h.get("Unique-ID")
+        if agent is None or not uuid:
+            return
+        if name == "CHANNEL_CREATE":
+            pipe = self.store.r.pipeline()
+            pipe.sadd(k.agent_ext(agent), uuid)
+            pipe.sadd(k.ext_busy(), agent)
+            pipe.execute()
+            return
+        self.store.r.srem(k.agent_ext(agent), uuid)
+        if not self.store.r.scard(k.agent_ext(agent)):
+            self.store.r.srem(k.ext_busy(), agent)
+            self.store.wake(self._queues_of(agent))
+
+    def _queues_of(self, agent_id: str) -> list[str]:
+        a = self.store.get_agent(agent_id) or {}
+        return list((a.get("queues") or {}).keys())
