@@ -54,9 +54,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def demo_config(workdir: Path, port: int) -> Path:
+def demo_config(workdir: Path, port: int, inbound: tuple[str, int]) -> Path:
     """The example config, with a free port, demo-sized timers and the data in ``workdir``."""
     text = EXAMPLE.read_text()
+    text = text.replace('inbound = "127.0.0.1:8021"', f'inbound = "{inbound[0]}:{inbound[1]}"')
     text = text.replace('listen = "127.0.0.1:8084"', f'listen = "127.0.0.1:{port}"')
     text = text.replace('data_dir = "var"', f'data_dir = "{workdir / "redis"}"')
     text = text.replace("ring_timeout = 15", "ring_timeout = 4")
@@ -155,23 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="fsacd-demo-"))
     port = free_port()
-    cfg_path = demo_config(workdir, port)
+    # the FreeSWITCH stand-in: outbound calls to fsacd, inbound event socket for fsacd
+    fs = FakeFreeSwitch(socket_target=("127.0.0.1", port), inbound=("127.0.0.1", 0),
+                        password="ClueCon")
+    fs.start()
+    cfg_path = demo_config(workdir, port, fs.inbound_address)
     cfg = load(cfg_path, env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     # the embedded Redis is started here and shared with the fsacd process through its socket
     r = connect(None, cfg.redis.data_dir)
-    env = dict(os.environ, REDIS_URL=url_of(r), FSACD_CONFIG=str(cfg_path))
+    env = dict(os.environ, REDIS_URL=url_of(r), FSACD_CONFIG=str(cfg_path),
+               FSACD_ESL_PASSWORD="ClueCon")
     print(f"fsacd demo: controller on 127.0.0.1:{port}, embedded Redis at {url_of(r)}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fsacd", "serve", "--log-level", "warning"],
         env=env,
     )
-    fs = None
     try:
         wait_listening(port, proc)
         store = Store(r, prefix=cfg.redis.prefix)
         store.sync_queues(cfg.queues)
-        fs = FakeFreeSwitch(socket_target=("127.0.0.1", port))
-        fs.start()
         for agent_id, phone, queues in AGENTS:
             contact = f"user/{agent_id}@pbx.example"
             fs.phones.register(contact, phone())
@@ -211,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print("OK: no agent stuck")
         return 0
     finally:
-        if fs is not None:
-            fs.stop()
+        fs.stop()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=15)

@@ -417,7 +417,7 @@ def _menu(name: str, t: Any, default_voice: str | None) -> Menu:
     invalid_prompt = _prompt_key(t, "invalid_prompt")
     no_input_prompt = _prompt_key(t, "no_input_prompt")
     default = _action_key(t, "default")
-    hours_raw = t.raw("hours") if t.has("hours") else None
+    hours_raw = t.raw("hours")
     tz = t.string("timezone", None, max_len=64)
     closed = _action_key(t, "closed")
     closed_prompt = _prompt_key(t, "closed_prompt")
