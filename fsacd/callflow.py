@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import callerid, dialstring, numbers, outcomes, recovery, routing
+from fsacd import callerid, dialstring, ivr, ivr_esl, numbers, outcomes, recovery, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 
@@ -80,6 +80,7 @@ class CallFlow:
         self.caller: numbers.Number = numbers.normalise(None, "DE")
         self.presentation: callerid.Presentation | None = None
         self.ivr_inputs: dict[str, str] = {}
+        self.wants_callback = False
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -105,6 +106,10 @@ class CallFlow:
                 return
             self.ctl.register_call(self.state.uuid, self.inbox)
             registered = True
+            if target.kind == "ivr":
+                target = self._run_ivr(target.name)
+                if target is None:
+                    return
             self._serve_queue(target)
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
@@ -143,6 +148,37 @@ class CallFlow:
         except (CallGone, ESLError):
             pass
 
+    def _run_ivr(self, menu: str) -> routing.Target | None:
+        """Walk the DTMF menus (fsacd/ivr.py); the queue they lead to, or None when the call
+        left fsacd (hang-up, voicemail, transfer)."""
+        self.state.phase = "ivr"
+        self._run_app("answer")
+
+        def run_app(app: str, arg: str | None = None) -> Event:
+            return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT)
+
+        result = ivr.run_menu(menu, ivr_esl.EslIvrCall(run_app), self.cfg)
+        self.ivr_inputs = {**result.inputs, "ivr_path": " ".join(result.path)}
+        self.store.event(
+            "call-ivr",
+            call=self.state.uuid,
+            menu=menu,
+            action=result.action,
+            target=result.target,
+            reason=result.reason,
+            path=" ".join(result.path),
+        )
+        if result.action in ("queue", "callback"):
+            if result.action == "callback":
+                self.wants_callback = True
+            return routing.Target(kind="queue", name=result.target, source="ivr")
+        self.state.phase = "done"
+        if result.action in ("voicemail", "transfer"):
+            self._run_app("transfer", dialstring.app_arg_safe(result.target), wait=False)
+        else:
+            self._run_app("hangup", "NORMAL_CLEARING", wait=False)
+        return None
+
     def _serve_queue(self, target: routing.Target) -> None:
         qcfg = self._queue_cfg(target.name)
         caller = self.caller = self._caller_identity(qcfg)
@@ -176,6 +212,10 @@ class CallFlow:
                 "id": self.state.uuid,
                 "owner": self.ctl.controller_id,
                 **fields,
+                **{
+                    f"ivr_{k}" if not k.startswith("ivr_") else k: v
+                    for k, v in self.ivr_inputs.items()
+                },
                 "destination": self.data.get("Caller-Destination-Number", ""),
             },
             target.name,
