@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import callerid, dialstring, ivr, ivr_esl, numbers, outcomes, recovery, routing
+from fsacd import (
+    callerid,
+    dialstring,
+    ivr,
+    ivr_esl,
+    numbers,
+    outcomes,
+    presence,
+    recovery,
+    routing,
+)
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 
@@ -106,6 +116,9 @@ class CallFlow:
                 return
             self.ctl.register_call(self.state.uuid, self.inbox)
             registered = True
+            if target.kind == "dial":
+                self._dial_out(target.name)
+                return
             if target.kind == "ivr":
                 target = self._run_ivr(target.name)
                 if target is None:
@@ -147,6 +160,99 @@ class CallFlow:
             self._run_app("hangup", "UNALLOCATED_NUMBER")
         except (CallGone, ESLError):
             pass
+
+    def _dial_out(self, queue: str) -> None:
+        """An agent's call out to a customer (``fsacd_route=dial:QUEUE``): the customer sees
+        what the queue's ``customer_sees`` policy allows (fsacd/callerid.py)."""
+        self.state.phase = "dialing"
+        qcfg = self._queue_cfg(queue)
+        region = qcfg.region or self.cfg.freeswitch.default_region
+        dest = numbers.normalise(self.data.get("Caller-Destination-Number"), region)
+        agent = self._calling_agent()
+        if dest.e164 is None:
+            self._refuse_dial(
+                queue, agent, f"destination not dialable ({dest.reason})", "INVALID_NUMBER_FORMAT"
+            )
+            return
+        customers, _ = self.ctl.contacts.lookup(dest)
+        customer = customers[0] if customers else None
+        try:
+            leg_vars, reason = callerid.customer_leg_vars(
+                qcfg,
+                destination=dest,
+                customer=customer,
+                verified=self.ctl.verified.snapshot(),
+                agent=agent,
+                callback_of=None,
+                network_number=None,
+                host=self.cfg.numbers.pai_host,
+            )
+            leg_uuid = str(uuidlib.uuid4())
+            dial = callerid.outbound_dial_string(
+                qcfg,
+                dest,
+                {
+                    **leg_vars,
+                    "origination_uuid": leg_uuid,
+                    "fsacd_call": self.state.uuid,
+                    "fsacd_agent": (agent or {}).get("id", ""),
+                    "fsacd_queue": queue,
+                },
+            )
+        except ValueError as exc:
+            self._refuse_dial(queue, agent, str(exc), "NORMAL_TEMPORARY_FAILURE")
+            return
+        self.store.event(
+            "outbound-started",
+            call=self.state.uuid,
+            queue=queue,
+            agent=(agent or {}).get("id", ""),
+            number=dest.e164,
+            cid=leg_vars.get("fsacd_cid", "network"),
+            reason=reason,
+        )
+        self._run_app("set", "hangup_after_bridge=true")
+        app_uuid = self.session.execute("bridge", dial)
+        ev = self._wait_app_complete(app_uuid, 24 * 3600.0)
+        outcome = ev.var("originate_disposition") or ev.var("DIALSTATUS") or ""
+        self.store.event(
+            "outbound-ended",
+            call=self.state.uuid,
+            queue=queue,
+            agent=(agent or {}).get("id", ""),
+            outcome=outcome,
+        )
+        self.state.phase = "done"
+
+    def _calling_agent(self) -> dict | None:
+        """The agent placing a call out: ``fsacd_agent`` set by the dialplan, else the agent
+        whose contact user is the calling user (presence id)."""
+        aid = self.data.get("variable_fsacd_agent")
+        if aid:
+            return self.store.get_agent(aid)
+        users = presence.channel_users(self.data)
+        sip_user, sip_domain = (
+            self.data.get("variable_sip_from_user"),
+            self.data.get("variable_sip_from_host"),
+        )
+        if sip_user and sip_domain:
+            users.add(f"{sip_user}@{sip_domain}".lower())
+        for a in self.store.list_agents():
+            if presence.contact_user(a.get("contact") or "") in users:
+                return a
+        return None
+
+    def _refuse_dial(self, queue: str, agent: dict | None, reason: str, cause: str) -> None:
+        log.warning("call %s: call out refused: %s", self.state.uuid, reason)
+        self.store.event(
+            "outbound-refused",
+            call=self.state.uuid,
+            queue=queue,
+            agent=(agent or {}).get("id", ""),
+            reason=reason,
+        )
+        self.state.phase = "done"
+        self._run_app("hangup", cause, wait=False)
 
     def _run_ivr(self, menu: str) -> routing.Target | None:
         """Walk the DTMF menus (fsacd/ivr.py); the queue they lead to, or None when the call

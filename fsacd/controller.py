@@ -13,6 +13,7 @@ from gevent.queue import Queue
 
 from fsacd import config as configmod
 from fsacd.callflow import CallFlow
+from fsacd.contacts import Contacts
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.fsclient import FreeSwitchClient
@@ -22,7 +23,7 @@ from fsacd.presence import Presence
 from fsacd.recovery import Recovery
 from fsacd.redisconn import connect
 from fsacd.store import Offer, Store
-from fsacd.verified import number_salt
+from fsacd.verified import VerifiedNumbers, number_salt
 
 if TYPE_CHECKING:
     import redis
@@ -75,6 +76,10 @@ class Controller:
         #: salt for hashes of hidden numbers ([history] salt); None when not configured
         self.number_salt = number_salt(cfg)
         self.pop = ScreenPop(self.r, self.store.keys, cfg)
+        self.contacts = Contacts(self.r, self.store.keys)
+        self.verified = VerifiedNumbers(
+            self.r, self.store.keys, cfg.numbers, region=cfg.freeswitch.default_region
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 

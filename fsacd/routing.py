@@ -25,7 +25,7 @@ PRIORITY_MIN = 0
 PRIORITY_MAX = 1000
 ROUTE_VAR = "variable_fsacd_route"
 PRIORITY_VAR = "variable_fsacd_priority"
-KINDS = ("queue", "ivr")
+KINDS = ("queue", "ivr", "dial")
 
 _TARGET = re.compile(r"([a-z]+):(.*)", re.DOTALL)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -35,7 +35,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class Target:
     """A resolved target; ``source`` is ``channel``, ``route`` or ``default``."""
 
-    kind: Literal["queue", "ivr"]
+    kind: Literal["queue", "ivr", "dial"]
     name: str
     source: str = ""
 
@@ -60,8 +60,9 @@ def _show(text: str) -> str:
 def parse_target(
     text: str, queues: Collection[str], menus: Collection[str] = ()
 ) -> Target | RouteError:
-    """``queue:NAME`` (NAME one of ``queues``) or ``ivr:NAME`` (one of ``menus``) →
-    :class:`Target`; else a :class:`RouteError`."""
+    """``queue:NAME`` (NAME one of ``queues``), ``ivr:NAME`` (one of ``menus``) or
+    ``dial:NAME`` (an agent's call out to a customer, under queue NAME's caller-ID policy)
+    → :class:`Target`; else a :class:`RouteError`."""
     if not isinstance(text, str):
         return RouteError(f"target must be a string like 'queue:NAME', got {type(text).__name__}")
     m = _TARGET.fullmatch(text.strip())
@@ -81,7 +82,7 @@ def parse_target(
         return Target(kind="ivr", name=name)
     if name not in queues:
         return RouteError(f"no queue named {_show(name)}")
-    return Target(kind="queue", name=name)
+    return Target(kind="dial" if kind == "dial" else "queue", name=name)
 
 
 def resolve(

@@ -31,8 +31,12 @@ def salt(monkeypatch):
 def run_call(redis_url, policy, *, allow="false", withheld=False, variables=None):
     acd = Acd(redis_url, queues=QUEUES.format(policy=policy, allow=allow))
     acd.agent("1001", P.answers(after=0.2, talk=30), {"support": 1})
-    call = acd.fs.place_call(destination="5000", caller_number=CALLER,
-                             caller_name="Erika Muster", variables=variables or {})
+    call = acd.fs.place_call(
+        destination="5000",
+        caller_number=CALLER,
+        caller_name="Erika Muster",
+        variables=variables or {},
+    )
     if withheld:  # before the channel's greenlet runs: the connect data carries the flag
         call.channel.profile.hide_number = True
         call.channel.profile.hide_name = True
@@ -82,8 +86,9 @@ def test_agent_sees_the_queue_number(redis_url):
 
 
 def test_agent_sees_the_transferring_agent(redis_url):
-    acd, call, leg = run_call(redis_url, "transferring-agent",
-                              variables={"sip_referred_by": "<sip:1002@pbx.example>"})
+    acd, call, leg = run_call(
+        redis_url, "transferring-agent", variables={"sip_referred_by": "<sip:1002@pbx.example>"}
+    )
     try:
         assert leg.display.number == "1002"
     finally:
