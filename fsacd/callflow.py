@@ -19,7 +19,9 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from fsacd import (
+    announce,
     callerid,
+    consent,
     dialstring,
     ivr,
     ivr_esl,
@@ -53,6 +55,14 @@ class CallGone(Exception):
 
 class HandBack(Exception):
     """The controller is stopping: give a waiting caller back to the dialplan."""
+
+
+class WaitingKey(Exception):
+    """A waiting caller pressed the queue's exit or callback key."""
+
+    def __init__(self, digit: str) -> None:
+        super().__init__(digit)
+        self.digit = digit
 
 
 @dataclass
@@ -91,6 +101,12 @@ class CallFlow:
         self.presentation: callerid.Presentation | None = None
         self.ivr_inputs: dict[str, str] = {}
         self.wants_callback = False
+        self.became_callback = False
+        self.answered_at = 0.0
+        self.winner_leg = ""
+        self.last_announced: float | None = None
+        self.language = "en"
+        self.recording: dict[str, Any] = {}
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -142,6 +158,8 @@ class CallFlow:
         finally:
             if registered:
                 self.ctl.unregister_call(self.state.uuid)
+            if self.winner_leg:
+                self.ctl.unregister_leg(self.winner_leg)
             self._finish()
             if self._pump is not None:
                 self._pump.kill(block=False)
@@ -265,6 +283,7 @@ class CallFlow:
 
         result = ivr.run_menu(menu, ivr_esl.EslIvrCall(run_app), self.cfg)
         self.ivr_inputs = {**result.inputs, "ivr_path": " ".join(result.path)}
+        self.language = result.language or self.language
         self.store.event(
             "call-ivr",
             call=self.state.uuid,
@@ -329,6 +348,7 @@ class CallFlow:
         )
         self.state.queue = target.name
         self.state.queue_entered_at = now
+        self._ask_recording_consent(qcfg)
         # the contact lookup runs while the caller waits, not when an agent is offered
         gevent.spawn(
             self.ctl.pop.prepare,
@@ -427,15 +447,100 @@ class CallFlow:
             if self.state.moh_app_uuid is None:
                 self._start_moh(qcfg)
             deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None
-            offer = self._wait_for_offer(deadline)
-            if offer is None:
-                offer = self._max_wait_reached(qcfg)
+            try:
+                offer = self._wait_for_offer(deadline)
                 if offer is None:
-                    if self.state.phase == "done":
-                        return
-                    continue
+                    offer = self._max_wait_reached(qcfg)
+            except WaitingKey as key:
+                if self._on_waiting_key(key.digit, qcfg):
+                    return
+                continue
+            if offer is None:
+                if self.state.phase == "done":
+                    return
+                continue
             if self._offer(offer, qcfg):
                 return
+
+    def _on_waiting_key(self, digit: str, qcfg: QueueConfig) -> bool:
+        """The exit or callback key. True when the call left the queue for good."""
+        if digit == qcfg.exit_key and qcfg.exit_target:
+            return self._exit_with_key(qcfg)
+        if digit == qcfg.callback_key:
+            return self._ask_callback(qcfg)
+        return False
+
+    def _exit_with_key(self, qcfg: QueueConfig) -> bool:
+        """Leave the queue to ``exit_target`` (recorded as ``exit-with-key``)."""
+        action = ivr.parse_action(qcfg.exit_target)
+        if isinstance(action, str):
+            log.error("queue %s: bad exit_target: %s", qcfg.name, action)
+            return False
+        self.store.event(
+            "call-exit-key", call=self.state.uuid, queue=self.state.queue, target=str(action)
+        )
+        if action.kind == "queue":
+            if self.store.move_call(self.state.uuid, action.target, reason="exit-with-key"):
+                self.state.queue = action.target
+                self.state.queue_entered_at = time.time()
+                self._stop_moh()
+            return False
+        self._stop_moh()
+        self.state.outcome = "exit-with-key"
+        self._finish()
+        self.state.phase = "done"
+        if action.kind == "ivr":
+            target = self._run_ivr(action.target)
+            if target is None:
+                return True
+            self._finished = False
+            self.state.outcome = ""
+            self._serve_queue(target)
+            return True
+        if action.kind in ("voicemail", "transfer"):
+            self._run_app("transfer", dialstring.app_arg_safe(action.target), wait=False)
+        else:
+            self._run_app("hangup", "NORMAL_CLEARING", wait=False)
+        return True
+
+    def _ask_callback(self, qcfg: QueueConfig) -> bool:
+        """Virtual hold: confirm the number to call back, register it, hang up. The call keeps
+        its place in the queue (fsacd/callback.py calls the agent, then the customer)."""
+        callbacks = getattr(self.ctl, "callbacks", None)
+        if callbacks is None:
+            return False
+        self._stop_moh()
+        region = qcfg.region or self.cfg.freeswitch.default_region
+        call = ivr_esl.EslIvrCall(self._ivr_app)
+        res = call.play_and_get_digits(
+            1,
+            15,
+            2,
+            6000,
+            "#",
+            tuple(qcfg.callback_prompt),
+            tuple(qcfg.callback_invalid_prompt),
+            "fsacd_callback_number",
+            "\\d+",
+            3000,
+        )
+        digits = res.digits or ""
+        if digits == "1" and self.caller.e164:
+            number = self.caller.e164
+        else:
+            number = numbers.normalise(digits, region).e164 if len(digits) > 1 else None
+        if not number:
+            self.store.event("callback-declined", call=self.state.uuid, queue=self.state.queue)
+            return False
+        callbacks.register(self.state.uuid, number, self.state.queue)
+        self.became_callback = True
+        self.state.phase = "done"
+        ivr_esl.EslIvrCall(self._ivr_app).playback(qcfg.callback_confirmed_prompt)
+        self._run_app("hangup", "NORMAL_CLEARING", wait=False)
+        return True
+
+    def _ivr_app(self, app: str, arg: str | None = None) -> Event:
+        return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT)
 
     def _should_leave_empty(self) -> bool:
         qcfg = self._queue_cfg(self.state.queue)
@@ -473,6 +578,96 @@ class CallFlow:
         self._run_app("hangup", "NORMAL_CLEARING", wait=False)
         return None
 
+    # --- recording only with consent (fsacd/consent.py) -----------------------------------
+
+    def _ask_recording_consent(self, qcfg: QueueConfig) -> None:
+        """``ask``: the notice, then a key; ``always-announced``: the notice. Before the wait."""
+        policy = qcfg.recording
+        self.recording = {"policy": policy, "key": None, "notice": False}
+        if policy == "ask" and qcfg.recording_notice:
+            call = ivr_esl.EslIvrCall(self._ivr_app)
+            self.recording["key"] = ivr.ask_key(
+                call, qcfg.recording_notice, expect=qcfg.consent_key
+            )
+        elif policy == "always-announced" and qcfg.recording_notice:
+            call = ivr_esl.EslIvrCall(self._ivr_app)
+            self.recording["notice"] = bool(call.playback(qcfg.recording_notice))
+
+    def _start_recording(self, qcfg: QueueConfig, agent_id: str) -> None:
+        """At the bridge: record only if the caller and the agent consented."""
+        policy = self.recording.get("policy") or "off"
+        if policy == "off":
+            return
+        agent = self.store.get_agent(agent_id)
+        decision = consent.decide(
+            policy,
+            self.recording.get("key"),
+            agent,
+            consent_key=qcfg.consent_key,
+            notice_played=bool(self.recording.get("notice")),
+        )
+        now = time.time()
+        path = ""
+        if decision.record:
+            path = consent.recording_path(
+                qcfg.recording_path, self.state.queue, now, self.state.uuid
+            )
+        fields = consent.call_fields(decision, policy, now, agent=agent, path=path)
+        self.store.set_call_fields(self.state.uuid, **fields)
+        self.store.event(
+            "recording-decided",
+            call=self.state.uuid,
+            queue=self.state.queue,
+            agent=agent_id,
+            record="yes" if decision.record else "no",
+            reason=decision.reason,
+        )
+        if not decision.record or not consent.may_start(self.store.get_call(self.state.uuid)):
+            return
+        reply = self.session.api(consent.start_command(self.state.uuid, path))
+        if reply.startswith("+OK"):
+            self.recording["active"] = True
+            self.store.event("recording-started", call=self.state.uuid, queue=self.state.queue)
+        else:
+            log.warning("call %s: recording did not start: %s", self.state.uuid, reply.strip())
+
+    def revoke_recording(self, party: str) -> None:
+        """Caller, agent or CLI revoked consent: stop at once (``uuid_record ... stop all``
+        acts even while the bridge runs) and record who and when."""
+        rev = consent.revoke(self.state.uuid, party, time.time())
+        self.store.set_call_fields(self.state.uuid, **rev.fields)
+        if self.recording.get("active"):
+            self._api_quiet(consent.stop_command(self.state.uuid))
+            self.recording["active"] = False
+        ev = dict(rev.event)
+        self.store.event(ev.pop("type"), **ev)
+        log.info("call %s: recording consent revoked by %s", self.state.uuid, party)
+
+    def _announcement_due(self, qcfg: QueueConfig) -> bool:
+        last = self.last_announced or self.state.queue_entered_at
+        return announce.due(last, time.time(), qcfg.announce_every)
+
+    def _announce(self, qcfg: QueueConfig) -> None:
+        """Position and estimated wait (from the queue's recent handle times)."""
+        self.last_announced = time.time()
+        position = self.store.position(self.state.uuid)
+        if position is None:
+            return
+        times = [
+            float(t)
+            for t in self.store.r.lrange(
+                self.store.keys.queue_handle_times(self.state.queue), 0, -1
+            )
+        ]
+        view = self.store.queue_view(self.state.queue)["counts"]
+        estimate = announce.estimate_wait(
+            position, times, view.get("free", 0), view.get("available", 0)
+        )
+        self._stop_moh()
+        for app, arg in announce.announcement_phrases(position, estimate, self.language):
+            self._run_app(app, arg)
+        self._start_moh(qcfg)
+
     def _start_moh(self, qcfg: QueueConfig) -> None:
         self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
 
@@ -488,7 +683,11 @@ class CallFlow:
     def _wait_for_offer(self, deadline: float | None) -> Offer | None:
         if self._deferred:
             return self._deferred.pop(0)
-        poll = 1.0 if self._queue_cfg(self.state.queue).leave_empty else 5.0
+        qcfg = self._queue_cfg(self.state.queue)
+        poll = 1.0 if qcfg.leave_empty else 5.0
+        if qcfg.announce_every:
+            poll = min(poll, 1.0)
+        keys = {k for k in (qcfg.exit_key, qcfg.callback_key) if k}
         while True:
             timeout = poll if deadline is None else max(0.0, min(poll, deadline - time.time()))
             if deadline is not None and timeout <= 0:
@@ -498,6 +697,16 @@ class CallFlow:
                 return item
             if kind == "timeout" and self._should_leave_empty():
                 return None
+            if kind == "timeout" and self._announcement_due(qcfg):
+                self._announce(qcfg)
+                if self._deferred:
+                    return self._deferred.pop(0)
+                continue
+            if kind == "event" and item.name == "DTMF":
+                digit = item.get("DTMF-Digit", "")
+                if digit in keys:
+                    raise WaitingKey(digit)
+                continue  # a key nobody expected: ignored, the caller keeps waiting
             if kind == "event":
                 ev: Event = item
                 moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
@@ -569,7 +778,11 @@ class CallFlow:
                     log.error("call %s: agent %s answered a stale offer", self.state.uuid, winner)
                 self.ctl.pop.answered(self.state.uuid, winner)
                 self.state.agent = winner
+                self.winner_leg = ev.get("Other-Leg-Unique-ID", "")
+                self.ctl.register_leg(self.winner_leg, self.state.uuid)
+                self.answered_at = time.time()
                 self.state.phase = "bridged"
+                self._start_recording(qcfg, winner)
                 self.state.outcome = "answered"
                 return self._bridged(app_uuid)
             if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
@@ -593,10 +806,14 @@ class CallFlow:
 
     def _bridged(self, app_uuid: str) -> bool:
         """Talking: wait for the bridge to end (no time limit, but every wait is bounded)."""
+        revoke_key = self._queue_cfg(self.state.queue).revoke_key
         while True:
             kind, item = self._next(30.0)
             if kind == "offer":
                 self.store.cancel_offer(item)
+            elif kind == "event" and item.name == "DTMF":
+                if revoke_key and item.get("DTMF-Digit") == revoke_key:
+                    self.revoke_recording("caller")
             elif kind == "event":
                 ev: Event = item
                 if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
@@ -627,6 +844,9 @@ class CallFlow:
             return "timeout", None
         if kind == "gone":
             raise CallGone()
+        if kind == "revoke":
+            self.revoke_recording(item)
+            return "timeout", None
         if kind == "drain":
             self.draining = True
             if self.state.phase == "waiting":
@@ -667,7 +887,7 @@ class CallFlow:
 
     def _finish(self) -> None:
         """Record the end of the call and release all it holds (idempotent)."""
-        if not self.state.queue or getattr(self, "_finished", False):
+        if not self.state.queue or getattr(self, "_finished", False) or self.became_callback:
             return
         self._finished = True
         outcome = self.state.outcome
@@ -680,5 +900,11 @@ class CallFlow:
             log.exception("call %s: could not record the end of the call", self.state.uuid)
             return
         self.ctl.pop.finished(self.state.uuid, self.state.agent or None, outcome)
+        if self.state.agent and self.answered_at:
+            key = self.store.keys.queue_handle_times(self.state.queue)
+            pipe = self.store.r.pipeline(transaction=False)
+            pipe.lpush(key, f"{time.time() - self.answered_at + qcfg.wrap_up:.1f}")
+            pipe.ltrim(key, 0, 49)
+            pipe.execute()
         if self.state.agent and qcfg.wrap_up >= 0:
             self.ctl.wake_later(qcfg.wrap_up)

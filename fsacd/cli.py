@@ -360,6 +360,32 @@ def agent_list(app: App, as_json: bool) -> None:
 _TIME_FIELDS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
 
 
+@agent_group.command("consent")
+@click.argument("agent_id")
+@click.option("--revoke", is_flag=True, help="Withdraw the agent's consent to be recorded.")
+@click.option("--by", default="cli", show_default=True, help="Who records this (for the log).")
+@_json_flag
+@pass_app
+@_handles_errors
+def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool) -> None:
+    """Record the agent's consent to call recording (explicit, dated, revocable)."""
+    from fsacd import consent
+
+    _agent_or_fail(app, agent_id)
+    now = time.time()
+    fields = (
+        consent.revoke_agent_consent(now, by) if revoke else consent.give_agent_consent(now, by)
+    )
+    store = app.store
+    store.r.hset(store.keys.agent(agent_id), mapping=fields)
+    store.event("agent-consent", agent=agent_id, state=fields["rec_consent"], by=by)
+    view = consent.agent_consent_view(store.get_agent(agent_id))
+    if as_json:
+        _echo_json({"agent": agent_id, **view})
+    else:
+        click.echo(f"agent {agent_id}: recording consent {view['state']}")
+
+
 @agent_group.command("show")
 @click.argument("agent_id")
 @_json_flag
@@ -526,6 +552,28 @@ def serve(app: App, log_level: str) -> None:
     from fsacd import controller
 
     controller.run(cfg, config_path=app.path)
+
+
+@main.group("call")
+def call_group() -> None:
+    """Live calls."""
+
+
+@call_group.command("revoke-recording")
+@click.argument("call_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def call_revoke_recording(app: App, call_id: str, as_json: bool) -> None:
+    """Revoke the recording consent of a live call: its recording stops at once."""
+    store = app.store
+    call = store.get_call(call_id)
+    if call is None or call.get("state") == "ended":
+        _fail(f"no live call {call_id!r}")
+    receivers = store.r.publish(store.keys.control_channel(), f"revoke:{call_id}")
+    if as_json:
+        click.echo(json.dumps({"call": call_id, "requested": True, "controllers": receivers}))
+    else:
+        click.echo(f"recording consent revoked for call {call_id} ({receivers} controller(s))")
 
 
 @main.command("reload")

@@ -136,6 +136,11 @@ class QueueConfig:
     leave_empty: bool = False
     max_length: int = 0
     skip_busy_agents: bool = True
+    # during the call: the key that revokes recording consent; the callback dialog
+    revoke_key: str | None = "*"
+    callback_prompt: tuple[str, ...] = ("ivr/ivr-enter_destination_telephone_number.wav",)
+    callback_invalid_prompt: tuple[str, ...] = ("ivr/ivr-that_was_an_invalid_entry.wav",)
+    callback_confirmed_prompt: tuple[str, ...] = ("ivr/ivr-thank_you.wav",)
     # screen pop (docs/screen-pop.md)
     region: str | None = None
     pop_fields: tuple[str, ...] | None = None
@@ -648,12 +653,29 @@ def _queue(name: str, t: _Table) -> QueueConfig:
         leave_empty=_bool(t, "leave_empty", d.leave_empty),
         max_length=t.integer("max_length", d.max_length, 0, 1_000_000),
         skip_busy_agents=_bool(t, "skip_busy_agents", d.skip_busy_agents),
+        revoke_key=ivr.dtmf_key(t, "revoke_key", d.revoke_key),
+        callback_prompt=_prompt(t, "callback_prompt", d.callback_prompt),
+        callback_invalid_prompt=_prompt(t, "callback_invalid_prompt", d.callback_invalid_prompt),
+        callback_confirmed_prompt=_prompt(
+            t, "callback_confirmed_prompt", d.callback_confirmed_prompt
+        ),
         **_queue_pop(t),
         **_queue_callerid(t),
         **_queue_ivr(t),
     )
     t.unknown()
     return out
+
+
+def _prompt(t: _Table, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not t.has(name):
+        t.raw(name)
+        return default
+    got = ivr.check_prompt(t.raw(name))
+    if isinstance(got, str):
+        t.error(name, got)
+        return default
+    return got
 
 
 def _region(t: _Table, name: str, default: str | None) -> str | None:

@@ -59,11 +59,14 @@ class Controller:
             else FreeSwitchClient(cfg.freeswitch.inbound_address, configmod.password(cfg))
         )
         self._calls: dict[str, Queue] = {}
+        self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
         self.presence = Presence(
             self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
         )
         self.matcher.busy_agents = self.presence.busy_agents
+        self.presence.on_agent_dtmf = self._agent_dtmf
+        self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
         self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
             cfg.server.listen_address,
@@ -187,6 +190,31 @@ class Controller:
             return False
         inbox.put(("offer", offer))
         return True
+
+    def deliver(self, call_id: str, item: tuple[str, object]) -> bool:
+        """Put an item into a local call's inbox (False: the call is not here)."""
+        inbox = self._calls.get(call_id)
+        if inbox is None:
+            return False
+        inbox.put(item)
+        return True
+
+    def register_leg(self, leg_uuid: str, call_id: str) -> None:
+        """An agent leg of a local call is up (its keys may revoke recording consent)."""
+        self._legs[leg_uuid] = call_id
+
+    def unregister_leg(self, leg_uuid: str) -> None:
+        self._legs.pop(leg_uuid, None)
+
+    def _agent_dtmf(self, uuid: str, digit: str) -> None:
+        """A key on an agent's leg: the queue's ``revoke_key`` revokes recording consent."""
+        call_id = self._legs.get(uuid)
+        if call_id is None or call_id not in self._calls:
+            return
+        call = self.store.get_call(call_id) or {}
+        qcfg = self.cfg.queues.get(call.get("queue") or "")
+        if qcfg is not None and qcfg.revoke_key and digit == qcfg.revoke_key:
+            self.deliver(call_id, ("revoke", "agent"))
 
     def wake_later(self, delay: float) -> None:
         self.matcher.request_later(delay)

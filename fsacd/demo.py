@@ -157,15 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fsacd-demo-"))
     port = free_port()
     # the FreeSWITCH stand-in: outbound calls to fsacd, inbound event socket for fsacd
-    fs = FakeFreeSwitch(socket_target=("127.0.0.1", port), inbound=("127.0.0.1", 0),
-                        password="ClueCon")
+    fs = FakeFreeSwitch(
+        socket_target=("127.0.0.1", port), inbound=("127.0.0.1", 0), password="ClueCon"
+    )
     fs.start()
     cfg_path = demo_config(workdir, port, fs.inbound_address)
     cfg = load(cfg_path, env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     # the embedded Redis is started here and shared with the fsacd process through its socket
     r = connect(None, cfg.redis.data_dir)
-    env = dict(os.environ, REDIS_URL=url_of(r), FSACD_CONFIG=str(cfg_path),
-               FSACD_ESL_PASSWORD="ClueCon")
+    env = dict(
+        os.environ, REDIS_URL=url_of(r), FSACD_CONFIG=str(cfg_path), FSACD_ESL_PASSWORD="ClueCon"
+    )
     print(f"fsacd demo: controller on 127.0.0.1:{port}, embedded Redis at {url_of(r)}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fsacd", "serve", "--log-level", "warning"],

@@ -42,6 +42,10 @@ class Keys:
         """Zset: agent id -> position in the queue (lower first)."""
         return f"{self.prefix}queue:{name}:members"
 
+    def queue_handle_times(self, name: str) -> str:
+        """List: the queue's recent handle times (talk + wrap-up, seconds), newest first."""
+        return f"{self.prefix}queue:{name}:aht"
+
     def queue_waiting(self, name: str) -> str:
         """Zset: call id -> score (priority, then arrival); lowest is served first."""
         return f"{self.prefix}queue:{name}:waiting"

@@ -54,6 +54,7 @@ class Matcher:
         self._pubsub = None
         self.matches = 0
         self.on_reload: Callable[[], object] | None = None
+        self.on_revoke: Callable[[str], object] | None = None
         #: agents FreeSWITCH knows are busy elsewhere (fsacd/presence.py), if watched
         self.busy_agents: Callable[[], set[str]] | None = None
 
@@ -199,6 +200,8 @@ class Matcher:
             elif channel == self.store.keys.control_channel():
                 if data == "reload" and self.on_reload is not None:
                     self.on_reload()
+                elif data.startswith("revoke:") and self.on_revoke is not None:
+                    self.on_revoke(data[len("revoke:") :])
             else:
                 self._on_handoff(data)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import gevent
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 EVENTS = [
     "CHANNEL_CREATE",
     "CHANNEL_HANGUP_COMPLETE",
+    "DTMF",
     "CUSTOM",
     "sofia::register",
     "sofia::unregister",
@@ -75,6 +77,8 @@ class Presence:
         self._index_at = 0.0
         self._greenlet: gevent.Greenlet | None = None
         self._client: InboundClient | None = None
+        #: called with (channel uuid, digit) for every key FreeSWITCH reports
+        self.on_agent_dtmf: Callable[[str, str], None] | None = None
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
@@ -172,6 +176,13 @@ class Presence:
             elif sub == "sofia::register":
                 self.store.r.srem(k.unregistered(), agent)
                 self.store.wake(self._queues_of(agent))
+            return
+        if name == "DTMF":
+            # DTMF events carry no channel variables (FreeSWITCH adds them only to some
+            # events): the controller knows which leg uuids are its agents'
+            uuid, digit = h.get("Unique-ID"), h.get("DTMF-Digit")
+            if uuid and digit and self.on_agent_dtmf:
+                self.on_agent_dtmf(uuid, digit)
             return
         if name not in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE") or is_ours(h):
             return

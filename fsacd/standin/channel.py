@@ -637,6 +637,7 @@ class Channel:
                 self.dtmf_queue.append((d.upper(), duration, source))
         self.note("dtmf_in", digits)
         self.kick()
+        self._hook("dtmf", digits)  # a bridge reads the agent's keys from the caller's loop
 
     def has_dtmf(self) -> bool:
         return bool(self.dtmf_queue)
