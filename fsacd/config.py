@@ -169,6 +169,8 @@ class QueueConfig:
     exit_key: str | None = None
     exit_target: str | None = None
     callback_key: str | None = None
+    callback_retries: int = 2
+    callback_retry_delay: float = 60.0
 
     @property
     def screen_pop_fields(self) -> tuple[str, ...]:
@@ -1039,6 +1041,8 @@ def _queue_ivr(t: _Table) -> dict[str, Any]:
     out["callback_key"] = ivr.dtmf_key(t, "callback_key", None)
     if out["exit_key"] is not None and out["exit_key"] == out["callback_key"]:
         t.error("callback_key", "must differ from exit_key")
+    out["callback_retries"] = t.integer("callback_retries", d.callback_retries, 0, 20)
+    out["callback_retry_delay"] = t.seconds("callback_retry_delay", d.callback_retry_delay, 0, DAY)
     return out
 
 

@@ -12,6 +12,7 @@ import gevent.event
 from gevent.queue import Queue
 
 from fsacd import config as configmod
+from fsacd.callback import Callbacks
 from fsacd.callflow import CallFlow
 from fsacd.contacts import Contacts
 from fsacd.esl.server import OutboundServer
@@ -83,6 +84,10 @@ class Controller:
         self.verified = VerifiedNumbers(
             self.r, self.store.keys, cfg.numbers, region=cfg.freeswitch.default_region
         )
+        #: callbacks (virtual hold, fsacd/callback.py): calls that outlive the caller's socket
+        self.callbacks = Callbacks(self)
+        self.recovery.on_callback = self.callbacks.take
+        self.matcher.claim_orphan = self.callbacks.take
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -91,6 +96,7 @@ class Controller:
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
         self.presence.start()
+        self.callbacks.start()  # before the reconciliation: its calls are local then
         self._reconcile()
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
         self.matcher.start()
@@ -137,6 +143,7 @@ class Controller:
         self.drain(timeout)
         self.server.stop(timeout=0.5)
         self.matcher.stop()
+        self.callbacks.stop()
         gevent.killall(self._greenlets, block=True, timeout=2)
         self.fs.stop()
         self.presence.stop()
@@ -178,8 +185,18 @@ class Controller:
     def register_call(self, call_id: str, inbox: Queue) -> None:
         self._calls[call_id] = inbox
 
-    def unregister_call(self, call_id: str) -> None:
-        self._calls.pop(call_id, None)
+    def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
+        """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
+        caller's greenlet: only the callback itself removes it (fsacd/callback.py)."""
+        current = self._calls.get(call_id)
+        if current is None or (inbox is not None and current is not inbox):
+            return
+        if inbox is None and self.callbacks.holds(call_id):
+            return
+        del self._calls[call_id]
+
+    def call_inbox(self, call_id: str) -> Queue | None:
+        return self._calls.get(call_id)
 
     def local_calls(self) -> set[str]:
         return set(self._calls)

@@ -55,6 +55,9 @@ class Matcher:
         self.matches = 0
         self.on_reload: Callable[[], object] | None = None
         self.on_revoke: Callable[[str], object] | None = None
+        #: takes over a call whose socket is gone but which lives on in Redis (a callback,
+        #: fsacd/callback.py): ``claim_orphan(call_id) -> bool``; True keeps the call queued
+        self.claim_orphan: Callable[[str], bool] | None = None
         #: agents FreeSWITCH knows are busy elsewhere (fsacd/presence.py), if watched
         self.busy_agents: Callable[[], set[str]] | None = None
 
@@ -180,6 +183,8 @@ class Matcher:
         """The call's socket is nowhere: free the agents, take the call out of its queue (if
         the caller comes back to a controller it re-enters with its old place)."""
         self.store.cancel_offer(offer)
+        if self.claim_orphan is not None and self.claim_orphan(offer.call_id):
+            return
         self.store.finish_call(offer.call_id, "controller-lost", 0.0)
 
     def _listen_loop(self) -> None:

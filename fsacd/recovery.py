@@ -68,6 +68,9 @@ class Recovery:
         self.cfg = cfg
         self.local_calls = local_calls
         self.me = store.controller_id
+        #: runs a callback call here (fsacd/callback.py ``Callbacks.take``): callbacks live in
+        #: Redis, not in a caller's socket, so they are handed over instead of ended
+        self.on_callback: Callable[[dict[str, Any]], bool] | None = None
 
     def _exists(self, uuid: str) -> bool | None:
         if self.fs is None:
@@ -105,6 +108,12 @@ class Recovery:
 
     def _watch(self, call: dict[str, Any], report: PassReport) -> None:
         call_id, state = call["id"], call.get("state")
+        if call.get("callback") == "1" and self.on_callback is not None:
+            if self.on_callback(call):
+                report.watching.append(call_id)
+            else:
+                report.unknown.append(call_id)
+            return
         if state == "waiting":
             # no socket holds this caller any more: out of the queue, place kept for a return
             self.store.finish_call(call_id, "controller-lost", 0.0)

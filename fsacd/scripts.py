@@ -19,6 +19,7 @@ NAMES = (
     "add_agent",
     "adopt",
     "answered",
+    "callback",
     "enqueue",
     "finish",
     "free_due",
@@ -51,6 +52,7 @@ class Scripts:
     add_agent: Script
     adopt: Script
     answered: Script
+    callback: Script
     enqueue: Script
     finish: Script
     free_due: Script

@@ -826,6 +826,64 @@ class Store:
         )
         return bool(res)
 
+    # --- callbacks (fsacd/callback.py, fsacd/lua/callback.lua) -------------------------------
+
+    def _callback(self, op: str, call_id: str, *args: str) -> list[Any]:
+        return self.scripts.callback(
+            keys=[self.keys.events(), self.keys.call(call_id)],
+            args=[*self._args(), op, call_id, *args],
+        )
+
+    def callback_register(
+        self, call_id: str, number: str, *, show_number: bool, owner: str | None = None
+    ) -> tuple[bool, str]:
+        """The waiting caller asked to be called back on ``number`` and hangs up: the call
+        keeps its place (an offer still on its way is withdrawn without penalty). Returns
+        ``(True, position)`` or ``(False, state)`` when the call is not waiting/offering.
+        ``show_number=False`` keeps the number out of the event (hidden callers)."""
+        ok, info = self._callback(
+            "register",
+            check_id(call_id, "call id"),
+            number,
+            owner or self.controller_id,
+            "1" if show_number else "0",
+        )
+        return bool(ok), str(info or "")
+
+    def callback_schedule(
+        self,
+        call_id: str,
+        offer: Offer | None,
+        due: float,
+        outcome: str,
+        *,
+        count: bool,
+        answered_by: str = "",
+    ) -> tuple[bool, str]:
+        """A callback try failed (or could not be made): the offer's agents are released
+        without penalty, the call leaves ``waiting`` until :meth:`callback_requeue` at
+        ``due``. ``count`` adds one to ``callback_tries``. Returns ``(True, tries)`` or
+        ``(False, state)`` for a stale offer / a call that is not waiting."""
+        ok, info = self._callback(
+            "schedule",
+            call_id,
+            offer.offer_id if offer is not None else "",
+            _fmt(due),
+            outcome,
+            "1" if count else "0",
+            answered_by,
+        )
+        return bool(ok), str(info or "")
+
+    def callback_requeue(self, call_id: str) -> bool:
+        """A scheduled callback goes back into its queue's ``waiting`` with its old score."""
+        ok, _ = self._callback("requeue", call_id)
+        return bool(ok)
+
+    def callback_calls(self) -> list[dict[str, Any]]:
+        """Live calls that are callbacks (``callback`` = 1), oldest first."""
+        return [c for c in self.list_calls() if c.get("callback") == "1"]
+
 
 def _is_free(a: Mapping[str, Any], now: float) -> bool:
     """The free test of reserve.lua, on a (raw or decoded) agent row; membership aside."""

@@ -99,11 +99,15 @@ class Event:
 
     def get(self, name: str) -> str | None:
         """First header with this name (case-insensitive), as FreeSWITCH looks it up."""
-        low = name.lower()
-        for k, v in self.headers:
-            if k.lower() == low:
-                return array_string(v)
-        return None
+        index = self.__dict__.get("_index")
+        if index is None or self.__dict__.get("_indexed") != len(self.headers):
+            index = {}
+            for k, v in self.headers:
+                index.setdefault(k.lower(), v)
+            self.__dict__["_index"] = index  # every listener asks: look up once per event
+            self.__dict__["_indexed"] = len(self.headers)
+        v = index.get(name.lower())
+        return None if v is None else array_string(v)
 
     @property
     def unique_id(self) -> str | None:
