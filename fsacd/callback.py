@@ -918,7 +918,6 @@ class Callbacks:
                 "fsacd_queue": qcfg.name,
                 "fsacd_callback": "1",
                 "leg_timeout": timeout,
-                "originate_timeout": timeout,
                 "ignore_early_media": "false",
             },
         )
@@ -933,7 +932,6 @@ class Callbacks:
             "fsacd_call": rec.get("id") or "",
             "fsacd_queue": qcfg.name,
             "fsacd_callback": "1",
-            "originate_timeout": ring,
             "leg_timeout": ring,
             "ignore_early_media": "true",
             "hangup_after_bridge": "true",

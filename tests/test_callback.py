@@ -99,7 +99,6 @@ def test_agent_is_called_first_then_the_customer_and_both_are_bridged(acd):
 
     acd.agent("1001", P.answers(after=0.2), {"support": 1})
     wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
-    print(acd.fs.legs, [leg.log for leg in acd.fs.legs], acd.events())
     agent_leg, customer_leg = legs_of(acd, call_id)
     # the agent first; the customer's leg is created once the agent answered
     assert agent_leg.endpoint == "user/1001@pbx.example"
