@@ -311,6 +311,9 @@ class CallFlow:
         self._run_app("answer")
         for var, value in (
             ("socket_resume", "true"),  # our death sends a waiting caller on in the dialplan
+            # hold music in bounded segments: even a caller whose controller died without
+            # socket_resume hears it end and goes on in the dialplan (the 2nd line of defence)
+            ("playback_timeout_sec", str(int(qcfg.moh_segment))),
             ("hangup_after_bridge", "true"),
             ("continue_on_fail", "true"),
             ("instant_ringback", "true"),

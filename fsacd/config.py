@@ -136,6 +136,7 @@ class QueueConfig:
     leave_empty: bool = False
     max_length: int = 0
     skip_busy_agents: bool = True
+    moh_segment: float = 60.0
     # during the call: the key that revokes recording consent; the callback dialog
     revoke_key: str | None = "*"
     callback_prompt: tuple[str, ...] = ("ivr/ivr-enter_destination_telephone_number.wav",)
@@ -655,6 +656,7 @@ def _queue(name: str, t: _Table) -> QueueConfig:
         leave_empty=_bool(t, "leave_empty", d.leave_empty),
         max_length=t.integer("max_length", d.max_length, 0, 1_000_000),
         skip_busy_agents=_bool(t, "skip_busy_agents", d.skip_busy_agents),
+        moh_segment=float(t.integer("moh_segment", int(d.moh_segment), 2, 3600, "seconds")),
         revoke_key=ivr.dtmf_key(t, "revoke_key", d.revoke_key),
         callback_prompt=_prompt(t, "callback_prompt", d.callback_prompt),
         callback_invalid_prompt=_prompt(t, "callback_invalid_prompt", d.callback_invalid_prompt),

@@ -98,7 +98,16 @@ def test_agent_is_called_first_then_the_customer_and_both_are_bridged(acd):
     assert req["number"] == CUSTOMER and req["position"] == "1"
 
     acd.agent("1001", P.answers(after=0.2), {"support": 1})
-    wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
+    try:
+        wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
+    except AssertionError:
+        import gevent, traceback
+        print("EVENTS", acd.events())
+        print("LEGS", acd.fs.legs, [leg.log for leg in acd.fs.legs])
+        for r in acd.ctl.callbacks._runs.values():
+            print("RUNNER", r.greenlet, "".join(traceback.format_stack(r.greenlet.gr_frame)))
+        print("FEED", acd.ctl.callbacks.feed.connected, acd.ctl.callbacks.feed.generation)
+        raise
     agent_leg, customer_leg = legs_of(acd, call_id)
     # the agent first; the customer's leg is created once the agent answered
     assert agent_leg.endpoint == "user/1001@pbx.example"

@@ -437,3 +437,24 @@ def test_agents_on_a_direct_call_are_skipped(acd):
     wait_for(lambda: acd.agent_state("1001")["state"] == "in-call", what="1001 gets the call")
     for c in (c1, c2):
         c.hangup()
+
+
+def test_hold_music_plays_in_bounded_segments(redis_url):
+    queues = """
+[queues.support]
+strategy = "first-available"
+moh_segment = 2
+
+[queues.sales]
+strategy = "ring-all"
+"""
+    acd = make(redis_url, queues)
+    try:
+        call = acd.fs.place_call(destination="5000", caller_number="+4922129191999")
+        wait_for(lambda: sum(1 for kind, _ in call.heard if kind == "moh") >= 2, timeout=8,
+                 what="hold music restarted after one segment")
+        assert call.variables["playback_timeout_sec"] == "2"
+        assert call.is_up
+        call.hangup()
+    finally:
+        acd.stop()

@@ -280,10 +280,17 @@ def play_file(ch: Channel, target: str | None, on_dtmf: Callable[[str], bool] | 
         return "notfound"
     ch.hear(media.kind)
     start = time.time()
-    status = media_wait(ch, media.duration, on_dtmf=on_dtmf)
+    duration = media.duration
+    limit = _playback_timeout(ch)  # switch_ivr_play_file: playback_timeout_sec (> 1)
+    timed_out = limit is not None and (duration is None or duration > limit)
+    if timed_out:
+        duration = limit
+    status = media_wait(ch, duration, on_dtmf=on_dtmf)
     played = time.time() - start
-    if status == "done" and media.duration is not None:
-        played = media.duration
+    if status == "done" and duration is not None:
+        played = duration
+    if status == "done" and timed_out and not _true(ch.get_var("playback_timeout_as_success")):
+        status = "timeout"  # SWITCH_STATUS_TIMEOUT: the playback app says PLAYBACK ERROR
     ms = int(played * 1000)
     samples = ms * 8
     ch.set_var(
@@ -295,6 +302,22 @@ def play_file(ch: Channel, target: str | None, on_dtmf: Callable[[str], bool] | 
     if ch.up():
         ch.hear("silence")
     return status
+
+
+def _playback_timeout(ch: Channel) -> float | None:
+    for name in ("playback_timeout_sec_cumulative", "playback_timeout_sec"):
+        raw = ch.get_var(name)
+        if raw is not None:
+            try:
+                value = int(raw.strip() or "0")
+            except ValueError:
+                value = 0
+            return float(value) if value > 1 else None
+    return None
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "yes", "on", "1", "enabled", "active")
 
 
 def _terminator_dtmf(ch: Channel) -> Callable[[str], bool]:
