@@ -155,9 +155,11 @@ def bench_setup(url: str, n: int = 100) -> str:
     finally:
         fs.stop()
         ctl.stop(timeout=1)
-    return (f"setup: {n} calls one at a time, agent free and answering at once: queued -> "
-            f"bridged p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))} (stop hold music, "
-            f"match, ring, answer, bridge)")
+    return (
+        f"setup: {n} calls one at a time, agent free and answering at once: queued -> "
+        f"bridged p50 {ms(pct(lat, 50))}, p99 {ms(pct(lat, 99))} (stop hold music, "
+        f"match, ring, answer, bridge)"
+    )
 
 
 def bench_calls(url: str, n: int = 200, agents: int = 20) -> str:
@@ -178,9 +180,11 @@ def bench_calls(url: str, n: int = 200, agents: int = 20) -> str:
     finally:
         fs.stop()
         ctl.stop(timeout=1)
-    return (f"burst: {n} calls in {n * 0.004:.1f}s to {agents} agents (talk 50 ms), stand-in "
-            f"in the same process: all served in {total:.1f}s ({n / total:.0f} calls/s), "
-            f"wait p50 {pct(waits, 50):.1f}s, max {max(waits):.1f}s")
+    return (
+        f"burst: {n} calls in {n * 0.004:.1f}s to {agents} agents (talk 50 ms), stand-in "
+        f"in the same process: all served in {total:.1f}s ({n / total:.0f} calls/s), "
+        f"wait p50 {pct(waits, 50):.1f}s, max {max(waits):.1f}s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

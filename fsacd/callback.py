@@ -275,6 +275,10 @@ class _Runner:
             return False
         assert rec is not None
         state = rec.get("state")
+        if state == "offering" and rec.get("callback_state") == "waiting":
+            # reserved a moment ago: the offer is in (or on its way to) the inbox
+            self._fresh_offer(rec)
+            return True
         if state in ("offering", "bridged"):
             self._resume(rec)
             return True
@@ -296,6 +300,26 @@ class _Runner:
             return self.inbox.get(timeout=timeout)
         except Empty:
             return "timeout", None
+
+    def _fresh_offer(self, rec: dict[str, Any]) -> None:
+        deadline = time.time() + RECHECK
+        while time.time() < deadline:
+            kind, item = self._next(max(0.0, deadline - time.time()))
+            if kind == "offer":
+                if item.offer_id == rec.get("offer"):
+                    self._attempt(item)
+                    return
+                self.store.cancel_offer(item)  # stale
+        # the offer never came (lost on its way): release it, the call keeps its place
+        self.store.cancel_offer(
+            Offer(
+                offer_id=rec.get("offer") or "",
+                call_id=self.call_id,
+                queue=rec.get("queue") or "",
+                agents=list(rec.get("agents") or []),
+                owner=self.ctl.controller_id,
+            )
+        )
 
     def _wait_due(self, rec: dict[str, Any]) -> None:
         """A scheduled retry: out of ``waiting`` until ``callback_due``, then back in place."""
@@ -439,14 +463,15 @@ class _Runner:
             if stage == "talking":
                 self._ended(_Try(offer, qcfg, legs, customer_leg, stage, winner=winner))
             else:
+                self.store.set_call_fields(self.call_id, callback_state="waiting")
                 self.store.cancel_offer(offer)
             return
         log.info("callback %s: resuming a try (%s)", self.call_id, stage)
         now = time.time()
-        since = _float(rec.get("state_since")) or now
         if stage == "agent":
-            deadline = since + int(qcfg.ring_timeout) + MARGIN
+            deadline = (_float(rec.get("state_since")) or now) + int(qcfg.ring_timeout) + MARGIN
         else:
+            since = _float(rec.get("callback_dialed_at")) or now
             deadline = since + self.cbs.customer_ring_timeout + MARGIN
         t = _Try(
             offer,
@@ -560,7 +585,7 @@ class _Runner:
                 cause = t.gone.get(leg) or (t.job_error if len(t.legs) == 1 else "")
                 results[agent_id] = outcomes.classify(cause)
             self._kill(t.all_legs, t)
-            self.store.offer_failed(t.offer, results, t.qcfg)
+            self._agents_failed(t, results)
             self.store.event(
                 "callback-agent-failed",
                 call=self.call_id,
@@ -580,9 +605,14 @@ class _Runner:
             if any(leg in t.answered_legs for leg in t.legs):
                 return False
             self._kill(t.all_legs, t)
-            self.store.offer_failed(t.offer, dict.fromkeys(t.offer.agents, "none"), t.qcfg)
+            self._agents_failed(t, dict.fromkeys(t.offer.agents, "none"))
             return True
         return False
+
+    def _agents_failed(self, t: _Try, results: dict[str, str]) -> None:
+        """No agent answered: the usual penalties, the call back in its place."""
+        self.store.set_call_fields(self.call_id, callback_state="waiting", legs="")
+        self.store.offer_failed(t.offer, results, t.qcfg)
 
     def _agent_answered(self, t: _Try, leg: str) -> None:
         t.stage = "customer"
@@ -594,7 +624,10 @@ class _Runner:
             if other != leg:
                 self.store.release_agent(agent_id, self.call_id, "lost")
         self.store.set_call_fields(
-            self.call_id, callback_state="dialing-customer", callback_agent=t.winner
+            self.call_id,
+            callback_state="dialing-customer",
+            callback_agent=t.winner,
+            callback_dialed_at=f"{time.time():.3f}",
         )
         self.store.event(
             "callback-dialing",
@@ -763,7 +796,9 @@ class Callbacks:
         Marks the call record (``callback=1``, ...), keeps the call in its queue with its
         score, and takes the call's offer inbox over: from now on offers for the call come
         here, whatever the caller's greenlet does. False (nothing changed) if the call is not
-        waiting any more or the number is not a valid E.164 number.
+        waiting any more, the number is not a valid E.164 number, or the queue cannot call
+        out (no gateway or network number: event ``callback-refused``); the caller then
+        simply goes on waiting.
         """
         rec = self.store.get_call(call_id)
         if rec is None or self._stopped:
@@ -776,6 +811,13 @@ class Callbacks:
             log.warning("call %s: callback number refused (%s)", call_id, n.status)
             return False
         hidden = rec.get("number_status") == "hidden"
+        problem = self.can_call(qname, n.e164)
+        if problem is not None:
+            log.warning("call %s: queue %s cannot make callbacks", call_id, qname)
+            self.store.event(
+                "callback-refused", call=call_id, queue=qname, reason="" if hidden else problem
+            )
+            return False
         runner = self._runs.get(call_id) or _Runner(self, call_id)
         previous = self.ctl.call_inbox(call_id)
         # the inbox first: an offer made from here on must reach the runner
@@ -850,6 +892,16 @@ class Callbacks:
         self._runs[call_id] = runner
         self.ctl.register_call(call_id, runner.inbox)
         runner.start()
+        return True
+
+    def claim_orphan(self, call_id: str) -> bool:
+        """For the matcher: an offer for ``call_id`` found no socket. True if the call is a
+        callback (it must stay queued: taken over here, or by its live owner), False if it
+        is an ordinary call whose caller is gone."""
+        rec = self.store.get_call(call_id)
+        if rec is None or rec.get("state") == "ended" or rec.get("callback") != "1":
+            return False
+        self.take(call_id)
         return True
 
     def can_call(self, queue: str, number: str) -> str | None:

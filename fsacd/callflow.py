@@ -512,6 +512,8 @@ class CallFlow:
         callbacks = getattr(self.ctl, "callbacks", None)
         if callbacks is None:
             return False
+        if self.caller.e164 and callbacks.can_call(self.state.queue, self.caller.e164):
+            return False  # this queue cannot call out (no gateway or number): no callback
         self._stop_moh()
         region = qcfg.region or self.cfg.freeswitch.default_region
         call = ivr_esl.EslIvrCall(self._ivr_app)
@@ -535,7 +537,9 @@ class CallFlow:
         if not number:
             self.store.event("callback-declined", call=self.state.uuid, queue=self.state.queue)
             return False
-        callbacks.register(self.state.uuid, number, self.state.queue)
+        if not callbacks.register(self.state.uuid, number, self.state.queue):
+            self.store.event("callback-declined", call=self.state.uuid, queue=self.state.queue)
+            return False  # back to hold music: the caller keeps waiting
         self.became_callback = True
         self.state.phase = "done"
         ivr_esl.EslIvrCall(self._ivr_app).playback(qcfg.callback_confirmed_prompt)

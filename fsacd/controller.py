@@ -87,7 +87,7 @@ class Controller:
         #: callbacks (virtual hold, fsacd/callback.py): calls that outlive the caller's socket
         self.callbacks = Callbacks(self)
         self.recovery.on_callback = self.callbacks.take
-        self.matcher.claim_orphan = self.callbacks.take
+        self.matcher.claim_orphan = self.callbacks.claim_orphan
 
     # --- lifecycle ---------------------------------------------------------------------------
 

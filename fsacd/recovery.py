@@ -9,6 +9,10 @@ frees them once the legs are gone. When FreeSWITCH cannot be asked, nothing is f
 
 The same pass runs at start-up (reconciliation): calls in Redis that carry this controller's
 id but have no greenlet here are treated the same way.
+
+Callbacks (``callback=1``, fsacd/callback.py) are the exception: they have no caller socket
+by design and live in Redis, so they are never ended here but handed to ``on_callback``
+(``Callbacks.take``), which runs them on this controller.
 """
 
 from __future__ import annotations

@@ -76,8 +76,9 @@ class Acd:
         self.fs.start()
         os.environ["FSACD_TEST_ESL_PASSWORD"] = "ClueCon"
         host, port = self.fs.inbound_address
-        self.cfg = make_config(redis_url, queues, extra_routes=extra_routes,
-                               inbound=f"{host}:{port}")
+        self.cfg = make_config(
+            redis_url, queues, extra_routes=extra_routes, inbound=f"{host}:{port}"
+        )
         inbound = FreeSwitchClient(self.fs.inbound_address, "ClueCon")
         self.ctl = Controller(self.cfg, self.r, fs=inbound)
         self.ctl.start()

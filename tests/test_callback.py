@@ -39,6 +39,11 @@ gateway = "carrier"
 strategy = "ring-all"
 ring_timeout = 2
 wrap_up = 0.3
+network_number = "{network}"
+gateway = "carrier"
+
+[queues.plain]
+callback_key = "5"
 """
 
 
@@ -98,16 +103,7 @@ def test_agent_is_called_first_then_the_customer_and_both_are_bridged(acd):
     assert req["number"] == CUSTOMER and req["position"] == "1"
 
     acd.agent("1001", P.answers(after=0.2), {"support": 1})
-    try:
-        wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
-    except AssertionError:
-        import gevent, traceback
-        print("EVENTS", acd.events())
-        print("LEGS", acd.fs.legs, [leg.log for leg in acd.fs.legs])
-        for r in acd.ctl.callbacks._runs.values():
-            print("RUNNER", r.greenlet, "".join(traceback.format_stack(r.greenlet.gr_frame)))
-        print("FEED", acd.ctl.callbacks.feed.connected, acd.ctl.callbacks.feed.generation)
-        raise
+    wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
     agent_leg, customer_leg = legs_of(acd, call_id)
     # the agent first; the customer's leg is created once the agent answered
     assert agent_leg.endpoint == "user/1001@pbx.example"
@@ -132,6 +128,18 @@ def test_agent_is_called_first_then_the_customer_and_both_are_bridged(acd):
     assert call_id not in acd.ctl.local_calls()
 
 
+def test_a_queue_that_cannot_call_out_refuses_the_callback(acd):
+    call_id = waiting_call(acd, queue="plain")
+    assert not acd.ctl.callbacks.register(call_id, CUSTOMER, "plain")
+    rec = acd.store.get_call(call_id)
+    assert rec["state"] == "waiting" and "callback" not in rec
+    (refused,) = events_of(acd, call_id, "callback-refused")
+    assert "network number" in refused["reason"]
+    assert not acd.ctl.callbacks.holds(call_id)
+    assert acd.ctl.callbacks.can_call("support", CUSTOMER) is None
+    assert not acd.ctl.callbacks.register(call_id, "0221 2919", "support")  # not E.164
+
+
 def test_agent_no_answer_goes_to_the_next_agent(acd):
     acd.fs.phones.register(GATEWAY, P.answers(after=0.2, talk=0.5))
     call_id = waiting_call(acd)
@@ -150,6 +158,45 @@ def test_agent_no_answer_goes_to_the_next_agent(acd):
     (failed,) = events_of(acd, call_id, "callback-agent-failed")
     assert failed["outcome"] == "1001:no-answer"
     assert acd.store.get_call(call_id)["callback_tries"] == "0"
+
+
+def test_ring_all_rings_every_free_agent_and_frees_the_others_at_once(acd):
+    acd.fs.phones.register(GATEWAY, P.answers(after=0.5, talk=1.0))
+    call_id = waiting_call(acd, queue="sales")
+    assert acd.ctl.callbacks.register(call_id, CUSTOMER, "sales")
+    acd.agent("3001", P.answers(after=1.0), {"sales": 1}, login=False)
+    acd.agent("3002", P.answers(after=0.2), {"sales": 2}, login=False)
+    acd.agent("3003", P.never_answers(), {"sales": 3}, login=False)
+    for aid in ("3001", "3002", "3003"):
+        acd.store.login(aid)
+    wait_for(lambda: acd.agent_state("3002")["state"] == "ringing"
+             and acd.store.get_call(call_id)["callback_state"] == "dialing-customer",
+             5, "3002 answered, customer dialled")  # fmt: skip
+    # the losers are free while the customer is dialled
+    for loser in ("3001", "3003"):
+        a = acd.agent_state(loser)
+        assert a["state"] == "idle" and a["missed"] == 0
+    wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
+    assert acd.store.get_call(call_id)["agent"] == "3002"
+    assert sorted(leg.endpoint for leg in legs_of(acd, call_id))[:3] == [
+        f"sofia/gateway/carrier/{CUSTOMER}",
+        "user/3001@pbx.example",
+        "user/3002@pbx.example",
+    ]
+
+
+def test_a_dead_controllers_callback_is_taken_over_when_an_agent_is_free(acd):
+    """An offer for a callback whose controller is dead is not dropped: the matching
+    controller adopts the callback and serves it."""
+    acd.fs.phones.register(GATEWAY, P.answers(after=0.1, talk=0.5))
+    call_id = waiting_call(acd)
+    acd.r.hset(acd.store.keys.call(call_id), "owner", "dead-ctl")
+    ok, _ = acd.store.callback_register(call_id, CUSTOMER, show_number=True, owner="dead-ctl")
+    assert ok and not acd.ctl.callbacks.holds(call_id)
+    acd.agent("1001", P.answers(after=0.1), {"support": 1})
+    wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback answered")
+    (adopted,) = events_of(acd, call_id, "call-adopted")
+    assert adopted["old_owner"] == "dead-ctl" and adopted["owner"] == acd.ctl.controller_id
 
 
 def test_customer_no_answer_retries_after_the_delay_keeping_its_place(redis_url):
@@ -265,6 +312,20 @@ def test_a_restart_during_the_talk_ends_the_callback_when_the_legs_end(redis_url
         assert acd.agent_state("1001")["answered"] == 1
     finally:
         acd.stop()
+
+
+def test_a_lost_event_connection_during_the_talk_falls_back_to_asking_freeswitch(acd):
+    acd.fs.phones.register(GATEWAY, P.answers(after=0.1, talk=2.0))
+    call_id = waiting_call(acd)
+    assert acd.ctl.callbacks.register(call_id, CUSTOMER, "support")
+    acd.agent("1001", P.answers(after=0.1), {"support": 1})
+    wait_for(lambda: acd.store.get_call(call_id)["state"] == "bridged", 10, "talking")
+    feed = acd.ctl.callbacks.feed
+    generation = feed.generation
+    feed._client.close()  # the connection drops: events of the legs may be lost
+    wait_for(lambda: outcome(acd, call_id) == "callback-answered", 10, "callback over")
+    assert feed.generation > generation
+    assert acd.agent_state("1001")["answered"] == 1
 
 
 def test_a_hidden_callers_number_never_appears_in_events(redis_url, monkeypatch):

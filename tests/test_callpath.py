@@ -424,8 +424,11 @@ def test_agents_on_a_direct_call_are_skipped(acd):
     acd.fs.phones.register("user/9999@pbx.example", P.answers(after=0.0, talk=60))
     # 1001 is on a direct call FreeSWITCH knows about (presence id of the agent's user)
     direct = "11111111-2222-3333-4444-555555555555"
-    gevent.spawn(acd.fs.execute_api, f"originate {{origination_uuid={direct},"
-                 "presence_id=1001@pbx.example}user/9999@pbx.example &park")
+    gevent.spawn(
+        acd.fs.execute_api,
+        f"originate {{origination_uuid={direct},"
+        "presence_id=1001@pbx.example}user/9999@pbx.example &park",
+    )
     wait_for(lambda: "1001" in acd.ctl.presence.busy_agents(), what="1001 seen busy")
     c1 = acd.fs.place_call(destination="5000", caller_number="+4922129191001")
     wait_for(lambda: acd.agent_state("1002")["state"] == "in-call", what="1002 gets the call")
@@ -451,8 +454,11 @@ strategy = "ring-all"
     acd = make(redis_url, queues)
     try:
         call = acd.fs.place_call(destination="5000", caller_number="+4922129191999")
-        wait_for(lambda: sum(1 for kind, _ in call.heard if kind == "moh") >= 2, timeout=8,
-                 what="hold music restarted after one segment")
+        wait_for(
+            lambda: sum(1 for kind, _ in call.heard if kind == "moh") >= 2,
+            timeout=8,
+            what="hold music restarted after one segment",
+        )
         assert call.variables["playback_timeout_sec"] == "2"
         assert call.is_up
         call.hangup()

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import gevent.event
+
 from .apps import parse_all_events, parse_next_event
 from .causes import CAUSES, dialstatus
 from .channel import Channel, now_us
@@ -115,6 +117,9 @@ def _try_group(
     legs: list[Leg] = []
     live: list[Leg] = []
     reason: str | None = None
+    # without a caller (api originate) the loop waits on its own event: the legs' ``sig`` is
+    # their session's (an originated leg runs its own session), clearing it would lose kicks
+    wake = gevent.event.Event()
     for dl in group:
         lvars = list(gvars)
         for k, v in dl.variables:
@@ -134,6 +139,8 @@ def _try_group(
                 "originated_legs", f"{leg.uuid};{p.callee_id_name};{p.callee_id_number}"
             )
             leg.channel.hooks.append(lambda ch, what, detail: caller.kick())
+        else:
+            leg.channel.hooks.append(lambda ch, what, detail: wake.set())
         live.append(leg)
     timeouts = {
         id(leg): atoi(leg.channel.get_var("leg_timeout")) for leg in live if leg.channel is not None
@@ -152,6 +159,8 @@ def _try_group(
             if not caller.alive():
                 idx = "cancel"
                 break
+        else:
+            wake.clear()
         now = time.time()
         elapsed = int(now) - start_s
         for leg in live:
@@ -187,7 +196,7 @@ def _try_group(
         if caller is not None:
             caller.sig.wait(next_second + 0.001)
         else:
-            _wait_any([leg.channel for leg in up], next_second + 0.001)
+            wake.wait(next_second + 0.001)
     if caller is not None and not caller.ready():
         idx = "cancel"
         winner = None
@@ -244,17 +253,6 @@ def _try_group(
             caller.set_var("originate_signal_bond", None)
         return True, cause, winner, legs
     return False, cause, None, legs
-
-
-def _wait_any(channels: list, timeout: float) -> None:
-    """Wait (without a session) until one of the channels is kicked or ``timeout`` passes."""
-    import gevent
-
-    events = []
-    for ch in channels:
-        ch.sig.clear()
-        events.append(ch.sig)
-    gevent.wait(events, timeout=timeout, count=1)
 
 
 def handle_cause(ch: Channel, cause: str) -> None:
