@@ -33,6 +33,7 @@ from fsacd import (
 )
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
+from fsacd.pop import caller_region
 
 if TYPE_CHECKING:
     from fsacd.config import QueueConfig
@@ -421,8 +422,8 @@ class CallFlow:
     def _caller_identity(self, qcfg: QueueConfig) -> numbers.Number:
         """The caller's number as the network gave it (privacy is applied where it is shown
         or stored: fsacd/callerid.py)."""
-        region = qcfg.region or self.cfg.freeswitch.default_region
-        return callerid.network_caller(self.data, region)
+        # fsacd_region from the dialplan (per trunk), else the queue's region, else the default
+        return callerid.network_caller(self.data, caller_region(self.cfg, qcfg.name, self.data))
 
     def _chain(self, qcfg: QueueConfig) -> list[QueueConfig]:
         """The queue and its overflow queues (a call may end up in any of them)."""

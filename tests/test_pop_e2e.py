@@ -98,3 +98,12 @@ def test_withheld_caller_pops_no_number(acd):
         assert "4922129191999" not in raw
     finally:
         call.hangup()
+
+
+def test_dialplan_region_reads_national_numbers_of_another_country(acd):
+    # a UK trunk: the dialplan sets fsacd_region=GB; the caller's 020 number is London
+    call = acd.fs.place_call(destination="5000", caller_number="020 7946 0018",
+                             variables={"fsacd_region": "GB"})
+    call.wait_bridged(8)
+    assert acd.store.get_call(call.uuid)["number"] == "+442079460018"
+    call.hangup()
