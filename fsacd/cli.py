@@ -576,6 +576,48 @@ def call_revoke_recording(app: App, call_id: str, as_json: bool) -> None:
         click.echo(f"recording consent revoked for call {call_id} ({receivers} controller(s))")
 
 
+@call_group.command("dial")
+@click.argument("number")
+@click.option(
+    "--queue",
+    "queue",
+    required=True,
+    help="The queue whose agents and caller-ID policy make the call.",
+)
+@click.option("--priority", type=click.IntRange(0, 1000), default=0, show_default=True)
+@click.option("--region", default=None, help="Region to read a national number in.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def call_dial(
+    app: App, number: str, queue: str, priority: int, region: str | None, as_json: bool
+) -> None:
+    """Call a customer: the queue's next free agent is rung first, then NUMBER is dialled
+    with the queue's customer caller-ID policy (a callback without a caller)."""
+    import getpass
+    import uuid as uuidlib
+
+    from fsacd.numbers import normalise
+
+    cfg = app.cfg
+    if queue not in cfg.queues:
+        _fail(f"unknown queue {queue!r} (configured: {', '.join(sorted(cfg.queues))})")
+    n = normalise(number, (region or cfg.freeswitch.default_region).upper())
+    if n.e164 is None:
+        _fail(f"not a dialable number ({n.reason}); write it like +4922112345678")
+    rid = str(uuidlib.uuid4())
+    store = app.store
+    payload = json.dumps(
+        {"id": rid, "number": n.e164, "queue": queue, "priority": priority, "by": getpass.getuser()}
+    )
+    receivers = store.r.publish(store.keys.control_channel(), f"dial:{payload}")
+    if not receivers:
+        _fail("no controller is running (fsacd serve) to place the call")
+    if as_json:
+        click.echo(json.dumps({"call": rid, "number": n.e164, "queue": queue}))
+    else:
+        click.echo(f"call {rid}: {n.e164} through queue {queue} (watch: fsacd queue show {queue})")
+
+
 @main.command("reload")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj

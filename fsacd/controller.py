@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from pathlib import Path
@@ -68,6 +69,7 @@ class Controller:
         self.matcher.busy_agents = self.presence.busy_agents
         self.presence.on_agent_dtmf = self._agent_dtmf
         self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
+        self.matcher.on_dial = lambda data: gevent.spawn(self.dial_request, data)
         self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
             cfg.server.listen_address,
@@ -222,6 +224,37 @@ class Controller:
 
     def unregister_leg(self, leg_uuid: str) -> None:
         self._legs.pop(leg_uuid, None)
+
+    def dial_request(self, data: str) -> None:
+        """``fsacd call dial``: a supervisor asks for a call to a customer through a queue.
+        One controller takes it (SET NX); it becomes a callback without a caller: the
+        queue's next free agent is called first, then the customer (fsacd/callback.py)."""
+        try:
+            req = json.loads(data)
+            rid, number, queue = str(req["id"]), str(req["number"]), str(req["queue"])
+            priority = int(req.get("priority", 0))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed dial request")
+            return
+        if queue not in self.cfg.queues:
+            return
+        if not self.r.set(self.store.keys.dial_request(rid), self.controller_id, nx=True, ex=3600):
+            return  # another controller took it
+        self.store.enqueue(
+            {
+                "id": rid,
+                "owner": self.controller_id,
+                "number": number,
+                "number_status": "valid",
+                "origin": "supervisor",
+                "requested_by": str(req.get("by", ""))[:64],
+            },
+            queue,
+            priority,
+        )
+        if not self.callbacks.register(rid, number, queue):
+            self.store.finish_call(rid, "dial-refused", 0.0)
+            log.warning("dial request %s refused (queue %s cannot call out?)", rid, queue)
 
     def _agent_dtmf(self, uuid: str, digit: str) -> None:
         """A key on an agent's leg: the queue's ``revoke_key`` revokes recording consent."""

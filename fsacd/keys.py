@@ -80,6 +80,10 @@ class Keys:
         """Pub/sub channel: commands to every controller (payload ``reload``)."""
         return f"{self.prefix}control"
 
+    def dial_request(self, request_id: str) -> str:
+        """String with TTL: which controller took a supervisor's ``fsacd call dial``."""
+        return f"{self.prefix}dialreq:{request_id}"
+
     def ctl_channel(self, controller_id: str) -> str:
         """Pub/sub channel: JSON offer hand-offs to the controller owning the call."""
         return f"{self.prefix}ctl:{controller_id}"

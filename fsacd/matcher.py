@@ -55,6 +55,7 @@ class Matcher:
         self.matches = 0
         self.on_reload: Callable[[], object] | None = None
         self.on_revoke: Callable[[str], object] | None = None
+        self.on_dial: Callable[[str], object] | None = None
         #: takes over a call whose socket is gone but which lives on in Redis (a callback,
         #: fsacd/callback.py): ``claim_orphan(call_id) -> bool``; True keeps the call queued
         self.claim_orphan: Callable[[str], bool] | None = None
@@ -207,6 +208,8 @@ class Matcher:
                     self.on_reload()
                 elif data.startswith("revoke:") and self.on_revoke is not None:
                     self.on_revoke(data[len("revoke:") :])
+                elif data.startswith("dial:") and self.on_dial is not None:
+                    self.on_dial(data[len("dial:") :])
             else:
                 self._on_handoff(data)
 

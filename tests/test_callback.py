@@ -416,3 +416,25 @@ def test_callback_config_keys_are_validated(text, error):
     )
     d = load_text(base, env={}).queues["support"]
     assert (d.callback_retries, d.callback_retry_delay) == (2, 60.0)
+
+
+def test_supervisor_dial_calls_an_agent_then_the_customer(acd, tmp_path, redis_url):
+    from click.testing import CliRunner
+
+    from fsacd.cli import main
+
+    acd.fs.phones.register(GATEWAY, P.answers(after=0.2, talk=1.0))
+    acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1})
+    cfg = tmp_path / "fsacd.toml"
+    cfg.write_text(f'[redis]\nurl = "{redis_url}"\n[queues.support]\n')
+    res = CliRunner().invoke(main, ["--config", str(cfg), "call", "dial", "0221 29191999",
+                                    "--queue", "support", "--json"])
+    assert res.exit_code == 0, res.output
+    call_id = __import__("json").loads(res.output)["call"]
+    wait_for(lambda: outcome(acd, call_id) == "callback-answered", timeout=15,
+             what="the supervisor's call connected and ended")
+    rec = acd.store.get_call(call_id)
+    assert rec["origin"] == "supervisor" and rec["agent"] == "1001"
+    bad = CliRunner().invoke(main, ["--config", str(cfg), "call", "dial", "12", "--queue",
+                                    "support"])
+    assert bad.exit_code == 1 and "not a dialable number" in bad.output
