@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             gevent.sleep(rng.expovariate(args.rate))
             n += 1
             dest = "5000" if rng.random() < 0.7 else "5002"
-            patience = rng.choice([None, None, None, rng.uniform(4, 25)])
+            patience = rng.choice([None, None, rng.uniform(3, 12)])
             calls.append(
                 fs.place_call(
                     destination=dest,
