@@ -46,6 +46,7 @@ from gevent.queue import Empty, Queue
 from fsacd import callerid, dialstring, numbers, outcomes
 from fsacd import config as configmod
 from fsacd.esl.session import ESLDisconnected, ESLError, InboundClient
+from fsacd.eventfeed import ReconnectingFeed
 from fsacd.recovery import format_legs, parse_legs
 from fsacd.store import Offer
 
@@ -97,7 +98,7 @@ def _int(v: Any) -> int:
 # --- the event feed ------------------------------------------------------------------------
 
 
-class EventFeed:
+class EventFeed(ReconnectingFeed):
     """One inbound event-socket connection for all callbacks of a controller.
 
     Subscribed to :data:`EVENTS` only and filtered (``filter Event-Name BACKGROUND_JOB``
@@ -106,35 +107,12 @@ class EventFeed:
     ``generation`` counts connections (a change means events may have been lost).
     """
 
+    events = EVENTS
+    label = "callbacks"
+
     def __init__(self, address: tuple[str, int], password: str | None) -> None:
-        self.address = address
-        self.password = password or ""
-        self.generation = 0
-        self._client: InboundClient | None = None
+        super().__init__(address, password)
         self._watch: dict[str, Queue] = {}
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def connected(self) -> bool:
-        return self._client is not None and self._client.connected
-
-    def wait_connected(self, timeout: float) -> bool:
-        deadline = time.time() + timeout
-        while not self.connected and time.time() < deadline:
-            gevent.sleep(0.05)
-        return self.connected
 
     def watch(self, uuids: list[str], inbox: Queue) -> None:
         """Deliver the events of these channels to ``inbox`` as ``("event", Event)``."""
@@ -168,35 +146,12 @@ class EventFeed:
             raise ESLDisconnected("callback event feed: not connected")
         return client.bgapi(cmd, timeout=timeout)
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            client = InboundClient(*self.address, self.password)
-            try:
-                client.connect()
-                client.subscribe(EVENTS)
-                client.filter("Event-Name", "BACKGROUND_JOB")
-                for u in list(self._watch):
-                    client.filter("Unique-ID", u)
-                self._client = client
-                self.generation += 1
-                backoff = 0.5
-                while client.connected:
-                    ev = client.next_event(timeout=5.0)
-                    if ev is not None:
-                        self._dispatch(ev)
-            except ESLError as exc:
-                log.warning("callbacks: FreeSWITCH inbound %s:%d: %s", *self.address, exc)
-            except Exception:  # noqa: BLE001 - keep the feed alive
-                log.exception("callback event feed failed")
-            finally:
-                client.close()
-                if self._client is client:
-                    self._client = None
-            gevent.sleep(backoff)
-            backoff = min(30.0, backoff * 2)
+    def on_connect(self, client: InboundClient) -> None:
+        client.filter("Event-Name", "BACKGROUND_JOB")
+        for u in list(self._watch):
+            client.filter("Unique-ID", u)
 
-    def _dispatch(self, ev: Event) -> None:
+    def on_event(self, ev: Event) -> None:
         if ev.name == "BACKGROUND_JOB":
             return  # the client's bgapi waiter has it
         inbox = self._watch.get(ev.get("Unique-ID") or "")

@@ -18,10 +18,9 @@ import logging
 import time
 from collections.abc import Callable
 
-import gevent
-
 from fsacd.esl.framing import Event
-from fsacd.esl.session import ESLError, InboundClient
+from fsacd.esl.session import InboundClient
+from fsacd.eventfeed import ReconnectingFeed
 from fsacd.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,28 +65,19 @@ def is_ours(headers: dict[str, str]) -> bool:
     return bool(headers.get("variable_fsacd_agent") or headers.get("variable_fsacd_call"))
 
 
-class Presence:
+class Presence(ReconnectingFeed):
     """Watches FreeSWITCH's events for one controller and keeps the ``ext`` keys current."""
 
+    events = EVENTS
+    label = "presence"
+
     def __init__(self, store: Store, address: tuple[str, int], password: str | None) -> None:
+        super().__init__(address, password)
         self.store = store
-        self.address = address
-        self.password = password or ""
         self._index: dict[str, str] = {}
         self._index_at = 0.0
-        self._greenlet: gevent.Greenlet | None = None
-        self._client: InboundClient | None = None
         #: called with (channel uuid, digit) for every key FreeSWITCH reports
         self.on_agent_dtmf: Callable[[str, str], None] | None = None
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-        if self._client is not None:
-            self._client.close()
 
     def busy_agents(self) -> set[str]:
         """Agents not to offer calls to now (for queues with ``skip_busy_agents``)."""
@@ -109,29 +99,8 @@ class Presence:
                 return self._index[u]
         return None
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            client = InboundClient(*self.address, self.password)
-            try:
-                client.connect()
-                client.subscribe(EVENTS)
-                self._client = client
-                self._resync(client)
-                backoff = 0.5
-                while client.connected:
-                    ev = client.next_event(timeout=5.0)
-                    if ev is not None:
-                        self.on_event(ev)
-            except ESLError as exc:
-                log.warning("presence: FreeSWITCH inbound %s:%d: %s", *self.address, exc)
-            except Exception:  # noqa: BLE001 - keep watching
-                log.exception("presence watcher failed")
-            finally:
-                client.close()
-                self._client = None
-            gevent.sleep(backoff)
-            backoff = min(30.0, backoff * 2)
+    def on_connect(self, client: InboundClient) -> None:
+        self._resync(client)
 
     def _resync(self, client: InboundClient) -> None:
         """After (re)connecting: rebuild the ``ext`` keys from FreeSWITCH's channel list."""
