@@ -146,3 +146,7 @@ class Keys:
     def unregistered(self) -> str:
         """Set: agents whose phone unregistered (sofia::unregister) and has not come back."""
         return f"{self.prefix}unregistered"
+
+    def dnd(self) -> str:
+        """Set: agents whose phone published do-not-disturb (PRESENCE_IN)."""
+        return f"{self.prefix}dnd"

@@ -3,7 +3,9 @@
 Like mod_callcenter's ``skip-agents-with-external-calls``: a controller keeps an inbound
 event-socket connection subscribed to a few channel events only (so FreeSWITCH's queue for it
 never backs up) and records in Redis which agents have channels that are not fsacd's own
-(``ext:{agent}`` holds their uuids, ``ext_busy`` the agents with any). An agent is matched to
+(``ext:{agent}`` holds their uuids, ``ext_busy`` the agents with any). A phone that publishes
+do-not-disturb (``PRESENCE_IN`` with rpid ``dnd`` or a DND note) is in ``dnd`` until it
+publishes something else. An agent is matched to
 a channel by the user of its contact (``user/1001@pbx.example`` -> ``1001@pbx.example``)
 against the channel's ``presence_id`` or ``dialed_user@dialed_domain``. fsacd's own legs
 (``fsacd_agent``/``fsacd_call`` set) are left out. ``sofia::unregister`` marks an agent
@@ -29,6 +31,7 @@ EVENTS = [
     "CHANNEL_CREATE",
     "CHANNEL_HANGUP_COMPLETE",
     "DTMF",
+    "PRESENCE_IN",
     "CUSTOM",
     "sofia::register",
     "sofia::unregister",
@@ -82,7 +85,7 @@ class Presence(ReconnectingFeed):
     def busy_agents(self) -> set[str]:
         """Agents not to offer calls to now (for queues with ``skip_busy_agents``)."""
         k = self.store.keys
-        return set(self.store.r.sunion(k.ext_busy(), k.unregistered()))
+        return set(self.store.r.sunion(k.ext_busy(), k.unregistered(), k.dnd()))
 
     # --- the event loop -------------------------------------------------------------------
 
@@ -146,6 +149,9 @@ class Presence(ReconnectingFeed):
                 self.store.r.srem(k.unregistered(), agent)
                 self.store.wake(self._queues_of(agent))
             return
+        if name == "PRESENCE_IN" and h.get("proto") == "sip" and "@" in (h.get("from") or ""):
+            self._presence(h)
+            return
         if name == "DTMF":
             # DTMF events carry no channel variables (FreeSWITCH adds them only to some
             # events): the controller knows which leg uuids are its agents'
@@ -168,6 +174,20 @@ class Presence(ReconnectingFeed):
         self.store.r.srem(k.agent_ext(agent), uuid)
         if not self.store.r.scard(k.agent_ext(agent)):
             self.store.r.srem(k.ext_busy(), agent)
+            self.store.wake(self._queues_of(agent))
+
+    def _presence(self, h: dict[str, str]) -> None:
+        """A phone published its presence (SIP PUBLISH, PIDF): do-not-disturb on or off."""
+        agent = self._agent_for({(h.get("from") or "").lower()})
+        if agent is None:
+            return
+        rpid = (h.get("rpid") or "").strip().lower()
+        status = (h.get("status") or "").strip().lower()
+        dnd = rpid == "dnd" or "dnd" in status or "do not disturb" in status
+        k = self.store.keys
+        if dnd:
+            self.store.r.sadd(k.dnd(), agent)
+        elif self.store.r.srem(k.dnd(), agent):
             self.store.wake(self._queues_of(agent))
 
     def _queues_of(self, agent_id: str) -> list[str]:
