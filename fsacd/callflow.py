@@ -346,6 +346,7 @@ class CallFlow:
                     for k, v in self.ivr_inputs.items()
                 },
                 "destination": self.data.get("Caller-Destination-Number", ""),
+                "fs_core": self.data.get("Core-UUID", ""),
             },
             target.name,
             self.state.priority,

@@ -36,6 +36,7 @@ class FreeSwitchClient:
         self._greenlet: gevent.Greenlet | None = None
         self._backoff = 0.5
         self._next_try = 0.0
+        self._core_uuid: str | None = None
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._keep_connected)
@@ -90,6 +91,14 @@ class FreeSwitchClient:
         except ESLError as exc:
             log.warning("FreeSWITCH api %s failed: %s", cmd.split()[0], exc)
             return None
+
+    def core_uuid(self) -> str | None:
+        """This FreeSWITCH's Core-UUID (``global_getvar core_uuid``), once known."""
+        if self._core_uuid is None:
+            reply = self.api("global_getvar core_uuid")
+            if reply and reply.strip() and not reply.startswith("-ERR"):
+                self._core_uuid = reply.strip()
+        return self._core_uuid
 
     def channel_exists(self, uuid: str) -> bool | None:
         """True/False from ``uuid_exists``; None when FreeSWITCH did not answer."""

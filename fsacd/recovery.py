@@ -99,6 +99,8 @@ class Recovery:
                     continue
             elif owner in alive or not owner:
                 continue
+            elif call.get("state") != "waiting" and call.get("legs") and not self._ours(call):
+                continue  # on another FreeSWITCH: a controller of that one adopts it
             elif self.store.adopt_call(call["id"], owner):
                 log.warning("call %s: its controller %s is gone; taken over", call["id"], owner)
                 report.adopted.append(call["id"])
@@ -109,6 +111,19 @@ class Recovery:
         for agent in agents:
             self._check_agent(agent, alive, live_ids, local, report)
         return report
+
+    def _ours(self, call: dict[str, Any]) -> bool | None:
+        """Is the call on the FreeSWITCH this controller can ask? None: can't tell now.
+
+        With several FreeSWITCH servers, a controller must not judge a call on another one
+        (``uuid_exists`` there would say false while the agent still talks)."""
+        core = call.get("fs_core") or ""
+        if not core or self.fs is None:
+            return True if self.fs is not None else None
+        mine = self.fs.core_uuid()
+        if mine is None:
+            return None
+        return mine == core
 
     def _watch(self, call: dict[str, Any], report: PassReport) -> None:
         call_id, state = call["id"], call.get("state")
@@ -124,6 +139,9 @@ class Recovery:
             report.ended.append(call_id)
             return
         legs = parse_legs(call.get("legs"))
+        if legs and not self._ours(call):
+            report.unknown.append(call_id)  # a controller of that FreeSWITCH decides
+            return
         states = {leg: self._exists(leg) for leg in legs}
         if any(v is None for v in states.values()):
             report.unknown.append(call_id)

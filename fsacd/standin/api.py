@@ -40,6 +40,7 @@ class Api:
             "version": lambda arg: f"FreeSWITCH Version {VERSION}\n",
             "hostname": lambda arg: self.fs.hostname,
             "echo": lambda arg: arg or "",
+            "global_getvar": self.global_getvar,
             "originate": self.originate,
             "uuid_kill": self.uuid_kill,
             "uuid_exists": self.uuid_exists,
@@ -64,6 +65,11 @@ class Api:
         return handler(arg)
 
     # --- commands -------------------------------------------------------------------------
+
+    def global_getvar(self, arg: str | None) -> str:
+        """A global variable (no trailing newline, as mod_commands writes it)."""
+        values = {"core_uuid": self.fs.core_uuid, "hostname": self.fs.hostname}
+        return values.get((arg or "").strip(), "")
 
     def status(self, arg: str | None) -> str:
         up = time.time() - self.fs.started_at
