@@ -449,6 +449,10 @@ class CallFlow:
             self.state.phase = "waiting"
             if self.draining:
                 raise HandBack()
+            if self.wants_callback:  # the IVR's callback:QUEUE option: the dialog at once
+                self.wants_callback = False
+                if self._ask_callback(qcfg):
+                    return
             if self.state.moh_app_uuid is None:
                 self._start_moh(qcfg)
             deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None

@@ -427,14 +427,45 @@ def test_supervisor_dial_calls_an_agent_then_the_customer(acd, tmp_path, redis_u
     acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1})
     cfg = tmp_path / "fsacd.toml"
     cfg.write_text(f'[redis]\nurl = "{redis_url}"\n[queues.support]\n')
-    res = CliRunner().invoke(main, ["--config", str(cfg), "call", "dial", "0221 29191999",
-                                    "--queue", "support", "--json"])
+    res = CliRunner().invoke(
+        main,
+        ["--config", str(cfg), "call", "dial", "0221 29191999", "--queue", "support", "--json"],
+    )
     assert res.exit_code == 0, res.output
     call_id = __import__("json").loads(res.output)["call"]
-    wait_for(lambda: outcome(acd, call_id) == "callback-answered", timeout=15,
-             what="the supervisor's call connected and ended")
+    wait_for(
+        lambda: outcome(acd, call_id) == "callback-answered",
+        timeout=15,
+        what="the supervisor's call connected and ended",
+    )
     rec = acd.store.get_call(call_id)
     assert rec["origin"] == "supervisor" and rec["agent"] == "1001"
-    bad = CliRunner().invoke(main, ["--config", str(cfg), "call", "dial", "12", "--queue",
-                                    "support"])
+    bad = CliRunner().invoke(
+        main, ["--config", str(cfg), "call", "dial", "12", "--queue", "support"]
+    )
     assert bad.exit_code == 1 and "not a dialable number" in bad.output
+
+
+def test_ivr_callback_option_registers_a_callback(redis_url):
+    ivr = """
+[ivr.main]
+prompt = "tone_stream://%(100,0,600)"
+timeout = 2
+
+[ivr.main.options]
+"3" = "callback:support"
+"""
+    queues = QUEUES.format(retries=1, delay=0.5, network=NETWORK) + ivr
+    acd = Acd(redis_url, queues=queues, extra_routes='"5003" = "ivr:main"\n')
+    try:
+        call = acd.fs.place_call(
+            destination="5003", caller_number=CUSTOMER, dtmf=[(0.3, "3"), (1.0, "1")]
+        )
+        call.wait_hangup(15)
+        rec = acd.store.get_call(call.uuid)
+        assert rec["callback"] == "1" and rec["callback_number"] == CUSTOMER
+        assert rec["state"] == "waiting" and rec["queue"] == "support"
+        ev = acd.events("call-ivr")[0]
+        assert ev["action"] == "callback" and ev["target"] == "support"
+    finally:
+        acd.stop()
