@@ -124,6 +124,12 @@ class Api:
             elif " " in app_name:
                 app_name, _, app_arg = app_name.partition(" ")
             ch.extension.append((app_name, app_arg or None))
+        elif len(argv) > 2 and argv[2] == "inline":
+            # mod_dptools' inline dialplan: "app:arg,app:arg" (no ${} expansion here)
+            for item in exten.split(","):
+                app_name, _, app_arg = item.partition(":")
+                if app_name.strip():
+                    ch.extension.append((app_name.strip(), app_arg or None))
         else:
             apps = self.fs.route(ch, exten)
             if apps is None:
