@@ -131,15 +131,19 @@ def test_position_is_announced_while_waiting(redis_url):
     acd = make(redis_url, recording="off", announce=10)
     try:
         acd.cfg.queues["support"].__dict__["announce_every"] = 1.0  # short for the test
-        calls = [
-            acd.fs.place_call(destination="5000", caller_number=f"+49221000{i}") for i in range(2)
-        ]
+        calls = []
+        for i in range(2):  # one after the other: the second caller is number 2 in line
+            calls.append(acd.fs.place_call(destination="5000", caller_number=f"+49221000{i}"))
+            wait_for(
+                lambda c=calls[-1]: acd.store.position(c.uuid) == len(calls),
+                what=f"caller {i + 1} queued",
+            )
         wait_for(
             lambda: any(
                 app == "say" and "number pronounced 2" in (arg or "") for app, arg in calls[1].apps
             ),
-            timeout=6,
-            what="position 2",
+            timeout=8,
+            what="position 2 announced",
         )
         assert calls[1].heard[-1][0] in ("moh", "file", "say", "tone")
         for c in calls:
