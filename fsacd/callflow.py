@@ -672,10 +672,10 @@ class CallFlow:
                 self.store.keys.queue_handle_times(self.state.queue), 0, -1
             )
         ]
-        view = self.store.queue_view(self.state.queue)["counts"]
-        estimate = announce.estimate_wait(
-            position, times, view.get("free", 0), view.get("available", 0)
-        )
+        # two counts, not the whole queue view: this runs for every waiting caller
+        _, free = self.store.candidates(self.state.queue)
+        staffed = self.store.staffed(self.state.queue)
+        estimate = announce.estimate_wait(position, times, len(free), staffed)
         self._stop_moh()
         for app, arg in announce.announcement_phrases(position, estimate, self.language):
             self._run_app(app, arg)
