@@ -12,7 +12,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
-TRANSCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "esl-transcripts"
+#: Byte-exact conversations recorded from a real FreeSWITCH 1.11.1 (data only, kept in the repo).
+TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "esl-transcripts"
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,11 @@ OUTBOUND = [
     "ring-all-early-media",
     "ivr-no-input-invalid-pressahead",
     "outbound-json-events",
+    "timing-queue-flush",
+    "pipelined-and-event-lock",
+    "answer-multiset-bridge-pipelined",
+    "bridge-before-answer",
+    "pre-answer-moh-bridge",
 ]
 INBOUND = ["inbound-api-bgapi-events", "inbound-bad-password"]
 
@@ -68,6 +73,7 @@ VOLATILE = {
     "Event-Date-GMT",
     "Event-Date-Timestamp",
     "Event-Sequence",
+    "Event-Calling-Line-Number",  # differs between builds of the same release
     "variable_session_id",
     "Content-Length",
 }
@@ -158,8 +164,12 @@ class Receiver:
             gevent.sleep(0.001)
 
 
-def run_steps(steps, rx: Receiver, send, fs, caller: str, uuid_subst: dict[str, str]) -> None:
+def run_steps(
+    steps, rx: Receiver, send, fs, caller: str, uuid_subst: dict[str, str]
+) -> list[tuple[int, float]]:
+    """Run the steps; (frames seen before it, time sent) of every controller command."""
     t0 = time.time()
+    sent: list[tuple[int, float]] = []
     for kind, need, pause, data in steps:
         rx.wait_count(need)
         base = rx.frames[need - 1][0] if need else t0
@@ -169,11 +179,91 @@ def run_steps(steps, rx: Receiver, send, fs, caller: str, uuid_subst: dict[str, 
         if kind == "out":
             for old, new in uuid_subst.items():
                 data = data.replace(old, new)
+            sent.append((need, time.time()))
             send(data.encode())
         elif kind == "dtmf":
             fs.execute_api(f"uuid_recv_dtmf {caller} {data}")
         elif kind == "kill":
             fs.execute_api(f"uuid_kill {caller} {data}")
+    return sent
+
+
+def first_tick(records: list[dict], frames: list[tuple[float, Frame]]) -> float:
+    """The recorded phase of the media clock: from ``connect`` to CHANNEL_PARK (0-20 ms)."""
+    connect = next(r["t"] for r in records if r["dir"] == "out")
+    park = next(t for t, f in frames if (ev := frame_event(f)) and ev.name == "CHANNEL_PARK")
+    return min(max(park - connect, 0.001), 0.02)
+
+
+def buffered_frames(records: list[dict]) -> set[int]:
+    """Frames whose recorded time says nothing: the recording harness slept (> 30 ms without
+    reading) and picked them up just after it woke to send a command."""
+    reader = FrameReader()
+    count, last_in, last_out, out = 0, 0.0, None, set()
+    for r in records:
+        if r["dir"] == "out":
+            last_out = (r["t"], r["t"] - last_in)
+            continue
+        n = len(reader.feed(r["data"].encode()))
+        if last_out and r["t"] - last_out[0] < 0.0015 and last_out[1] > 0.03:
+            out.update(range(count, count + n))
+        count += n
+        last_in = r["t"]
+    return out
+
+
+def recorded_sends(records: list[dict]) -> list[tuple[int, float]]:
+    """(frames seen before it, time sent) of every command in the recording."""
+    reader = FrameReader()
+    count, out = 0, []
+    for r in records:
+        if r["dir"] == "in":
+            count += len(reader.feed(r["data"].encode()))
+        else:
+            out.append((count, r["t"]))
+    return out
+
+
+#: Only delays shorter than this are compared (longer ones are phones' scripts and harness
+#: pauses, shortened in the replay).
+TIMED_UP_TO = 0.1
+#: Slack of the timing comparison: recv() returned late, a busy machine (seconds).
+EARLY_SLACK = 0.012
+LATE_SLACK = 0.030
+
+
+def delays(frames: list[tuple[float, Frame]], sends: list[tuple[int, float]]) -> list[float | None]:
+    """Per frame: seconds since the latest command sent before it (None before any)."""
+    out: list[float | None] = []
+    for i, (t, _) in enumerate(frames):
+        before = [ts for need, ts in sends if need <= i]
+        out.append(t - before[-1] if before else None)
+    return out
+
+
+def compare_timing(
+    name: str,
+    want: list[tuple[float, Frame]],
+    want_sends: list[tuple[int, float]],
+    got: list[tuple[float, Frame]],
+    got_sends: list[tuple[int, float]],
+    skip: set[int],
+) -> None:
+    """Events must come as many media ticks after the command that led to them as recorded:
+    never sooner (the stand-in may not be kinder than FreeSWITCH), not much later."""
+    problems = []
+    for i, (dw, dg) in enumerate(zip(delays(want, want_sends), delays(got, got_sends))):
+        if dw is None or dg is None or dw > TIMED_UP_TO or i in skip:
+            continue
+        if frame_items(want[i][1])[0] != "event":
+            continue
+        if not dw - EARLY_SLACK <= dg <= dw * 1.1 + LATE_SLACK:
+            ev = frame_event(want[i][1])
+            problems.append(
+                f"#{i} {ev.name if ev else '?'}: {dg * 1000:.1f} ms after the command, "
+                f"recorded {dw * 1000:.1f} ms"
+            )
+    assert not problems, f"{name}: timing differs\n" + "\n".join(problems[:40])
 
 
 # --- comparison ------------------------------------------------------------------------------
@@ -227,6 +317,30 @@ def normalise_value(name: str, value: str, ids: UuidMap) -> str | None:
     return ids(value)
 
 
+REPLIES = ("command/reply", "api/response")
+
+
+def interleave_like(
+    want: list[tuple[float, Frame]], got: list[tuple[float, Frame]]
+) -> list[tuple[float, Frame]]:
+    """``got`` with its command replies and its events merged in the recording's pattern.
+
+    FreeSWITCH writes a command's reply from the listener and events from the channel's
+    event queue: each stream keeps its order, how the two interleave is a race (CHANNEL_PARK
+    came before or after the replies to the first commands, depending on the media clock's
+    phase). Each stream's order is compared; the interleaving is taken from the recording.
+    """
+    replies = [x for x in got if (x[1].content_type or "") in REPLIES]
+    others = [x for x in got if (x[1].content_type or "") not in REPLIES]
+    out = []
+    for _, f in want:
+        pool = replies if (f.content_type or "") in REPLIES else others
+        if not pool:
+            return got  # counts differ: the kinds comparison says so
+        out.append(pool.pop(0))
+    return out + replies + others
+
+
 def compare(
     name: str,
     want: list[tuple[float, Frame]],
@@ -275,7 +389,12 @@ def test_outbound_transcript(name: str, transcripts_dir: Path) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    fs = FakeFreeSwitch(socket_target=server.getsockname(), inbound=None, heartbeat_interval=None)
+    fs = FakeFreeSwitch(
+        socket_target=server.getsockname(),
+        inbound=None,
+        heartbeat_interval=None,
+        first_tick=first_tick(records, want),
+    )
     phones(fs)
     fs.start()
     try:
@@ -283,11 +402,15 @@ def test_outbound_transcript(name: str, transcripts_dir: Path) -> None:
         conn, _ = server.accept()
         rx = Receiver(conn)
         recorded_uuid = want[0][1].headers["Unique-ID"]
-        run_steps(plan(records, want), rx, conn.sendall, fs, call.uuid, {recorded_uuid: call.uuid})
+        sent = run_steps(
+            plan(records, want), rx, conn.sendall, fs, call.uuid, {recorded_uuid: call.uuid}
+        )
         rx.wait_count(len(want))
         gevent.sleep(0.1)
         port = server.getsockname()[1]
-        compare(name, want, rx.frames, {f"%3A{port}%20": "%3A8084%20", f":{port} ": ":8084 "})
+        got = interleave_like(want, rx.frames)
+        compare(name, want, got, {f"%3A{port}%20": "%3A8084%20", f":{port} ": ":8084 "})
+        compare_timing(name, want, recorded_sends(records), got, sent, buffered_frames(records))
         assert not fs.errors
         assert call.hangup_cause is not None
         conn.close()

@@ -42,6 +42,14 @@ KNOWN_NOOP = frozenset(
 
 MAX_STACKS = 16
 
+#: Applications without SAF_SUPPORT_NOMEDIA: switch_core_session_execute_application
+#: pre-answers an inbound channel without media before it runs them (PROGRESS_MEDIA comes
+#: before their CHANNEL_EXECUTE, ``pipelined-and-event-lock``).
+NEEDS_MEDIA = frozenset(
+    "playback endless_playback play_and_get_digits read say phrase speak gentones echo "
+    "delay_echo record record_session tone_detect eavesdrop three_way".split()
+)
+
 
 def app(name: str) -> Callable[[AppFunc], AppFunc]:
     def register(func: AppFunc) -> AppFunc:
@@ -61,6 +69,8 @@ def execute_application(ch: Channel, name: str, arg: str | None) -> bool:
         ch.note("invalid_application", name)
         ch.hangup("DESTINATION_OUT_OF_ORDER")
         return False
+    if name in NEEDS_MEDIA and ch.direction == "inbound" and not (ch.answered or ch.early):
+        ch.pre_answer()
     exec_app(ch, name, arg, func)
     return True
 
@@ -228,6 +238,11 @@ def media_wait(
         if end is not None and time.time() >= end:
             return "done"
         if events and parse_all_events(ch):
+            # an app ran nested in this one (sent without event-lock): when the channel hung
+            # up meanwhile, the outer one still ends as played (``timing-queue-flush``:
+            # hangup, bridge, then playback ``FILE PLAYED``)
+            if not ch.ready():
+                return "done"
             continue
         if ch.has_dtmf():
             if dtmf_breaks:
@@ -237,7 +252,7 @@ def media_wait(
                 if digit is not None and on_dtmf(digit):
                     return "dtmf"
                 continue
-        ch.sig.wait(None if end is None else max(end - time.time(), 0.0))
+        ch.wait_frame(None if end is None else max(end - time.time(), 0.0))
 
 
 def park(ch: Channel, *, controlled: bool = True) -> None:
@@ -246,6 +261,7 @@ def park(ch: Channel, *, controlled: bool = True) -> None:
         ch.flags.add("CONTROLLED")
     ch.flags.add("PARK")
     ch.fire("CHANNEL_PARK")
+    ch.next_tick()  # the park loop reads a frame before it looks at the queue
     while True:
         ch.sig.clear()
         if not ch.alive() or "PARK" not in ch.flags:
@@ -260,7 +276,7 @@ def park(ch: Channel, *, controlled: bool = True) -> None:
         if ch.has_dtmf():
             ch.dequeue_dtmf()
             continue
-        ch.sig.wait()
+        ch.wait_frame()
     ch.flags.discard("PARK")
     ch.fire("CHANNEL_UNPARK")
 
@@ -423,7 +439,7 @@ def collect_digits(
                     return "success", ""
             continue
         wait = None if not eff else max(eff / 1000 - (time.time() - started), 0.0)
-        ch.sig.wait(wait)
+        ch.wait_frame(wait)
 
 
 def ivr_read(
@@ -639,6 +655,7 @@ def app_privacy(ch: Channel, arg: str | None) -> None:
 def app_record_session(ch: Channel, arg: str | None) -> None:
     if arg:
         ch.start_recording(separate_string(arg, " ", 2)[0])
+    ch.next_tick()  # the media bug starts on the next frame: its completion comes a tick later
 
 
 @app("stop_record_session")

@@ -86,6 +86,9 @@ def originate(
             ringback = caller.get_var("ringback")
         caller.set_var("originate_disposition", "failure")
         caller.set_var("DIALSTATUS", "INVALIDARGS")
+        if caller.direction == "inbound" and not (caller.answered or caller.early):
+            # a caller not yet answered gets media first (``bridge-before-answer``)
+            caller.pre_answer()
     all_legs: list[Leg] = []
     cause = "NORMAL_CLEARING"
     for group in ds.groups:
@@ -194,7 +197,12 @@ def _try_group(
             break
         next_second = int(now) + 1 - now
         if caller is not None:
-            caller.sig.wait(next_second + 0.001)
+            # an answered caller's originate loop reads its frames: it notices the answer at
+            # the next tick; a caller not yet answered is bridged at once (the recordings)
+            if caller.answered:
+                caller.wait_frame(next_second + 0.001)
+            else:
+                caller.sig.wait(next_second + 0.001)
         else:
             wake.wait(next_second + 0.001)
     if caller is not None and not caller.ready():
@@ -216,6 +224,8 @@ def _try_group(
             why = "NO_ANSWER"
         ch.hangup(why)
     if winner is not None and caller is not None:
+        if winner.channel.answered and not caller.answered:
+            caller.answer()  # the caller is answered with the bridge
         caller.set_var("originate_disposition", "call accepted")
         caller.set_var("DIALSTATUS", "EARLY" if winner.channel.answered else "ANSWER")
         cause = "SUCCESS"
@@ -346,7 +356,7 @@ def multi_threaded_bridge(caller: Channel, leg: Leg) -> None:
             caller.note("dtmf_from_agent", digit or "")
             caller.hear("dtmf", digit)
             continue
-        caller.sig.wait()
+        caller.wait_frame()
     caller.flags.discard("BRIDGE_ORIGINATOR")
     if peer.up() and caller.down():
         peer.hangup("NORMAL_CLEARING" if peer.answered else "ORIGINATOR_CANCEL")

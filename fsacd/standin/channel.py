@@ -9,6 +9,7 @@ the pattern ``ch.sig.clear(); <check>; ch.sig.wait(timeout)``, so a kick is neve
 from __future__ import annotations
 
 import copy
+import math
 import time
 import uuid as uuidlib
 from collections import deque
@@ -218,6 +219,7 @@ class Channel:
         self.exported: dict[str, str | None] = {}
         self._hangup_external = False
         self._settled = False
+        self.tick_origin = time.time()
 
     # --- basics -------------------------------------------------------------------------
 
@@ -228,6 +230,26 @@ class Channel:
     def kick(self) -> None:
         """Wake the session greenlet so it re-checks its conditions."""
         self.sig.set()
+
+    def next_tick(self) -> None:
+        """Sleep until this channel's next media tick (``fs.tick`` apart, from its creation).
+
+        A real channel's session thread reads a frame per tick and only then looks at what
+        was queued for it, so whatever a controller sends runs at the next tick. Costs nothing
+        while the channel sleeps: there is no timer per channel, only this sleep on waking.
+        """
+        tick = self.fs.tick
+        if tick <= 0:
+            return
+        now = time.time()
+        ticks = math.floor((now - self.tick_origin) / tick) + 1
+        gevent.sleep(max(self.tick_origin + ticks * tick - now, 0.0))
+
+    def wait_frame(self, timeout: float | None = None) -> bool:
+        """``sig.wait`` of a media loop: woken (or timed out), carry on at the next tick."""
+        woken = self.sig.wait(timeout)
+        self.next_tick()
+        return bool(woken)
 
     def get_var(self, name: str) -> str | None:
         return self.vars.get(name)
@@ -418,8 +440,8 @@ class Channel:
     def pre_answer(self) -> None:
         if self.answered or self.early or self.down():
             return
+        self.set_var("endpoint_disposition", "EARLY MEDIA")  # before PROGRESS_MEDIA fires
         self.mark_pre_answered()
-        self.set_var("endpoint_disposition", "EARLY MEDIA")
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         """switch_channel_perform_hangup: CHANNEL_HANGUP now, the rest in the session."""

@@ -9,7 +9,8 @@ application; either way the dialplan continues after ``socket`` once the park en
 
 from __future__ import annotations
 
-import gevent
+import time
+
 from gevent import socket as gsocket
 
 from .apps import park, parse_all_events
@@ -61,10 +62,12 @@ def socket_app(ch: Channel, arg: str | None) -> None:
         if not ch.ready() or listener.finished.is_set() or listener.connected.is_set():
             break
         ch.sig.wait()
-    # FreeSWITCH parks on the next frame(s) after ``connect``; the stand-in waits a little
-    # longer (``park_delay``) so a controller's immediate myevents/linger get their replies
-    # before CHANNEL_PARK, as in every recording.
-    gevent.sleep(ch.fs.park_delay)
+    # FreeSWITCH parks on the next frame after ``connect``, and runs what the controller
+    # queued one frame later: the first slot comes 20-40 ms after ``connect`` (the recordings
+    # put the frames' phase at the connect; a channel's phase is arbitrary anyway).
+    first = ch.fs.tick if ch.fs.first_tick is None else ch.fs.first_tick
+    ch.tick_origin = time.time() + first - ch.fs.tick
+    ch.next_tick()
     park(ch)
     parse_all_events(ch)
     if (

@@ -41,7 +41,8 @@ class FakeFreeSwitch:
         dialplan_after_socket: AfterSocket = None,
         extensions: dict[str, list[tuple[str, str | None]]] | None = None,
         connect_timeout: float = 5.0,
-        park_delay: float = 0.05,
+        tick: float = 0.02,
+        first_tick: float | None = None,
     ) -> None:
         self.socket_target = socket_target
         self.inbound = inbound
@@ -57,7 +58,11 @@ class FakeFreeSwitch:
         self.dialplan_after_socket = dialplan_after_socket
         self.extensions = dict(extensions or {})
         self.connect_timeout = connect_timeout
-        self.park_delay = park_delay
+        #: the media clock: a channel runs what it was sent at its next tick (FreeSWITCH: 20 ms)
+        self.tick = tick
+        #: seconds from ``connect`` to the socket channel's first tick (None: one tick); the
+        #: phase is arbitrary on a real switch, the transcript replay sets the recorded one
+        self.first_tick = first_tick
         self.phones = PhoneRegistry(default_phone or PhoneBehaviour.unregistered())
         self.bus = EventBus()
         self.api = Api(self)
