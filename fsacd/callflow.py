@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid as uuidlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,13 @@ log = logging.getLogger(__name__)
 ERROR_TONE = "tone_stream://%(274,0,913.8);%(274,0,1370.6);%(380,0,1776.7)"
 #: How long we wait for FreeSWITCH to finish a short application (set, answer, ...).
 APP_TIMEOUT = 10.0
+#: How long an application may take to start (its CHANNEL_EXECUTE). A channel runs what it
+#: is sent at its next 20 ms media tick, so anything longer means it will never start:
+#: ``uuid_break <uuid> all`` flushed it (no event ever comes for it) or it waits behind an
+#: application that does not end.
+APP_START_TIMEOUT = 2.0
+#: Completed applications remembered per call (for waits that begin after the completion).
+DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
 
@@ -108,6 +116,13 @@ class CallFlow:
         self.last_announced: float | None = None
         self.language = "en"
         self.recording: dict[str, Any] = {}
+        # what FreeSWITCH told us about the applications we sent (see _next)
+        self._apps_started: set[str] = set()
+        self._apps_done: OrderedDict[str, Event] = OrderedDict()
+        self._pushback: list[tuple[str, Any]] = []
+        self._answered = False
+        self._vars_for = ""  # the queue whose channel variables were sent
+        self._socket_resume = ""  # the socket_resume value last sent
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -174,9 +189,9 @@ class CallFlow:
         self.store.event("call-rejected", call=self.state.uuid, reason=reason)
         self.state.phase = "done"
         try:
-            self._run_app("answer")
+            self._run_app("answer", wait=False)
             self._run_app("playback", ERROR_TONE)
-            self._run_app("hangup", "UNALLOCATED_NUMBER")
+            self._run_app("hangup", "UNALLOCATED_NUMBER", wait=False)
         except (CallGone, ESLError):
             pass
 
@@ -230,7 +245,7 @@ class CallFlow:
             cid=leg_vars.get("fsacd_cid", "network"),
             reason=reason,
         )
-        self._run_app("set", "hangup_after_bridge=true")
+        self._run_app("set", "hangup_after_bridge=true", wait=False)
         app_uuid = self.session.execute("bridge", dial)
         ev = self._wait_app_complete(app_uuid, 24 * 3600.0)
         outcome = ev.var("originate_disposition") or ev.var("DIALSTATUS") or ""
@@ -277,10 +292,13 @@ class CallFlow:
         """Walk the DTMF menus (fsacd/ivr.py); the queue they lead to, or None when the call
         left fsacd (hang-up, voicemail, transfer)."""
         self.state.phase = "ivr"
-        self._run_app("answer")
+        self._run_app("answer", wait=False)  # the menu's first prompt runs right after it
+        self._answered = True
 
         def run_app(app: str, arg: str | None = None) -> Event:
-            return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT)
+            return self._wait_app_complete(
+                self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT, app
+            )
 
         result = ivr.run_menu(menu, ivr_esl.EslIvrCall(run_app), self.cfg)
         self.ivr_inputs = {**result.inputs, "ivr_path": " ".join(result.path)}
@@ -309,20 +327,9 @@ class CallFlow:
         qcfg = self._queue_cfg(target.name)
         caller = self.caller = self._caller_identity(qcfg)
         self.state.priority = routing.priority(self.data, qcfg)
-        self._run_app("answer")
-        for var, value in (
-            ("socket_resume", "true"),  # our death sends a waiting caller on in the dialplan
-            # hold music in bounded segments: even a caller whose controller died without
-            # socket_resume hears it end and goes on in the dialplan (the 2nd line of defence)
-            ("playback_timeout_sec", str(int(qcfg.moh_segment))),
-            ("hangup_after_bridge", "true"),
-            ("continue_on_fail", "true"),
-            ("instant_ringback", "true"),
-            ("transfer_ringback", qcfg.moh),
-            ("fsacd_call", self.state.uuid),
-            ("fsacd_queue", target.name),
-        ):
-            self._run_app("set", f"{var}={dialstring.app_arg_safe(value)}")
+        # Nothing is sent to the channel yet: a caller who finds a free agent gets the
+        # bridge (and the variables before it) in the channel's first media tick, a caller
+        # who has to wait gets answer, variables and hold music in that tick instead.
         self._take_over_if_moved()
         admitted = self._admit(target.name)
         if admitted is None:
@@ -353,9 +360,9 @@ class CallFlow:
         )
         self.state.queue = target.name
         self.state.queue_entered_at = now
-        self._ask_recording_consent(qcfg)
-        # the contact lookup runs while the caller waits, not when an agent is offered
-        gevent.spawn(
+        entered = float(record.get("entered_at") or now)
+        self.state.entered_at = entered
+        prepare = (
             self.ctl.pop.prepare,
             self.state.uuid,
             target.name,
@@ -364,8 +371,14 @@ class CallFlow:
             fields.get("name", ""),
             self.ivr_inputs,
         )
-        entered = float(record.get("entered_at") or now)
-        self.state.entered_at = entered
+        if getattr(self.ctl.pop, "crm", None) is None:
+            prepare[0](*prepare[1:])  # Redis only (a few ms): ready before any offer
+        else:
+            # a CRM may take its timeout: look up while the caller waits; an offer made
+            # meanwhile gets the pop completed when the lookup ends (fsacd/pop.py)
+            gevent.spawn(*prepare)
+        self._ask_recording_consent(qcfg)
+        self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
         self._wait_loop()
 
     def _admit(self, queue: str) -> str | None:
@@ -400,7 +413,7 @@ class CallFlow:
         log.info("call %s: not queued in %s (%s)", self.state.uuid, queue, reason)
         self.store.event("call-rejected", call=self.state.uuid, queue=queue, reason=reason)
         self.state.phase = "done"
-        self._run_app("set", f"fsacd_result={reason}")
+        self._run_app("set", f"fsacd_result={reason}", wait=False)
         cause = "NORMAL_CIRCUIT_CONGESTION" if reason == "full" else "NORMAL_TEMPORARY_FAILURE"
         self._run_app("hangup", cause, wait=False)
 
@@ -453,11 +466,15 @@ class CallFlow:
                 self.wants_callback = False
                 if self._ask_callback(qcfg):
                     return
+            offer = None
             if self.state.moh_app_uuid is None:
-                self._start_moh(qcfg)
+                offer = self._offer_at_once()
+                if offer is None:
+                    self._start_moh(qcfg)
             deadline = self.state.queue_entered_at + qcfg.max_wait if qcfg.max_wait else None
             try:
-                offer = self._wait_for_offer(deadline)
+                if offer is None:
+                    offer = self._wait_for_offer(deadline)
                 if offer is None:
                     offer = self._max_wait_reached(qcfg)
             except WaitingKey as key:
@@ -521,6 +538,7 @@ class CallFlow:
         if self.caller.e164 and callbacks.can_call(self.state.queue, self.caller.e164):
             return False  # this queue cannot call out (no gateway or number): no callback
         self._stop_moh()
+        self._prepare_channel(qcfg, "true", answer=True)
         region = qcfg.region or self.cfg.freeswitch.default_region
         call = ivr_esl.EslIvrCall(self._ivr_app)
         res = call.play_and_get_digits(
@@ -553,7 +571,7 @@ class CallFlow:
         return True
 
     def _ivr_app(self, app: str, arg: str | None = None) -> Event:
-        return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT)
+        return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT, app)
 
     def _should_leave_empty(self) -> bool:
         qcfg = self._queue_cfg(self.state.queue)
@@ -597,6 +615,8 @@ class CallFlow:
         """``ask``: the notice, then a key; ``always-announced``: the notice. Before the wait."""
         policy = qcfg.recording
         self.recording = {"policy": policy, "key": None, "notice": False}
+        if policy in ("ask", "always-announced") and qcfg.recording_notice:
+            self._prepare_channel(qcfg, "true", answer=True)
         if policy == "ask" and qcfg.recording_notice:
             call = ivr_esl.EslIvrCall(self._ivr_app)
             self.recording["key"] = ivr.ask_key(
@@ -682,16 +702,67 @@ class CallFlow:
         self._start_moh(qcfg)
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
+        """Answer (per ``answer_mode``), the channel variables and the hold music, sent back
+        to back: they run in one media tick."""
+        self._prepare_channel(qcfg, "true", answer=True)
         self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
 
+    def _prepare_channel(self, qcfg: QueueConfig, socket_resume: str, *, answer: bool) -> None:
+        """Send, without waiting, what must precede the next application: the answer (when
+        ``answer`` and not yet done) and one ``multiset`` of the call's channel variables
+        (only what changed since the last one)."""
+        if answer and not self._answered:
+            self._answered = True
+            app = "pre_answer" if qcfg.answer_mode == "pre-answer" else "answer"
+            self._run_app(app, wait=False)
+        values: dict[str, str] = {}
+        if self._socket_resume != socket_resume:
+            # true while waiting: our death sends the caller on in the dialplan; false once
+            # an agent rings: a dying controller must not cut the call (freeswitch/README.md)
+            values["socket_resume"] = socket_resume
+        if self._vars_for != qcfg.name:
+            values.update(
+                {
+                    # hold music in bounded segments: even a caller whose controller died
+                    # without socket_resume hears it end and goes on in the dialplan
+                    "playback_timeout_sec": str(int(qcfg.moh_segment)),
+                    "hangup_after_bridge": "true",
+                    "continue_on_fail": "true",
+                    "instant_ringback": "true",
+                    # what the caller hears while agents ring: answered (transfer_ringback)
+                    # or not yet answered (ringback, as early media), the hold music
+                    "transfer_ringback": qcfg.moh,
+                    "ringback": qcfg.moh,
+                    "fsacd_call": self.state.uuid,
+                    "fsacd_queue": qcfg.name,
+                }
+            )
+        if not values:
+            return
+        self._run_app("multiset", dialstring.multiset_arg(values), wait=False)
+        self._socket_resume = socket_resume
+        self._vars_for = qcfg.name
+
     def _stop_moh(self) -> None:
-        """Stop the hold music and wait until FreeSWITCH says the playback ended."""
+        """Stop the hold music without waiting for it: what is sent next (event-lock) runs
+        in the tick the playback ends.
+
+        A plain ``uuid_break`` ends the running playback and leaves the channel's queue alone
+        (``uuid_break ... all`` would also flush, silently, what is queued). A playback that
+        has not started yet would clear the break when it starts, so we first wait (about a
+        tick) for its CHANNEL_EXECUTE.
+        """
         app_uuid = self.state.moh_app_uuid
         if app_uuid is None:
             return
         self.state.moh_app_uuid = None
-        self.session.api(f"uuid_break {self.state.uuid} all")
-        self._wait_app_complete(app_uuid, APP_TIMEOUT)
+        if app_uuid not in self._apps_started and app_uuid not in self._apps_done:
+            if not self._wait_app_start(app_uuid, APP_START_TIMEOUT):
+                log.warning("call %s: hold music never started; going on", self.state.uuid)
+                return
+        if app_uuid in self._apps_done:
+            return
+        self.session.api(f"uuid_break {self.state.uuid}")
 
     def _wait_for_offer(self, deadline: float | None) -> Offer | None:
         if self._deferred:
@@ -763,7 +834,7 @@ class CallFlow:
         )
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
-        self._run_app("set", "socket_resume=false")
+        self._prepare_channel(qcfg, "false", answer=False)  # the bridge answers the caller
         app_uuid = self.session.execute("bridge", bridge)
         deadline = time.time() + qcfg.ring_timeout + BRIDGE_MARGIN
         while True:
@@ -801,7 +872,7 @@ class CallFlow:
             if ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == app_uuid:
                 results = outcomes.leg_results(ev.headers, legs)
                 self.store.offer_failed(offer, results, qcfg)
-                self._run_app("set", "socket_resume=true")
+                self._prepare_channel(qcfg, "true", answer=False)
                 return False
 
     def _leg_vars(self, leg_uuid: str, agent_id: str) -> dict[str, str]:
@@ -849,12 +920,34 @@ class CallFlow:
             if ev.name == "SOCKET_CLOSED":
                 return
 
+    def _offer_at_once(self) -> Offer | None:
+        """An offer already in the inbox (the fast path), without waiting; what else is
+        there stays for the next reader."""
+        if self._deferred:
+            return self._deferred.pop(0)
+        seen: list[tuple[str, Any]] = []
+        try:
+            while self._pushback or not self.inbox.empty():
+                kind, item = self._next(0)
+                if kind == "offer":
+                    return item
+                if kind != "timeout":
+                    seen.append((kind, item))
+        finally:
+            self._pushback[:0] = seen
+        return None
+
     def _next(self, timeout: float) -> tuple[str, Any]:
         """Next inbox item; raises CallGone on hang-up or disconnect."""
+        if self._pushback:
+            kind, item = self._pushback.pop(0)
+            return kind, item
         try:
             kind, item = self.inbox.get(timeout=timeout)
         except Empty:
             return "timeout", None
+        if kind == "event":
+            self._note_app(item)
         if kind == "gone":
             raise CallGone()
         if kind == "revoke":
@@ -873,24 +966,63 @@ class CallFlow:
                 raise CallGone()
         return kind, item
 
-    def _wait_app_complete(self, app_uuid: str, timeout: float) -> Event:
+    def _note_app(self, ev: Event) -> None:
+        """Keep track of which of our applications started and which completed."""
+        if ev.name == "CHANNEL_EXECUTE":
+            self._apps_started.add(ev.get("Application-UUID", ""))
+        elif ev.name == "CHANNEL_EXECUTE_COMPLETE":
+            app_uuid = ev.get("Application-UUID", "")
+            self._apps_started.discard(app_uuid)
+            self._apps_done[app_uuid] = ev
+            while len(self._apps_done) > DONE_KEPT:
+                self._apps_done.popitem(last=False)
+
+    def _wait_app_start(self, app_uuid: str, timeout: float) -> bool:
+        """Wait (bounded) for an application's CHANNEL_EXECUTE; False if it did not come."""
         deadline = time.time() + timeout
-        while True:
+        while app_uuid not in self._apps_started and app_uuid not in self._apps_done:
             remaining = deadline - time.time()
             if remaining <= 0:
-                raise ESLError(f"no CHANNEL_EXECUTE_COMPLETE within {timeout:.0f}s")
+                return False
             kind, item = self._next(remaining)
             if kind == "offer":
+                self._deferred.append(item)
+            elif kind == "event" and item.name == "DTMF":
+                self._pushback.append((kind, item))  # for whoever reads keys next
+                return app_uuid in self._apps_started or app_uuid in self._apps_done
+        return True
+
+    def _wait_app_complete(self, app_uuid: str, timeout: float, app: str = "") -> Event:
+        """The application's CHANNEL_EXECUTE_COMPLETE. Only waited for once its
+        CHANNEL_EXECUTE came (within :data:`APP_START_TIMEOUT`): one that never starts was
+        flushed and will never complete. Raises ESLError, saying why, when a wait runs out."""
+        what = app or "application"
+        started_by = time.time() + APP_START_TIMEOUT
+        deadline = time.time() + timeout
+        while True:
+            done = self._apps_done.pop(app_uuid, None)
+            if done is not None:
+                return done
+            now = time.time()
+            started = app_uuid in self._apps_started
+            if not started and now >= started_by:
+                raise ESLError(
+                    f"{what} did not start within {APP_START_TIMEOUT:.0f}s "
+                    "(flushed by uuid_break all, or queued behind an application that runs on)"
+                )
+            if now >= deadline:
+                raise ESLError(f"{what} did not complete within {timeout:.0f}s")
+            limit = deadline if started else min(deadline, started_by)
+            kind, item = self._next(max(limit - now, 0.001))
+            if kind == "offer":
                 self._deferred.append(item)  # handled once the wait loop runs again
-            elif kind == "event" and item.name == "CHANNEL_EXECUTE_COMPLETE":
-                if item.get("Application-UUID") == app_uuid:
-                    return item
 
     def _run_app(self, app: str, arg: str | None = None, *, wait: bool = True) -> Event | None:
+        """Send an application; with ``wait``, until it completed (a media tick at least)."""
         app_uuid = self.session.execute(app, arg)
         if not wait:
             return None
-        return self._wait_app_complete(app_uuid, APP_TIMEOUT)
+        return self._wait_app_complete(app_uuid, APP_TIMEOUT, app)
 
     def _api_quiet(self, cmd: str) -> None:
         try:

@@ -115,6 +115,10 @@ class QueueRules(NamedTuple):
     reject_delay: float
 
 
+#: ``answer_mode`` values of a queue.
+ANSWER_MODES = ("answer", "pre-answer")
+
+
 @dataclass(frozen=True)
 class QueueConfig:
     name: str
@@ -137,6 +141,10 @@ class QueueConfig:
     max_length: int = 0
     skip_busy_agents: bool = True
     moh_segment: float = 60.0
+    #: how a caller who has to wait hears the hold music: "answer" (answered first) or
+    #: "pre-answer" (early media; the bridge answers). A caller bridged at once is answered
+    #: by the bridge either way.
+    answer_mode: str = "answer"
     # during the call: the key that revokes recording consent; the callback dialog
     revoke_key: str | None = "*"
     callback_prompt: tuple[str, ...] = ("ivr/ivr-enter_destination_telephone_number.wav",)
@@ -627,6 +635,12 @@ def _queue(name: str, t: _Table) -> QueueConfig:
             "must be a sound file or stream (e.g. local_stream://moh); ${...} is not expanded",
         )
         moh = d.moh
+    answer_mode = t.string("answer_mode", d.answer_mode, max_len=16)
+    if answer_mode not in ANSWER_MODES:
+        t.error(
+            "answer_mode", f"must be one of {', '.join(ANSWER_MODES)}, got {_show(answer_mode)}"
+        )
+        answer_mode = d.answer_mode
     number = t.string("number", None, max_len=32)
     if number is not None:
         n = numbers.normalise(number, "DE") if number.startswith("+") else None
@@ -657,6 +671,7 @@ def _queue(name: str, t: _Table) -> QueueConfig:
         max_length=t.integer("max_length", d.max_length, 0, 1_000_000),
         skip_busy_agents=_bool(t, "skip_busy_agents", d.skip_busy_agents),
         moh_segment=float(t.integer("moh_segment", int(d.moh_segment), 2, 3600, "seconds")),
+        answer_mode=answer_mode,
         revoke_key=ivr.dtmf_key(t, "revoke_key", d.revoke_key),
         callback_prompt=_prompt(t, "callback_prompt", d.callback_prompt),
         callback_invalid_prompt=_prompt(t, "callback_invalid_prompt", d.callback_invalid_prompt),

@@ -114,6 +114,28 @@ def bridge_string(
     return var_block(global_vars, "{") + ",".join(out)
 
 
+#: Delimiters ``multiset`` may use (``^^<d>``), tried in this order.
+_MULTISET_DELIMITERS = "|~!#;%,"
+
+
+def multiset_arg(variables: Mapping[str, object]) -> str:
+    """The argument of one ``multiset`` setting all ``variables`` (``^^|a=1|b=2``).
+
+    Names must be plain variable names; values are made safe with :func:`app_arg_safe`. The
+    delimiter is the first of :data:`_MULTISET_DELIMITERS` no value contains. ValueError for
+    a bad name, or when every delimiter occurs in some value.
+    """
+    pairs = []
+    for name, value in variables.items():
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"not a channel variable name: {name!r}")
+        pairs.append(f"{name}={app_arg_safe(value)}")
+    for delim in _MULTISET_DELIMITERS:
+        if not any(delim in p for p in pairs):
+            return f"^^{delim}" + delim.join(pairs)
+    raise ValueError("no multiset delimiter is free in these values")
+
+
 def app_arg_safe(text: object) -> str:
     """``text`` safe as an application argument (``set``, ``playback``, ...).
 

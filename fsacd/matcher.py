@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 from gevent.event import Event as GEvent
+from gevent.lock import Semaphore
 
 from fsacd import strategies
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Tries per queue and pass when a reservation loses a race with another controller.
 RESERVE_RETRIES = 3
+#: How long a caller's own match waits for one already running for its queue (seconds).
+MATCH_NOW_WAIT = 0.5
 
 
 class Matcher:
@@ -49,6 +52,9 @@ class Matcher:
         self.deliver_local = deliver_local
         self.sweep_interval = sweep_interval
         self._pending: set[str] = set()
+        #: one match at a time per queue in this process: a caller's own match (match_now)
+        #: waits for the loop's, so an offer made for it is in its inbox when it returns
+        self._queue_locks: dict[str, Semaphore] = {}
         self._signal = GEvent()
         self._greenlets: list[gevent.Greenlet] = []
         self._pubsub = None
@@ -98,6 +104,18 @@ class Matcher:
         if added:
             self._signal.set()
 
+    def match_now(self, queue: str) -> None:
+        """Match ``queue`` in the calling greenlet (a call that just arrived: its offer is in
+        its inbox when this returns, if an agent is free). Errors are logged; the match
+        loop and the sweep try again."""
+        if queue not in self.cfg.queues:
+            return
+        try:
+            self._match_queue(queue, wait=MATCH_NOW_WAIT)
+        except Exception:  # noqa: BLE001 - Redis trouble: the loop and the sweep retry
+            log.exception("matching %s failed; retrying in the match loop", queue)
+            self.request([queue])
+
     def request_later(self, delay: float, queues: Iterable[str] | None = None) -> None:
         qs = list(queues) if queues is not None else list(self.cfg.queues)
         gevent.spawn_later(max(0.0, delay) + 0.01, self._free_and_request, qs)
@@ -136,7 +154,18 @@ class Matcher:
                 scored.append((score, q))
         return [q for _, q in sorted(scored)]
 
-    def _match_queue(self, queue: str) -> None:
+    def _match_queue(self, queue: str, wait: float = 5.0) -> None:
+        lock = self._queue_locks.setdefault(queue, Semaphore(1))
+        if not lock.acquire(timeout=wait):
+            # another greenlet has been matching this queue for long (Redis slow): again later
+            self.request_later(0.5, [queue])
+            return
+        try:
+            self._match_queue_locked(queue)
+        finally:
+            lock.release()
+
+    def _match_queue_locked(self, queue: str) -> None:
         qcfg = self.cfg.queues[queue]
         tries = 0
         while tries < RESERVE_RETRIES:

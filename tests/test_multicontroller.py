@@ -147,6 +147,12 @@ def test_kill_9_while_calls_wait_ring_and_talk(fs, procs, store, redis_url, tmp_
     wait_for(lambda: store.get_agent("1001")["state"] == "in-call", what="1001 talking")
     ringing = fs.place_call(caller_number="+4922100002", **kw)
     wait_for(lambda: store.get_agent("1002")["state"] == "ringing", what="1002 ringing")
+    # Redis says ringing just before the bridge is sent; the channel runs it at its next
+    # media tick: wait until the phone really rings
+    wait_for(
+        lambda: any(leg.endpoint == "user/1002@pbx.example" for leg in fs.legs),
+        what="1002's phone ringing",
+    )
     waiting = [fs.place_call(caller_number=f"+492210001{i}", **kw) for i in range(2)]
     wait_for(
         lambda: all((store.get_call(c.uuid) or {}).get("state") == "waiting" for c in waiting),
@@ -251,7 +257,8 @@ def test_reload_applies_a_good_config_and_refuses_a_bad_one(fs, procs, store, re
     a.write_config(good + '\n[queues.sales]\nstrategy = "ring-all"\n')
     a.signal(signal.SIGHUP)
     wait_for(lambda: "sales" in store.configured_queues(), timeout=5, what="sales queue")
-    assert "config reloaded" in a.logtext()
+    # the log line is written after the queues are published: wait for it too
+    wait_for(lambda: "config reloaded" in a.logtext(), timeout=5, what="reload logged")
     a.write_config(good.replace('strategy = "first-available"', 'strategy = "bogus"'))
     a.signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in a.logtext(), timeout=5, what="refusal logged")

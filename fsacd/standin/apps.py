@@ -733,7 +733,11 @@ def app_export(ch: Channel, arg: str | None) -> None:
 
 @app("multiset")
 def app_multiset(ch: Channel, arg: str | None) -> None:
-    for item in separate_string(arg, " "):
+    """``multiset a=1 b=2``, or with a delimiter of its own: ``multiset ^^|a=1|b=2``."""
+    delim = " "
+    if arg and arg.startswith("^^") and len(arg) > 2:
+        delim, arg = arg[2], arg[3:]
+    for item in separate_string(arg, delim):
         name, value = _split_assignment(item)
         if name:
             ch.set_var(name, value)
