@@ -1,5 +1,5 @@
 """Allow ``python -m fsacd``."""
 
-from fsacd.cli import main
+from fsacd.cli.main import main
 
 main()

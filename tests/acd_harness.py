@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import redis
 
+from fsacd.acd.controller import Controller
 from fsacd.config import Config, load_text
-from fsacd.controller import Controller
-from fsacd.fsclient import FreeSwitchClient
+from fsacd.esl.client import FreeSwitchClient
 from fsacd.standin import FakeFreeSwitch, PhoneBehaviour
-from fsacd.store import Store
+from fsacd.state.store import Store
 
 BASE_CONFIG = """
 [server]

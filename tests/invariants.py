@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from fsacd.keys import Keys
+from fsacd.state.keys import Keys
 
 
 def events(r: redis.Redis, prefix: str = "fsacd:") -> list[dict]:

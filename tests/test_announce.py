@@ -1,4 +1,4 @@
-"""fsacd.announce: estimated wait and the announcement; the queue's waiting keys."""
+"""fsacd.core.announce: estimated wait and the announcement; the queue's waiting keys."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from fsacd import announce
-from fsacd.announce import announcement_phrases, estimate_wait
 from fsacd.config import ConfigError, load_text
+from fsacd.core import announce
+from fsacd.core.announce import announcement_phrases, estimate_wait
 
 
 @pytest.mark.parametrize(

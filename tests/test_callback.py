@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
+from fsacd.acd.controller import Controller
 from fsacd.config import ConfigError
-from fsacd.controller import Controller
-from fsacd.fsclient import FreeSwitchClient
+from fsacd.esl.client import FreeSwitchClient
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import Acd, make_config, wait_for
 
@@ -365,7 +365,7 @@ def test_the_callers_dialog_registers_a_callback_through_the_standin(acd):
 
 
 def test_register_withdraws_an_offer_on_its_way_and_keeps_the_place(r):
-    from fsacd.store import Store
+    from fsacd.state.store import Store
 
     s = Store(r, controller_id="c1")
     s.sync_queues(["q"])
@@ -421,7 +421,7 @@ def test_callback_config_keys_are_validated(text, error):
 def test_supervisor_dial_calls_an_agent_then_the_customer(acd, tmp_path, redis_url):
     from click.testing import CliRunner
 
-    from fsacd.cli import main
+    from fsacd.cli.main import main
 
     acd.fs.phones.register(GATEWAY, P.answers(after=0.2, talk=1.0))
     acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1})

@@ -1,4 +1,4 @@
-"""fsacd.callerid: every inbound and outbound policy case, table-driven, and hostile values.
+"""fsacd.core.callerid: every inbound and outbound policy case, table-driven, and hostile values.
 
 Dial strings are parsed back the way FreeSWITCH splits them (``{...}``/``[...]`` blocks on
 unquoted ``,``, then ``=``; the ``originate`` API on unquoted spaces) and their shape checked.
@@ -6,8 +6,9 @@ unquoted ``,``, then ``=``; the ``originate`` API on unquoted spaces) and their 
 
 import pytest
 
-from fsacd import callerid, dialstring
-from fsacd.callerid import (
+from fsacd.config import QueueConfig, load_text
+from fsacd.core import callerid, dialstring
+from fsacd.core.callerid import (
     Presentation,
     agent_leg_vars,
     caller_is_hidden,
@@ -18,9 +19,8 @@ from fsacd.callerid import (
     outbound_dial_string,
     transferring_agent,
 )
-from fsacd.config import QueueConfig, load_text
-from fsacd.numbers import normalise
-from fsacd.verified import BlockEntry, NumberEntry, VerifiedSnapshot
+from fsacd.core.numbers import normalise
+from fsacd.verified.registry import BlockEntry, NumberEntry, VerifiedSnapshot
 
 CALLER = "+4922129191999"
 QUEUE_NUMBER = "+4930123456"

@@ -1,12 +1,12 @@
-"""fsacd.cli against a real Redis: config check, agents, queues, --json, exit codes."""
+"""fsacd.cli.main against a real Redis: config check, agents, queues, --json, exit codes."""
 
 import json
 
 import pytest
 from click.testing import CliRunner
 
-from fsacd.cli import main
-from fsacd.store import Store
+from fsacd.cli.main import main
+from fsacd.state.store import Store
 
 CONFIG = """
 default_route = "queue:support"
@@ -318,12 +318,12 @@ def test_serve_calls_controller_run(run, monkeypatch):
     import types
 
     seen = {}
-    fake = types.ModuleType("fsacd.controller")
+    fake = types.ModuleType("fsacd.acd.controller")
     fake.run = lambda cfg, config_path=None: seen.update(cfg=cfg, path=config_path)
-    monkeypatch.setitem(__import__("sys").modules, "fsacd.controller", fake)
-    import fsacd
+    monkeypatch.setitem(__import__("sys").modules, "fsacd.acd.controller", fake)
+    import fsacd.acd
 
-    monkeypatch.setattr(fsacd, "controller", fake, raising=False)
+    monkeypatch.setattr(fsacd.acd, "controller", fake, raising=False)
     ok(run("serve", "--log-level", "warning"))
     assert set(seen["cfg"].queues) == {"support", "sales"}
     assert seen["path"] is not None and seen["path"].name.endswith(".toml")
@@ -332,7 +332,7 @@ def test_serve_calls_controller_run(run, monkeypatch):
 def test_reload_publishes_to_running_controllers(run, redis_url):
     import redis as redislib
 
-    from fsacd.keys import Keys
+    from fsacd.state.keys import Keys
 
     r = redislib.Redis.from_url(redis_url, decode_responses=True)
     ps = r.pubsub(ignore_subscribe_messages=True)

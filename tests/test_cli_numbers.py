@@ -6,7 +6,7 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from fsacd.cli import main
+from fsacd.cli.main import main
 from tests.test_verified import FakeInbound, spoken_code
 
 NUMBER = "+4922129191999"

@@ -7,7 +7,7 @@ import pytest
 
 from fsacd import config
 from fsacd.config import ConfigError, check, load, load_text, password, resolve_path
-from fsacd.strategies import STRATEGIES
+from fsacd.core.strategies import STRATEGIES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "fsacd" / "examples" / "fsacd.toml"
 MINIMAL = "[queues.support]\n"

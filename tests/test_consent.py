@@ -1,4 +1,4 @@
-"""fsacd.consent: recording only with every party's consent; the queue's recording keys."""
+"""fsacd.core.consent: recording only with every party's consent; the queue's recording keys."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import date, datetime
 
 import pytest
 
-from fsacd import consent
 from fsacd.config import ConfigError, load_text
-from fsacd.consent import Decision, decide
+from fsacd.core import consent
+from fsacd.core.consent import Decision, decide
 
 NOW = 1_800_000_000.0
 AGENT_YES = consent.give_agent_consent(NOW - 86400, by="cli:alice")

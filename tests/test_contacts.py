@@ -1,4 +1,4 @@
-"""fsacd.contacts on a real Redis: CSV import, re-import, switchboards, lookup, CLI."""
+"""fsacd.pop.contacts on a real Redis: CSV import, re-import, switchboards, lookup, CLI."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fsacd import numbers
-from fsacd.cli import main
-from fsacd.contacts import (
+from fsacd.cli.main import main
+from fsacd.core import numbers
+from fsacd.pop.contacts import (
     Contacts,
     ImportFileError,
     canonical_name,
     import_csv,
     parse_csv,
 )
-from fsacd.keys import Keys
+from fsacd.state.keys import Keys
 
 MIXED = """\
 ID,Name,Company,Status,Language,Tier,Notes,Tickets,Phone,Mobile,Phone2,Account Manager

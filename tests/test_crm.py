@@ -1,4 +1,5 @@
-"""fsacd.crm against a local HTTP server: answers, cache, strict timeout, no lookup when hidden."""
+"""fsacd.pop.crm against a local HTTP server: answers, cache, strict timeout, no lookup when
+hidden."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import gevent
 import pytest
 from gevent.pywsgi import WSGIServer
 
-from fsacd import numbers
 from fsacd.config import ConfigError, CrmConfig, load_text
-from fsacd.crm import Crm, HttpFailure, http_request, parse_answer
-from fsacd.keys import Keys
-from fsacd.pop import ScreenPop
+from fsacd.core import numbers
+from fsacd.pop.crm import Crm, HttpFailure, http_request, parse_answer
+from fsacd.pop.screen import ScreenPop
+from fsacd.state.keys import Keys
 
 E164 = "+49301234567"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fsacd.standin import PhoneBehaviour as P
-from fsacd.verified import VerifiedNumbers
+from fsacd.verified.registry import VerifiedNumbers
 from tests.acd_harness import Acd, wait_for
 
 NUMBERS = """

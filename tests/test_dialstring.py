@@ -1,10 +1,10 @@
-"""fsacd.dialstring: caller-controlled text can't change the shape of a bridge or app call."""
+"""fsacd.core.dialstring: caller-controlled text can't change the shape of a bridge or app call."""
 
 import re
 
 import pytest
 
-from fsacd.dialstring import (
+from fsacd.core.dialstring import (
     MAX_ARG,
     MAX_VALUE,
     app_arg_safe,

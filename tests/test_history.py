@@ -1,4 +1,4 @@
-"""fsacd.history: capped per-number lists; hidden numbers only as a salted hash."""
+"""fsacd.pop.history: capped per-number lists; hidden numbers only as a salted hash."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import hmac
 
 import pytest
 
-from fsacd import numbers
 from fsacd.config import HistoryConfig, load_text
-from fsacd.history import History, hashed_ref
-from fsacd.keys import Keys
-from fsacd.pop import ScreenPop
+from fsacd.core import numbers
+from fsacd.pop.history import History, hashed_ref
+from fsacd.pop.screen import ScreenPop
+from fsacd.state.keys import Keys
 
 SALT = "0123456789abcdef-test-salt"
 RAW = "030 1234567"

@@ -1,4 +1,5 @@
-"""fsacd.ivr: menu config validation and the engine, walked through a fake call (no sockets)."""
+"""fsacd.core.ivr: menu config validation and the engine, walked through a fake call (no
+sockets)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fsacd import ivr
 from fsacd.config import ConfigError, check, load_text
-from fsacd.ivr import Action, DigitsResult, IvrResult, parse_action, parse_hours, run_menu
+from fsacd.core import ivr
+from fsacd.core.ivr import Action, DigitsResult, IvrResult, parse_action, parse_hours, run_menu
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -1,4 +1,4 @@
-"""fsacd.ivr_esl: the play_and_get_digits argument, and menus walked over real TCP through the
+"""fsacd.acd.ivr_esl: the play_and_get_digits argument, and menus walked over real TCP through the
 FreeSWITCH stand-in with injected DTMF."""
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ import gevent
 import pytest
 from gevent.queue import Queue
 
-from fsacd import ivr
-from fsacd.config import load_text
-from fsacd.esl.framing import Event
-from fsacd.esl.server import OutboundServer
-from fsacd.ivr_esl import (
+from fsacd.acd.ivr_esl import (
     EslIvrCall,
     IvrHangup,
     SessionRunner,
@@ -21,6 +17,10 @@ from fsacd.ivr_esl import (
     pagd_arg,
     render_prompt,
 )
+from fsacd.config import load_text
+from fsacd.core import ivr
+from fsacd.esl.framing import Event
+from fsacd.esl.server import OutboundServer
 from fsacd.standin import FakeFreeSwitch
 from fsacd.standin.fsstrings import separate_string
 

@@ -14,7 +14,7 @@ import redis
 
 from fsacd.standin import FakeFreeSwitch
 from fsacd.standin import PhoneBehaviour as P
-from fsacd.store import Store
+from fsacd.state.store import Store
 from tests.acd_harness import wait_for
 from tests.invariants import double_bookings, events, order_violations
 from tests.procs import ServeProcess

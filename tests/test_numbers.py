@@ -1,8 +1,8 @@
-"""fsacd.numbers: caller numbers to E.164 (national formats, URIs, hostile input)."""
+"""fsacd.core.numbers: caller numbers to E.164 (national formats, URIs, hostile input)."""
 
 import pytest
 
-from fsacd.numbers import MAX_INPUT, RAW_KEEP, Number, normalise
+from fsacd.core.numbers import MAX_INPUT, RAW_KEEP, Number, normalise
 
 VALID = [
     # Germany

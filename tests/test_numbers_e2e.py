@@ -7,7 +7,7 @@ import re
 
 from click.testing import CliRunner
 
-from fsacd.cli import main
+from fsacd.cli.main import main
 from fsacd.standin import FakeFreeSwitch
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import wait_for

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from fsacd.core.outcomes import OUTCOMES, classify, leg_results, parse_originate_causes
 from fsacd.esl.framing import FrameReader, frame_event
-from fsacd.outcomes import OUTCOMES, classify, leg_results, parse_originate_causes
 
 # leg uuids FreeSWITCH gave the agent legs in the recordings
 BUSY_1006 = "8b0a8a50-4193-48f4-a921-5c47132d9e54"

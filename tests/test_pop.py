@@ -1,4 +1,4 @@
-"""fsacd.pop on a real Redis: prepare/offer/answer/finish, delivery, pop_fields, webhook, SIP
+"""fsacd.pop.screen on a real Redis: prepare/offer/answer/finish, delivery, pop_fields, webhook, SIP
 headers, ``fsacd pop watch``."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from fsacd import numbers
-from fsacd.cli import main
+from fsacd.cli.main import main
 from fsacd.config import ConfigError, load_text
-from fsacd.dialstring import var_value
-from fsacd.keys import Keys
-from fsacd.pop import ScreenPop, bench, caller_region, clean_ivr, sip_headers
+from fsacd.core import numbers
+from fsacd.core.dialstring import var_value
+from fsacd.pop.screen import ScreenPop, bench, caller_region, clean_ivr, sip_headers
+from fsacd.state.keys import Keys
 from tests.test_crm import HttpStub
 
 E164 = "+49301234567"

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fsacd.cli import main
+from fsacd.cli.main import main
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import Acd
 

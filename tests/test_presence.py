@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fsacd.acd.presence import Presence, channel_users, contact_user
 from fsacd.esl.framing import Event
-from fsacd.presence import Presence, channel_users, contact_user
-from fsacd.store import Store
+from fsacd.state.store import Store
 
 
 def make(r) -> Presence:

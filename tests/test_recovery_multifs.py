@@ -5,12 +5,12 @@ from __future__ import annotations
 import gevent
 import pytest
 
+from fsacd.acd.recovery import Recovery, format_legs
 from fsacd.config import load_text
-from fsacd.fsclient import FreeSwitchClient
-from fsacd.recovery import Recovery, format_legs
+from fsacd.esl.client import FreeSwitchClient
 from fsacd.standin import FakeFreeSwitch
 from fsacd.standin import PhoneBehaviour as P
-from fsacd.store import Store
+from fsacd.state.store import Store
 from tests.acd_harness import wait_for
 
 CFG = load_text("[queues.support]\nwrap_up = 0\n", env={})

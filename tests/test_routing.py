@@ -1,9 +1,9 @@
-"""fsacd.routing: target resolution and call priority."""
+"""fsacd.core.routing: target resolution and call priority."""
 
 import pytest
 
 from fsacd.config import load_text
-from fsacd.routing import (
+from fsacd.core.routing import (
     Priority,
     RouteError,
     Target,

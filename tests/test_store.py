@@ -14,9 +14,10 @@ import gevent
 import pytest
 import redis
 
-from fsacd import scripts, strategies
-from fsacd.keys import Keys
-from fsacd.store import (
+from fsacd.core import strategies
+from fsacd.state import scripts
+from fsacd.state.keys import Keys
+from fsacd.state.store import (
     PRIORITY_MAX,
     SEQ_SPAN,
     AgentBusy,

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from fsacd import strategies
-from fsacd.strategies import STRATEGIES, AgentSnapshot, UnknownStrategy, order, wants_all
+from fsacd.core import strategies
+from fsacd.core.strategies import STRATEGIES, AgentSnapshot, UnknownStrategy, order, wants_all
 
 AGENTS = [
     AgentSnapshot("c", position=3, last_call_end=100.0, login_at=10.0, answered=5, talk_time=50),

@@ -1,6 +1,6 @@
-"""fsacd.verified against a real Redis: registry, codes (expiry, attempts, hashing), operator
-overrides, snapshots, and delivery by call (through a tiny fake inbound ESL server and the real
-InboundClient) and by SMS (a command and a webhook)."""
+"""fsacd.verified.registry against a real Redis: registry, codes (expiry, attempts, hashing),
+operator overrides, snapshots, and delivery by call (through a tiny fake inbound ESL server and
+the real InboundClient) and by SMS (a command and a webhook)."""
 
 import json
 import logging
@@ -14,12 +14,12 @@ import gevent.server
 import pytest
 from gevent.pywsgi import WSGIServer
 
-from fsacd import verified as vmod
 from fsacd.config import NumbersConfig, load_text
 from fsacd.esl.framing import FrameReader, encode_event_plain, encode_frame
 from fsacd.esl.session import InboundClient
-from fsacd.keys import Keys
-from fsacd.verified import (
+from fsacd.state.keys import Keys
+from fsacd.verified import registry as vmod
+from fsacd.verified.registry import (
     BlockEntry,
     DeliveryError,
     NumberEntry,
@@ -244,7 +244,7 @@ def test_verification_expires(r, clock, monkeypatch):
 def test_mark_verified_block_needs_reason_and_is_logged_and_evented(reg, r, caplog):
     with pytest.raises(NumberError, match="reason is required"):
         reg.mark_verified("+4922129191", reason="  ", by="ops", block=True)
-    with caplog.at_level(logging.WARNING, logger="fsacd.verified"):
+    with caplog.at_level(logging.WARNING, logger="fsacd.verified.registry"):
         block = reg.mark_verified(
             "+4922129191", reason="DDI block 000-999, contract 4711", by="ops", block=True
         )

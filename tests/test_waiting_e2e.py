@@ -7,8 +7,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from fsacd import consent
-from fsacd.cli import main
+from fsacd.cli.main import main
+from fsacd.core import consent
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import Acd, wait_for
 

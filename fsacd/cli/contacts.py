@@ -1,7 +1,7 @@
 """``fsacd contacts ...`` and ``fsacd pop watch`` (docs/screen-pop.md).
 
-Registered on the main group by fsacd/cli.py. Helpers of fsacd.cli are imported inside the
-commands (fsacd.cli imports this module at its end).
+Registered on the main group by fsacd/cli/main.py. Helpers of fsacd.cli.main are imported inside the
+commands (fsacd.cli.main imports this module at its end).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON in
 
 
 def _cli() -> Any:
-    from fsacd import cli
+    from fsacd.cli import main as cli
 
     return cli
 
@@ -32,7 +32,7 @@ def _store(app: Any) -> Any:
 
 
 def _contacts(app: Any) -> Any:
-    from fsacd.contacts import Contacts
+    from fsacd.pop.contacts import Contacts
 
     store = _store(app)
     return Contacts(store.r, store.keys)
@@ -48,7 +48,7 @@ def _safe(value: Any, limit: int = 500) -> str:
 
 
 def _region(app: Any, region: str | None) -> str:
-    from fsacd.numbers import supported_region
+    from fsacd.core.numbers import supported_region
 
     if region is None:
         return app.cfg.freeswitch.default_region
@@ -113,7 +113,7 @@ def contacts_import(
     A contact is created or, if its id exists, replaced: a re-import never duplicates.
     Every row that fails is listed with its line number; exit code 1 if any did.
     """
-    from fsacd.contacts import ImportFileError, import_csv
+    from fsacd.pop.contacts import ImportFileError, import_csv
 
     cli = _cli()
     reg = _region(app, region)
@@ -199,7 +199,7 @@ def contacts_show(app: Any, contact_id: str, as_json: bool) -> None:
 @click.pass_obj
 def contacts_find(app: Any, number: str, region: str | None, ask_crm: bool, as_json: bool) -> None:
     """Contacts that have NUMBER (any format: +49 30 123, 030 123, 0049...)."""
-    from fsacd.numbers import normalise
+    from fsacd.core.numbers import normalise
 
     cli = _cli()
     n = normalise(number, _region(app, region))
@@ -211,7 +211,7 @@ def contacts_find(app: Any, number: str, region: str | None, ask_crm: bool, as_j
     if not contacts and ask_crm:
         if app.cfg.crm is None:
             cli._fail("no [crm] section in the config")
-        from fsacd.crm import Crm
+        from fsacd.pop.crm import Crm
 
         store = _store(app)
         crm = Crm(store.r, store.keys, app.cfg.crm, region=app.cfg.freeswitch.default_region)
@@ -282,7 +282,7 @@ def pop_watch(
     """Print AGENT's screen pops as they are published (Ctrl-C stops)."""
     import redis
 
-    from fsacd.store import ID_RE
+    from fsacd.state.store import ID_RE
 
     cli = _cli()
     if not ID_RE.fullmatch(agent_id):

@@ -1,7 +1,7 @@
 """Load fsacd's Lua scripts once per client.
 
-Each script lives in ``fsacd/lua/NAME.lua`` headed by a comment block listing its KEYS and
-ARGV. ``fsacd/lua/_lib.lua`` (shared helpers and conventions: ``KEYS[1]`` is always the events
+Each script lives in ``fsacd/state/lua/NAME.lua`` headed by a comment block listing its KEYS and
+ARGV. ``fsacd/state/lua/_lib.lua`` (shared helpers and conventions: ``KEYS[1]`` is always the events
 stream, ``ARGV[1]`` the key prefix, ``ARGV[2]`` the current time) is put in front of every
 script when it is loaded, so each registered script is self-contained.
 """
@@ -37,8 +37,8 @@ LIB = "_lib"
 
 @cache
 def source(name: str) -> str:
-    """The text of ``fsacd/lua/NAME.lua``."""
-    return resources.files("fsacd").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``fsacd/state/lua/NAME.lua``."""
+    return resources.files("fsacd.state").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
 def full_source(name: str) -> str:

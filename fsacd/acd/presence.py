@@ -20,10 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from fsacd.esl.feed import ReconnectingFeed
 from fsacd.esl.framing import Event
 from fsacd.esl.session import InboundClient
-from fsacd.eventfeed import ReconnectingFeed
-from fsacd.store import Store
+from fsacd.state.store import Store
 
 log = logging.getLogger(__name__)
 

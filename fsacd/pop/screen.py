@@ -34,15 +34,15 @@ import gevent
 import gevent.pool
 import redis
 
-from fsacd import numbers
 from fsacd.config import Config, QueueConfig
-from fsacd.contacts import Contacts
-from fsacd.crm import Crm, HttpFailure, http_request, read_secret
-from fsacd.dialstring import var_value
-from fsacd.history import History
-from fsacd.keys import Keys
-from fsacd.numbers import Number
-from fsacd.store import ID_RE
+from fsacd.core import numbers
+from fsacd.core.dialstring import var_value
+from fsacd.core.numbers import Number
+from fsacd.pop.contacts import Contacts
+from fsacd.pop.crm import Crm, HttpFailure, http_request, read_secret
+from fsacd.pop.history import History
+from fsacd.state.keys import Keys
+from fsacd.state.store import ID_RE
 
 if TYPE_CHECKING:
     from gevent import Greenlet
@@ -143,7 +143,7 @@ def shape(prepared: Mapping[str, Any], fields: Iterable[str], qcfg: QueueConfig 
 def sip_headers(pop: Mapping[str, Any]) -> dict[str, str]:
     """The essentials of ``pop`` as ``sip_h_X-Fsacd-*`` leg variables for the agent's leg.
 
-    Values go through :func:`fsacd.dialstring.var_value` (nothing that could split, quote or
+    Values go through :func:`fsacd.core.dialstring.var_value` (nothing that could split, quote or
     expand in a dial string survives); empty values are left out. Only what the pop itself
     carries (so ``pop_fields`` and hidden numbers are respected).
     """

@@ -37,15 +37,15 @@ from typing import Any
 
 import phonenumbers
 
-from fsacd import callerid, dialstring, numbers
 from fsacd.config import NumbersConfig
-from fsacd.keys import Keys
+from fsacd.core import callerid, dialstring, numbers
+from fsacd.state.keys import Keys
 
 log = logging.getLogger(__name__)
 
 EXAMPLE = "+4922129191999"
 EVENTS_MAXLEN = 100000
-#: Shortest salt accepted (as fsacd.history).
+#: Shortest salt accepted (as fsacd.pop.history).
 MIN_SALT = 16
 #: Shortest block prefix an operator may mark verified (digits after ``+``).
 MIN_BLOCK_DIGITS = 6
@@ -267,7 +267,7 @@ def _read_secret(env_name: str | None, path: str | None, env: Mapping[str, str])
 
 
 def number_salt(cfg: Any, env: Mapping[str, str] | None = None) -> bytes | None:
-    """The salt for :func:`fsacd.callerid.hash_number`: the ``[history]`` salt, so one secret
+    """The salt for :func:`fsacd.core.callerid.hash_number`: the ``[history]`` salt, so one secret
     keys every hash of a hidden number and events, records and history agree
     (``history:h:{hash}`` uses the same HMAC). None if unset or shorter than 16 characters."""
     env = os.environ if env is None else env

@@ -26,9 +26,9 @@ from typing import Any
 
 import redis
 
-from fsacd import numbers
-from fsacd.keys import Keys
-from fsacd.numbers import Number
+from fsacd.core import numbers
+from fsacd.core.numbers import Number
+from fsacd.state.keys import Keys
 
 #: The fields every contact may have besides ``id`` and ``numbers``, in display order.
 STANDARD_FIELDS = ("name", "company", "status", "language", "tier", "notes", "tickets")

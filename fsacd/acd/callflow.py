@@ -19,27 +19,16 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import (
-    announce,
-    callerid,
-    consent,
-    dialstring,
-    ivr,
-    ivr_esl,
-    numbers,
-    outcomes,
-    presence,
-    recovery,
-    routing,
-)
+from fsacd.acd import ivr_esl, presence, recovery
+from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
-from fsacd.pop import caller_region
+from fsacd.pop.screen import caller_region
 
 if TYPE_CHECKING:
+    from fsacd.acd.controller import Controller
     from fsacd.config import QueueConfig
-    from fsacd.controller import Controller
-    from fsacd.store import Offer
+    from fsacd.state.store import Offer
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +186,7 @@ class CallFlow:
 
     def _dial_out(self, queue: str) -> None:
         """An agent's call out to a customer (``fsacd_route=dial:QUEUE``): the customer sees
-        what the queue's ``customer_sees`` policy allows (fsacd/callerid.py)."""
+        what the queue's ``customer_sees`` policy allows (fsacd/core/callerid.py)."""
         self.state.phase = "dialing"
         qcfg = self._queue_cfg(queue)
         region = qcfg.region or self.cfg.freeswitch.default_region
@@ -289,7 +278,7 @@ class CallFlow:
         self._run_app("hangup", cause, wait=False)
 
     def _run_ivr(self, menu: str) -> routing.Target | None:
-        """Walk the DTMF menus (fsacd/ivr.py); the queue they lead to, or None when the call
+        """Walk the DTMF menus (fsacd/core/ivr.py); the queue they lead to, or None when the call
         left fsacd (hang-up, voicemail, transfer)."""
         self.state.phase = "ivr"
         self._run_app("answer", wait=False)  # the menu's first prompt runs right after it
@@ -375,7 +364,7 @@ class CallFlow:
             prepare[0](*prepare[1:])  # Redis only (a few ms): ready before any offer
         else:
             # a CRM may take its timeout: look up while the caller waits; an offer made
-            # meanwhile gets the pop completed when the lookup ends (fsacd/pop.py)
+            # meanwhile gets the pop completed when the lookup ends (fsacd/pop/screen.py)
             gevent.spawn(*prepare)
         self._ask_recording_consent(qcfg)
         self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
@@ -435,7 +424,7 @@ class CallFlow:
 
     def _caller_identity(self, qcfg: QueueConfig) -> numbers.Number:
         """The caller's number as the network gave it (privacy is applied where it is shown
-        or stored: fsacd/callerid.py)."""
+        or stored: fsacd/core/callerid.py)."""
         # fsacd_region from the dialplan (per trunk), else the queue's region, else the default
         return callerid.network_caller(self.data, caller_region(self.cfg, qcfg.name, self.data))
 
@@ -531,7 +520,7 @@ class CallFlow:
 
     def _ask_callback(self, qcfg: QueueConfig) -> bool:
         """Virtual hold: confirm the number to call back, register it, hang up. The call keeps
-        its place in the queue (fsacd/callback.py calls the agent, then the customer)."""
+        its place in the queue (fsacd/acd/callback.py calls the agent, then the customer)."""
         callbacks = getattr(self.ctl, "callbacks", None)
         if callbacks is None:
             return False
@@ -609,7 +598,7 @@ class CallFlow:
         self._run_app("hangup", "NORMAL_CLEARING", wait=False)
         return None
 
-    # --- recording only with consent (fsacd/consent.py) -----------------------------------
+    # --- recording only with consent (fsacd/core/consent.py) -----------------------------------
 
     def _ask_recording_consent(self, qcfg: QueueConfig) -> None:
         """``ask``: the notice, then a key; ``always-announced``: the notice. Before the wait."""
@@ -877,7 +866,7 @@ class CallFlow:
 
     def _leg_vars(self, leg_uuid: str, agent_id: str) -> dict[str, str]:
         """Channel variables of one agent leg: who it is for and what the phone shows
-        (the queue's ``agent_sees`` policy, fsacd/callerid.py)."""
+        (the queue's ``agent_sees`` policy, fsacd/core/callerid.py)."""
         qcfg = self._privacy_cfg(self._queue_cfg(self.state.queue))
         shown, self.presentation = callerid.agent_leg_vars(None, self.data, self.caller, qcfg)
         return {

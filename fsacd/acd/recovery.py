@@ -10,7 +10,7 @@ frees them once the legs are gone. When FreeSWITCH cannot be asked, nothing is f
 The same pass runs at start-up (reconciliation): calls in Redis that carry this controller's
 id but have no greenlet here are treated the same way.
 
-Callbacks (``callback=1``, fsacd/callback.py) are the exception: they have no caller socket
+Callbacks (``callback=1``, fsacd/acd/callback.py) are the exception: they have no caller socket
 by design and live in Redis, so they are never ended here but handed to ``on_callback``
 (``Callbacks.take``), which runs them on this controller.
 """
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fsacd.config import Config
-    from fsacd.fsclient import FreeSwitchClient
-    from fsacd.store import Store
+    from fsacd.esl.client import FreeSwitchClient
+    from fsacd.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Recovery:
         self.cfg = cfg
         self.local_calls = local_calls
         self.me = store.controller_id
-        #: runs a callback call here (fsacd/callback.py ``Callbacks.take``): callbacks live in
+        #: runs a callback call here (fsacd/acd/callback.py ``Callbacks.take``): callbacks live in
         #: Redis, not in a caller's socket, so they are handed over instead of ended
         self.on_callback: Callable[[dict[str, Any]], bool] | None = None
 

@@ -28,12 +28,12 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 from fsacd.config import load  # noqa: E402
-from fsacd.redisconn import connect, url_of  # noqa: E402
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
-from fsacd.store import Store  # noqa: E402
+from fsacd.state.connection import connect, url_of  # noqa: E402
+from fsacd.state.store import Store  # noqa: E402
 
-EXAMPLE = Path(__file__).with_name("examples") / "fsacd.toml"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "fsacd.toml"
 
 # (agent id, phone behaviour, queues with positions)
 AGENTS = [

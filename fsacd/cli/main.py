@@ -16,8 +16,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from fsacd import __version__, dialstring
+from fsacd import __version__
 from fsacd.config import Config, ConfigError, load, resolve_path
+from fsacd.core import dialstring
 
 _json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -42,8 +43,8 @@ class App:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from fsacd.redisconn import connect
-            from fsacd.store import Store
+            from fsacd.state.connection import connect
+            from fsacd.state.store import Store
 
             cfg = self.cfg
             self._store = Store(
@@ -71,7 +72,7 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import redis
 
-        from fsacd.store import AgentBusy, UnknownAgent, UnknownQueue
+        from fsacd.state.store import AgentBusy, UnknownAgent, UnknownQueue
 
         try:
             return fn(*args, **kwargs)
@@ -369,7 +370,7 @@ _TIME_FIELDS = ("state_since", "ready_at", "login_at", "last_call_end", "last_of
 @_handles_errors
 def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool) -> None:
     """Record the agent's consent to call recording (explicit, dated, revocable)."""
-    from fsacd import consent
+    from fsacd.core import consent
 
     _agent_or_fail(app, agent_id)
     now = time.time()
@@ -422,7 +423,7 @@ def queue_group() -> None:
 
 
 def _view(app: App, name: str) -> dict[str, Any]:
-    from fsacd.store import UnknownQueue
+    from fsacd.state.store import UnknownQueue
 
     try:
         return app.store.queue_view(name)
@@ -549,7 +550,7 @@ def serve(app: App, log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from fsacd import controller
+    from fsacd.acd import controller
 
     controller.run(cfg, config_path=app.path)
 
@@ -596,7 +597,7 @@ def call_dial(
     import getpass
     import uuid as uuidlib
 
-    from fsacd.numbers import normalise
+    from fsacd.core.numbers import normalise
 
     cfg = app.cfg
     if queue not in cfg.queues:
@@ -639,17 +640,17 @@ def reload_cmd(app: App, as_json: bool) -> None:
         )
 
 
-# --- contacts and screen pops (fsacd/cli_contacts.py) ----------------------------------------
+# --- contacts and screen pops (fsacd/cli/contacts.py) ----------------------------------------
 
-from fsacd.cli_contacts import contacts_group, pop_group  # noqa: E402
+from fsacd.cli.contacts import contacts_group, pop_group  # noqa: E402
 
 main.add_command(contacts_group)
 main.add_command(pop_group)
 
 
-# --- numbers (caller ID; fsacd/cli_numbers.py) ------------------------------------------------
+# --- numbers (caller ID; fsacd/cli/numbers.py) ------------------------------------------------
 
-from fsacd.cli_numbers import numbers_group  # noqa: E402
+from fsacd.cli.numbers import numbers_group  # noqa: E402
 
 main.add_command(numbers_group)
 

@@ -12,8 +12,8 @@ Two directions:
 - **Outbound** (a call to a customer): :func:`customer_leg_vars` gives the variables of the
   customer's leg from ``customer_sees`` (``network``, ``pool``, ``agent``, ``anonymous``), and
   :func:`outbound_dial_string` the gateway dial string. Only verified numbers are presented
-  (a :class:`fsacd.verified.VerifiedSnapshot` decides); otherwise the call falls back to the
-  network number and the returned reason says why.
+  (a :class:`fsacd.verified.registry.VerifiedSnapshot` decides); otherwise the call falls back
+  to the network number and the returned reason says why.
 
 What each variable set puts on the SIP wire was captured from a real FreeSWITCH
 (``shared/esl-transcripts/sip-caller-id-headers.md``):
@@ -27,8 +27,8 @@ What each variable set puts on the SIP wire was captured from a real FreeSWITCH
   PAI with the network number and ``sip_h_Privacy=id`` (``origination_privacy=hide_number``
   alone still leaves the number in From).
 
-Every value that ends up in a dial string is filtered (:func:`fsacd.dialstring.var_value`,
-:func:`fsacd.dialstring.number_value`) or built from validated parts only. Nothing here logs.
+Every value that ends up in a dial string is filtered (:func:`fsacd.core.dialstring.var_value`,
+:func:`fsacd.core.dialstring.number_value`) or built from validated parts only. Nothing here logs.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import phonenumbers
 
-from fsacd import dialstring, numbers
 from fsacd.config import AGENT_SEES, CUSTOMER_SEES
+from fsacd.core import dialstring, numbers
 
 if TYPE_CHECKING:
     from fsacd.config import QueueConfig
@@ -251,7 +251,7 @@ def agent_leg_vars(
     ``policy``: an ``agent_sees`` value, or None for the queue's. ``caller``: the caller's
     number as the network gave it (:func:`network_caller`), even if withheld — this function
     decides what is shown. Every value is safe for a dial string as is (idempotent under
-    :func:`fsacd.dialstring.var_value`). ``ValueError`` for an unknown policy.
+    :func:`fsacd.core.dialstring.var_value`). ``ValueError`` for an unknown policy.
     """
     policy = policy or queue_cfg.agent_sees
     if policy not in AGENT_SEES:
@@ -473,7 +473,7 @@ def var_block(variables: Mapping[str, str]) -> str:
     """``{a=b,...}`` for the customer leg: ``sip_h_*`` names allowed, values filtered.
 
     ``sip_h_*`` values must be plain header values we built (``<sip:+49…@host>``, ``id``):
-    ``ValueError`` otherwise; other values go through :func:`fsacd.dialstring.var_value`.
+    ``ValueError`` otherwise; other values go through :func:`fsacd.core.dialstring.var_value`.
     Values with spaces are quoted (``'Sales Team'``) so the string also survives the space
     splitting of the ``originate`` API command.
     """

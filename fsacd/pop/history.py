@@ -25,9 +25,9 @@ from typing import Any
 import redis
 
 from fsacd.config import HistoryConfig
-from fsacd.crm import read_secret
-from fsacd.keys import Keys
-from fsacd.numbers import Number
+from fsacd.core.numbers import Number
+from fsacd.pop.crm import read_secret
+from fsacd.state.keys import Keys
 
 log = logging.getLogger(__name__)
 

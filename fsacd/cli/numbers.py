@@ -1,6 +1,6 @@
 """``fsacd numbers ...``: the numbers fsacd may present as caller ID (docs/cli.md, caller-id.md).
 
-Registered in :mod:`fsacd.cli` as the ``numbers`` group; the ``App`` object of the main group
+Registered in :mod:`fsacd.cli.main` as the ``numbers`` group; the ``App`` object of the main group
 gives the config and the Redis client.
 """
 
@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from fsacd.verified import (
+from fsacd.verified.registry import (
     BlockEntry,
     NumberEntry,
     NumberError,

@@ -1,7 +1,7 @@
 """External CRM lookup over HTTP, with a strict time limit and a Redis cache.
 
 ``GET`` the ``[crm] url`` with ``{e164}`` / ``{digits}`` filled in; the JSON answer fills the
-same fields as the contact store (:func:`fsacd.contacts.from_mapping`). Accepted answers:
+same fields as the contact store (:func:`fsacd.pop.contacts.from_mapping`). Accepted answers:
 ``{"contacts": [...]}``, a list of objects, one object, or ``null``/``[]``/``{}`` / HTTP 404 /
 204 for "no such number". Answers and misses are cached in Redis (``crm:{e164}``); errors and
 timeouts are not.
@@ -31,8 +31,8 @@ import redis
 
 from fsacd import __version__
 from fsacd.config import CrmConfig
-from fsacd.contacts import MAX_MATCHES, from_mapping
-from fsacd.keys import Keys
+from fsacd.pop.contacts import MAX_MATCHES, from_mapping
+from fsacd.state.keys import Keys
 
 log = logging.getLogger(__name__)
 

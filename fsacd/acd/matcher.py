@@ -20,11 +20,11 @@ import gevent
 from gevent.event import Event as GEvent
 from gevent.lock import Semaphore
 
-from fsacd import strategies
+from fsacd.core import strategies
 
 if TYPE_CHECKING:
     from fsacd.config import Config
-    from fsacd.store import Offer, Store
+    from fsacd.state.store import Offer, Store
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ class Matcher:
         self.on_revoke: Callable[[str], object] | None = None
         self.on_dial: Callable[[str], object] | None = None
         #: takes over a call whose socket is gone but which lives on in Redis (a callback,
-        #: fsacd/callback.py): ``claim_orphan(call_id) -> bool``; True keeps the call queued
+        #: fsacd/acd/callback.py): ``claim_orphan(call_id) -> bool``; True keeps the call queued
         self.claim_orphan: Callable[[str], bool] | None = None
-        #: agents FreeSWITCH knows are busy elsewhere (fsacd/presence.py), if watched
+        #: agents FreeSWITCH knows are busy elsewhere (fsacd/acd/presence.py), if watched
         self.busy_agents: Callable[[], set[str]] | None = None
 
     # --- control ---------------------------------------------------------------------------
@@ -252,7 +252,7 @@ class Matcher:
         self.request(self.cfg.queues)
 
     def _on_handoff(self, data: str) -> None:
-        from fsacd.store import Offer
+        from fsacd.state.store import Offer
 
         try:
             offer = Offer.from_dict(json.loads(data))

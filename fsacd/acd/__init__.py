@@ -1,0 +1,1 @@
+"""The call handling: controller, matcher, recovery, presence, call flow, callbacks."""

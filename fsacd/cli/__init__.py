@@ -1,0 +1,1 @@
+"""The click CLI `fsacd ...`, one module per command group."""

@@ -1,0 +1,1 @@
+"""The screen pop: contacts, CRM lookup, call history, the pop itself."""

@@ -1,0 +1,1 @@
+"""Everything that touches Redis: keys, connection, Lua scripts, the stores."""

@@ -1,0 +1,1 @@
+"""Demo and benchmarks (they import the stand-in; serving code never does)."""

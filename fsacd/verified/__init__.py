@@ -1,0 +1,1 @@
+"""Numbers fsacd may present as caller ID, and their verification."""
