@@ -44,8 +44,7 @@ def test_defaults():
         None,
         5,
     )
-    assert q.rules == (3, 10, 10, 30)
-    assert q.rules.max_no_answer == 3
+    assert (q.max_no_answer, q.no_answer_delay, q.busy_delay, q.reject_delay) == (3, 10, 10, 30)
     assert (q.moh, q.priority, q.number, q.display_name) == ("local_stream://moh", 0, None, None)
 
 

@@ -38,15 +38,16 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import phonenumbers
 
-from fsacd.config import AGENT_SEES, CUSTOMER_SEES
 from fsacd.core import dialstring, numbers
 
-if TYPE_CHECKING:
-    from fsacd.config import QueueConfig
+#: What agents see of a call (``queues.NAME.agent_sees``) and customers of a call out
+#: (``queues.NAME.customer_sees``); docs/caller-id.md.
+AGENT_SEES = ("caller", "queue", "transferring-agent", "anonymous")
+CUSTOMER_SEES = ("network", "pool", "agent", "anonymous")
 
 #: What a hidden number is presented as (From user part, and the Presentation's name).
 ANONYMOUS_NUMBER = "anonymous"
@@ -66,6 +67,39 @@ _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _VAR_NAME = re.compile(r"[A-Za-z0-9_]{1,64}|sip_h_[A-Za-z0-9-]{1,64}")
 _HEADER_VALUE = re.compile(r"[A-Za-z0-9.+@:<>;_-]{1,300}")
 _E164 = re.compile(r"\+[1-9][0-9]{3,14}")
+
+
+class QueuePolicy(Protocol):
+    """What this module reads of a queue's config (a ``fsacd.config.QueueConfig`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def display_name(self) -> str | None: ...
+    @property
+    def agent_sees(self) -> str: ...
+    @property
+    def allow_network_number(self) -> bool: ...
+    @property
+    def customer_sees(self) -> str: ...
+    @property
+    def network_number(self) -> str | None: ...
+    @property
+    def network_only_countries(self) -> tuple[str, ...]: ...
+    @property
+    def pool_fixed(self) -> str | None: ...
+    @property
+    def pool_existing(self) -> str | None: ...
+    @property
+    def pool_new(self) -> str | None: ...
+    @property
+    def pool_callback(self) -> bool: ...
+    @property
+    def gateway(self) -> str | None: ...
+    @property
+    def gateway_template(self) -> str: ...
 
 
 class VerifiedLookup(Protocol):
@@ -111,12 +145,12 @@ def caller_withheld(call_data: Mapping[str, str], caller: numbers.Number | None 
         if _SIP_PRIVACY_HIDE.intersection(tokens):
             return True
     raw = call_data.get("Caller-Caller-ID-Number")
-    if raw is not None and numbers.normalise(raw, "DE").status == "withheld":
+    if raw is not None and numbers.normalise(raw, numbers.DEFAULT_REGION).status == "withheld":
         return True
     return caller is not None and caller.status == "withheld"
 
 
-def caller_is_hidden(call_data: Mapping[str, str], queue_cfg: QueueConfig) -> bool:
+def caller_is_hidden(call_data: Mapping[str, str], queue_cfg: QueuePolicy) -> bool:
     """True when fsacd may store no plain caller number for this call (not in Redis, events
     or logs): the queue is ``anonymous``, or the caller withheld the number and the queue
     does not set ``allow_network_number``. Store :func:`hash_number` instead."""
@@ -163,7 +197,7 @@ def hash_number(e164: str, salt: bytes | str) -> str:
 def caller_record_fields(
     call_data: Mapping[str, str],
     caller: numbers.Number,
-    queue_cfg: QueueConfig,
+    queue_cfg: QueuePolicy,
     salt: bytes | str | None,
 ) -> dict[str, str]:
     """The caller fields of the ``call:{id}`` record, privacy applied.
@@ -244,7 +278,7 @@ def agent_leg_vars(
     policy: str | None,
     call_data: Mapping[str, str],
     caller: numbers.Number,
-    queue_cfg: QueueConfig,
+    queue_cfg: QueuePolicy,
 ) -> tuple[dict[str, str], Presentation]:
     """Variables for the agent leg (``[...]`` of the bridge) and what the agent sees.
 
@@ -272,7 +306,7 @@ def agent_leg_vars(
 
 
 def _caller_presentation(
-    call_data: Mapping[str, str], caller: numbers.Number, queue_cfg: QueueConfig, prefix: str
+    call_data: Mapping[str, str], caller: numbers.Number, queue_cfg: QueuePolicy, prefix: str
 ) -> tuple[dict[str, str], Presentation]:
     withheld = caller_withheld(call_data, caller)
     allowed = queue_cfg.allow_network_number
@@ -322,7 +356,7 @@ def _hidden(reason: str) -> tuple[dict[str, str], Presentation]:
 
 
 def customer_leg_vars(
-    queue_cfg: QueueConfig,
+    queue_cfg: QueuePolicy,
     *,
     destination: numbers.Number,
     customer: Mapping[str, Any] | None,
@@ -403,7 +437,7 @@ def _valid_e164(value: object) -> str | None:
     """``value`` if it is a valid number in E.164 form (``+`` and digits), else None."""
     if not isinstance(value, str) or not _E164.fullmatch(value):
         return None
-    n = numbers.normalise(value, "DE")
+    n = numbers.normalise(value, numbers.DEFAULT_REGION)
     return value if n.e164 == value else None
 
 
@@ -436,7 +470,7 @@ def _clir_vars(net: str, host: str) -> dict[str, str]:
     }
 
 
-def _network_only(queue_cfg: QueueConfig, dest: str, net: str) -> str | None:
+def _network_only(queue_cfg: QueuePolicy, dest: str, net: str) -> str | None:
     """The destination's region if the queue presents only the network number there."""
     codes = queue_cfg.network_only_countries
     if not codes:
@@ -451,7 +485,7 @@ def _network_only(queue_cfg: QueueConfig, dest: str, net: str) -> str | None:
 
 
 def _pool_choice(
-    queue_cfg: QueueConfig, customer: Mapping[str, Any] | None, callback_of: str | None
+    queue_cfg: QueuePolicy, customer: Mapping[str, Any] | None, callback_of: str | None
 ) -> tuple[str | None, str]:
     """The pool number for this call and the rule that chose it."""
     if callback_of and queue_cfg.pool_callback:
@@ -493,7 +527,7 @@ def var_block(variables: Mapping[str, str]) -> str:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-def gateway_endpoint(queue_cfg: QueueConfig, destination: numbers.Number) -> str:
+def gateway_endpoint(queue_cfg: QueuePolicy, destination: numbers.Number) -> str:
     """The queue's ``gateway_template`` filled in: ``sofia/gateway/GW/+E164``."""
     if destination.e164 is None or _valid_e164(destination.e164) is None:
         raise ValueError(f"the destination is not a valid number ({destination.reason})")
@@ -513,7 +547,7 @@ def gateway_endpoint(queue_cfg: QueueConfig, destination: numbers.Number) -> str
 
 
 def outbound_dial_string(
-    queue_cfg: QueueConfig, destination: numbers.Number, vars: Mapping[str, str]
+    queue_cfg: QueuePolicy, destination: numbers.Number, vars: Mapping[str, str]
 ) -> str:
     """``{vars}sofia/gateway/GW/+E164`` for ``bridge`` (or ``originate``), escaped.
 

@@ -209,6 +209,13 @@ def revoke(call_id: str, party: str, now: float) -> Revocation:
     return Revocation(True, fields, event)
 
 
+def absolute_path(base: str, path: str) -> str:
+    """``path`` (relative, from :func:`recording_path`) under the directory ``base``."""
+    if path.startswith("/"):
+        return path
+    return f"{base.rstrip('/')}/{path}"
+
+
 def start_command(uuid: str, path: str) -> str:
     """``uuid_record <uuid> start <path>`` for ``api``; ValueError on an unsafe uuid/path."""
     if not _UUID_SAFE.fullmatch(uuid or ""):

@@ -1,4 +1,4 @@
-"""The DTMF IVR: menus from the config, walked through an abstract call (plain Python).
+"""The DTMF IVR engine: menus walked through an abstract call (plain Python).
 
 A menu (``[ivr.NAME]``, docs/ivr.md) either offers options (one key → an action) or collects a
 multi-digit input (account number, PIN). :func:`run_menu` walks the menus through an
@@ -15,19 +15,22 @@ no-input and invalid answers itself, so each gets its own prompt; a key nobody e
 invalid answer, never an exception. A hang-up is whatever the :class:`IvrCall` raises; it
 propagates out of :func:`run_menu` unchanged.
 
-This module also validates the ``[ivr.NAME]`` sections for :mod:`fsacd.config`.
+The menus come from the ``[ivr.NAME]`` sections, read by :mod:`fsacd.config.ivr`; this module
+has the types (:class:`Menu`, :class:`Collect`, :class:`Action`, :class:`Hours`) and the
+checks of single values the config uses (:func:`parse_action`, :func:`parse_hours`,
+:func:`check_prompt`, :func:`check_regex`), each returning the problem as a string.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from fsacd import config as _config
+from fsacd.core.text import has_control, quote_key, show
 
 #: The keys of a telephone keypad (DTMF A-D are not accepted anywhere).
 DTMF_KEYS = "0123456789*#"
@@ -46,7 +49,6 @@ MENU_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EXTENSION = re.compile(r"[A-Za-z0-9_+*#.-]{1,64}")
 _DIALPLAN = re.compile(r"[A-Za-z]{1,16}")
 _CONTEXT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_INPUT_VAR = re.compile(r"[a-z][a-z0-9_]{0,31}")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
 TTS_VOICE = re.compile(r"[A-Za-z0-9_.-]{1,64}\|[A-Za-z0-9_.-]{1,64}")
 SOUND_PREFIX = re.compile(r"/[A-Za-z0-9_./+-]{0,1023}")
@@ -82,7 +84,7 @@ def parse_action(text: Any) -> Action | str:
     ``transfer:EXT [DIALPLAN [CONTEXT]]``, ``callback:QUEUE`` → :class:`Action`; else the
     problem (a string). Names are not checked against the config here."""
     if not isinstance(text, str):
-        return f'must be an action string like "queue:NAME", got {_config._show(text)}'
+        return f'must be an action string like "queue:NAME", got {show(text)}'
     s = text.strip()
     if s == "hangup":
         return Action("hangup")
@@ -91,13 +93,13 @@ def parse_action(text: Any) -> Action | str:
     kind, sep, rest = s.partition(":")
     if not sep or kind not in ACTION_KINDS or kind == "hangup":
         return (
-            f"unknown action {_config._show(text)}: use queue:NAME, ivr:NAME, hangup,"
+            f"unknown action {show(text)}: use queue:NAME, ivr:NAME, hangup,"
             " voicemail:EXT, transfer:EXT [DIALPLAN [CONTEXT]] or callback:QUEUE"
         )
     rest = rest.strip()
     if kind in ("queue", "ivr", "callback"):
         if not MENU_NAME.fullmatch(rest):
-            return f"malformed {'menu' if kind == 'ivr' else 'queue'} name in {_config._show(text)}"
+            return f"malformed {'menu' if kind == 'ivr' else 'queue'} name in {show(text)}"
         return Action(kind, rest)
     parts = rest.split()
     ok = (
@@ -109,7 +111,7 @@ def parse_action(text: Any) -> Action | str:
     if not ok:
         return (
             f"{kind} needs a dialplan extension: {kind}:EXT [DIALPLAN [CONTEXT]]"
-            f" (e.g. {kind}:5099 XML default), got {_config._show(text)}"
+            f" (e.g. {kind}:5099 XML default), got {show(text)}"
         )
     return Action(kind, " ".join(parts))
 
@@ -158,7 +160,7 @@ def parse_hours(text: Any) -> tuple[tuple[frozenset[int], int, int], ...] | str:
     elif isinstance(text, list) and all(isinstance(x, str) for x in text):
         items = list(text)
     else:
-        return f'must be a string like "mon-fri 08:00-18:00", got {_config._show(text)}'
+        return f'must be a string like "mon-fri 08:00-18:00", got {show(text)}'
     rules: list[tuple[frozenset[int], int, int]] = []
     for item in items:
         words = item.split()
@@ -169,7 +171,7 @@ def parse_hours(text: Any) -> tuple[tuple[frozenset[int], int, int], ...] | str:
             return days
         ranges = [r for w in words[1:] for r in w.split(",") if r]
         if not ranges:
-            return f"{_config._show(item.strip())}: give times after the days, e.g. 08:00-18:00"
+            return f"{show(item.strip())}: give times after the days, e.g. 08:00-18:00"
         for rng in ranges:
             span = _parse_range(rng)
             if isinstance(span, str):
@@ -187,7 +189,7 @@ def _parse_days(text: str) -> frozenset[int] | str:
     for part in text.lower().split(","):
         a, dash, b = part.partition("-")
         if a not in _DAYS or (dash and b not in _DAYS):
-            return f"unknown day {_config._show(part)}: use mon, tue, wed, thu, fri, sat, sun"
+            return f"unknown day {show(part)}: use mon, tue, wed, thu, fri, sat, sun"
         i = _DAYS.index(a)
         j = _DAYS.index(b) if dash else i
         while True:
@@ -202,13 +204,13 @@ def _parse_range(text: str) -> tuple[int, int] | str:
     a, dash, b = text.partition("-")
     ma, mb = _TIME.fullmatch(a), _TIME.fullmatch(b)
     if not dash or not ma or not mb:
-        return f"bad time range {_config._show(text)}: use HH:MM-HH:MM, e.g. 08:00-18:00"
+        return f"bad time range {show(text)}: use HH:MM-HH:MM, e.g. 08:00-18:00"
     start = int(ma.group(1)) * 60 + int(ma.group(2))
     end = int(mb.group(1)) * 60 + int(mb.group(2))
     if start > 24 * 60 or end > 24 * 60:
-        return f"bad time in {_config._show(text)}: the latest time is 24:00"
+        return f"bad time in {show(text)}: the latest time is 24:00"
     if start == end or start == 24 * 60:
-        return f"empty time range {_config._show(text)}"
+        return f"empty time range {show(text)}"
     return start, end
 
 
@@ -220,14 +222,14 @@ def check_prompt(value: Any) -> tuple[str, ...] | str:
     played one after the other; → the parts, else the problem."""
     parts = [value] if isinstance(value, str) else value
     if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
-        return f'must be a sound file, "say:TEXT" or an array of them, got {_config._show(value)}'
+        return f'must be a sound file, "say:TEXT" or an array of them, got {show(value)}'
     if len(parts) > MAX_PROMPT_PARTS:
         return f"at most {MAX_PROMPT_PARTS} parts"
     out: list[str] = []
     for p in parts:
         if p.startswith("say:"):
             text = p[4:].strip()
-            if not text or len(text) > MAX_SAY_TEXT or _config._has_control(text):
+            if not text or len(text) > MAX_SAY_TEXT or has_control(text):
                 return f"say: needs 1 to {MAX_SAY_TEXT} characters of text, no control characters"
             if "${" in text:
                 return "say: text is spoken as written; ${...} is not expanded"
@@ -236,7 +238,7 @@ def check_prompt(value: Any) -> tuple[str, ...] | str:
             out.append(p)
         else:
             return (
-                f"{_config._show(p)} is not a usable sound file or stream (no spaces, quotes,"
+                f"{show(p)} is not a usable sound file or stream (no spaces, quotes,"
                 ' $, \\ or !); use "say:TEXT" for text to speak'
             )
     return tuple(out)
@@ -257,9 +259,9 @@ def py_regex(regex: str) -> re.Pattern[str]:
     return re.compile(fs_regex(regex))
 
 
-def _check_regex(text: Any) -> str | None:
+def check_regex(text: Any) -> str | None:
     if not isinstance(text, str) or not text:
-        return f"must be a regular expression string, got {_config._show(text)}"
+        return f"must be a regular expression string, got {show(text)}"
     try:
         fs_regex(text)
         re.compile(fs_regex(text))
@@ -308,7 +310,7 @@ class Menu:
 
     def actions(self) -> list[tuple[str, Action]]:
         """Every action of the menu with the key naming it (for checks)."""
-        out = [(f"options.{_config._quote_key(k)}", a) for k, a in self.options.items()]
+        out = [(f"options.{quote_key(k)}", a) for k, a in self.options.items()]
         if self.collect is not None:
             out.append(("collect.next", self.collect.next))
         if self.default is not None:
@@ -321,285 +323,6 @@ class Menu:
     def terminator(self) -> str:
         """The terminator of an option menu: a key that is not an option."""
         return next((k for k in "#*0123456789" if k not in self.options), "#")
-
-
-def load_menus(data: Any, errors: list[str], *, tts_voice: str | None = None) -> dict[str, Menu]:
-    """The ``[ivr.NAME]`` tables → menus; problems are appended to ``errors`` naming the key
-    (a menu with problems is returned as far as it is valid, so that its names are checked).
-
-    ``tts_voice`` (``numbers.tts_voice``) is used by menus that speak text (``say:``) and name
-    no voice. Names of queues and menus are checked by :func:`check_menus`.
-    """
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        errors.append(f"ivr: must be a table of menus, got {_config._show(data)}")
-        return {}
-    menus: dict[str, Menu] = {}
-    for name, body in data.items():
-        path = f"ivr.{_config._quote_key(name)}"
-        if not MENU_NAME.fullmatch(name):
-            errors.append(f"{path}: a menu name must be 1 to 64 letters, digits, _ or -")
-            continue
-        if not isinstance(body, dict):
-            errors.append(f"{path}: must be a table, got {_config._show(body)}")
-            continue
-        menus[name] = _menu(name, _config._Table(body, path, errors), tts_voice)
-    return menus
-
-
-def _prompt_key(t: Any, name: str) -> tuple[str, ...]:
-    if not t.has(name):
-        t.raw(name)
-        return ()
-    got = check_prompt(t.raw(name))
-    if isinstance(got, str):
-        t.error(name, got)
-        return ()
-    return got
-
-
-def _action_key(t: Any, name: str) -> Action | None:
-    if not t.has(name):
-        t.raw(name)
-        return None
-    got = parse_action(t.raw(name))
-    if isinstance(got, str):
-        t.error(name, got)
-        return None
-    return got
-
-
-def dtmf_key(t: Any, name: str, default: str | None) -> str | None:
-    v = t.string(name, default, max_len=8)
-    if v is not None and (len(v) != 1 or v not in DTMF_KEYS):
-        t.error(name, f"must be one key of 0-9 * #, got {_config._show(v)}")
-        return default
-    return v
-
-
-def _menu(name: str, t: Any, default_voice: str | None) -> Menu:
-    d = Menu(name="-")
-    greeting = _prompt_key(t, "greeting")
-    prompt = _prompt_key(t, "prompt")
-    options: dict[str, Action] = {}
-    if t.has("options"):
-        raw = t.raw("options")
-        if not isinstance(raw, dict) or not raw:
-            t.error("options", 'must be a table of key = action, e.g. { "1" = "queue:support" }')
-        else:
-            for key, value in raw.items():
-                where = f"options.{_config._quote_key(key)}"
-                if len(key) != 1 or key not in DTMF_KEYS:
-                    t.error(where, "an option key must be one key of 0-9 * #")
-                    continue
-                act = parse_action(value)
-                if isinstance(act, str):
-                    t.error(where, act)
-                    continue
-                options[key] = act
-            if len(raw) >= len(DTMF_KEYS):
-                t.error("options", "at most 11 options (one key must remain free)")
-    collect: Collect | None = None
-    if t.has("collect"):
-        collect = _collect(_config._Table(t.raw("collect"), t.key("collect"), t.errors), prompt)
-    elif not t.has("options"):
-        t.raw("options")
-        t.raw("collect")
-        t.error("options", "a menu needs options (key = action) or collect (a multi-digit input)")
-    if t.has("options") and t.has("collect"):
-        t.error("collect", "a menu has either options or collect, not both")
-    if t.has("options") and not t.has("prompt"):
-        t.error("prompt", "is required: what the caller hears before choosing")
-    timeout = t.seconds("timeout", d.timeout, 1, 300)
-    digit_timeout = t.seconds("digit_timeout", d.digit_timeout, 0.5, 60)
-    max_tries = t.integer("max_tries", d.max_tries, 1, 10)
-    invalid_prompt = _prompt_key(t, "invalid_prompt")
-    no_input_prompt = _prompt_key(t, "no_input_prompt")
-    default = _action_key(t, "default")
-    hours_raw = t.raw("hours")
-    tz = t.string("timezone", None, max_len=64)
-    closed = _action_key(t, "closed")
-    closed_prompt = _prompt_key(t, "closed_prompt")
-    hours: Hours | None = None
-    if tz is not None:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            t.error("timezone", f'unknown time zone {_config._show(tz)}, e.g. "Europe/Berlin"')
-            tz = None
-    if hours_raw is not None:
-        rules = parse_hours(hours_raw)
-        if isinstance(rules, str):
-            t.error("hours", rules)
-        elif tz is None and not t.has("timezone"):
-            t.error("hours", 'needs timezone, e.g. timezone = "Europe/Berlin"')
-        elif tz is not None:
-            text = hours_raw if isinstance(hours_raw, str) else "; ".join(hours_raw)
-            hours = Hours(text=text, tz=tz, rules=rules)
-        if closed is None and not t.has("closed"):
-            t.error(
-                "closed",
-                'is required with hours: where calls go outside them, e.g. "voicemail:5099"',
-            )
-    else:
-        for key in ("timezone", "closed", "closed_prompt"):
-            if t.has(key):
-                t.error(key, "only makes sense with hours")
-    language = t.string("language", None, max_len=16)
-    if language is not None and not LANGUAGE.fullmatch(language):
-        t.error(
-            "language", f'must be a language code like "en" or "de", got {_config._show(language)}'
-        )
-        language = None
-    sound_prefix = t.string("sound_prefix", None, max_len=1024)
-    if sound_prefix is not None and (
-        not SOUND_PREFIX.fullmatch(sound_prefix) or "/../" in sound_prefix + "/"
-    ):
-        t.error("sound_prefix", "must be an absolute directory path (letters, digits, _ . / + -)")
-        sound_prefix = None
-    voice = t.string("tts_voice", None, max_len=130)
-    if voice is not None and not TTS_VOICE.fullmatch(voice):
-        t.error("tts_voice", f'must be ENGINE|VOICE like "flite|kal", got {_config._show(voice)}')
-        voice = None
-    t.unknown()
-    menu = Menu(
-        name=name,
-        prompt=prompt,
-        greeting=greeting,
-        options=options,
-        collect=collect,
-        timeout=timeout,
-        digit_timeout=digit_timeout,
-        max_tries=max_tries,
-        invalid_prompt=invalid_prompt,
-        no_input_prompt=no_input_prompt,
-        default=default,
-        hours=hours,
-        closed=closed,
-        closed_prompt=closed_prompt,
-        language=language,
-        sound_prefix=sound_prefix,
-        tts_voice=voice,
-    )
-    if voice is None and default_voice and _speaks(menu):
-        menu = replace(menu, tts_voice=default_voice)
-    return menu
-
-
-def _speaks(menu: Menu) -> bool:
-    prompts = [
-        menu.prompt,
-        menu.greeting,
-        menu.invalid_prompt,
-        menu.no_input_prompt,
-        menu.closed_prompt,
-        menu.collect.prompt if menu.collect else (),
-    ]
-    return any(p.startswith("say:") for parts in prompts for p in parts)
-
-
-def _collect(t: Any, menu_prompt: tuple[str, ...]) -> Collect | None:
-    n_errors = len(t.errors)
-    var = t.string("var", None, max_len=32)
-    if var is None and not t.has("var"):
-        t.error("var", 'is required: the name the input is stored under, e.g. "account"')
-    elif var is not None and not _INPUT_VAR.fullmatch(var):
-        t.error("var", f"must be 1 to 32 lower-case letters, digits or _, got {_config._show(var)}")
-    lo = t.integer("min", 1, 1, 64)
-    hi = t.integer("max", 10, 1, 64)
-    if lo > hi:
-        t.error("min", f"must not be more than max ({hi})")
-    terminator = dtmf_key(t, "terminator", "#")
-    regex = t.string("regex", "\\d+", max_len=200)
-    if (problem := _check_regex(regex)) is not None:
-        t.error("regex", problem)
-    elif terminator is not None and py_regex(regex).fullmatch(terminator):
-        t.error("terminator", f"{terminator} ends the input, so the regex can't accept it")
-    prompt = _prompt_key(t, "prompt") or menu_prompt
-    if not prompt:
-        t.error("prompt", "is required (here or as the menu's prompt)")
-    nxt = _action_key(t, "next")
-    if nxt is None and not t.has("next"):
-        t.error("next", 'is required: where the call goes after the input, e.g. "queue:billing"')
-    t.unknown()
-    if len(t.errors) != n_errors or var is None or nxt is None:
-        return None
-    return Collect(var, prompt, nxt, lo, hi, terminator or "#", regex)
-
-
-def check_menus(
-    menus: Mapping[str, Menu],
-    queues: Sequence[str] | set[str],
-    errors: list[str],
-    *,
-    loops: bool = True,
-) -> None:
-    """Cross-checks: every queue/menu named exists; with ``loops`` (pass False when the menus
-    had errors of their own: a half-read menu would look like a trap) also that no menu is a
-    trap (all its choices lead only to menus that never reach a queue, hang-up, voicemail,
-    transfer or callback) and that a silent caller is not sent round in circles
-    (``default``/``closed`` chains)."""
-    queue_names = set(queues)
-    for name, menu in menus.items():
-        for key, act in menu.actions():
-            where = f"ivr.{_config._quote_key(name)}.{key}"
-            if act.kind in ("queue", "callback") and act.target not in queue_names:
-                errors.append(f"{where}: no queue named {_config._show(act.target)}")
-            elif act.kind == "ivr" and act.target not in menus:
-                errors.append(f"{where}: no menu named {_config._show(act.target)}")
-            elif act.kind == "ivr" and act.target == name and key in ("default", "closed"):
-                errors.append(f"{where}: must not lead back to this menu (the caller would loop)")
-    if not loops:
-        return
-    # menus from which some action leaves the IVR
-    good = {n for n, m in menus.items() if any(a.kind in EXITS for _, a in m.actions())}
-    changed = True
-    while changed:
-        changed = False
-        for n, m in menus.items():
-            if n not in good and any(a.kind == "ivr" and a.target in good for _, a in m.actions()):
-                good.add(n)
-                changed = True
-    for n, m in menus.items():
-        if n in good:
-            continue
-        if all(a.kind != "ivr" or a.target in menus for _, a in m.actions()):
-            reach = sorted({a.target for _, a in m.actions() if a.kind == "ivr"})
-            errors.append(
-                f"ivr.{_config._quote_key(n)}: a loop with no exit: it leads only to menus"
-                f" ({', '.join(reach) or 'none'}) that never reach a queue, hangup, voicemail,"
-                " transfer or callback"
-            )
-    # what a caller who never presses anything goes through: default/closed edges
-    edges: dict[str, set[str]] = {}
-    for n, m in menus.items():
-        edges[n] = {
-            a.target
-            for a in (m.default, m.closed)
-            if a is not None and a.kind == "ivr" and a.target in menus and a.target != n
-        }
-    reach = {n: _reachable(n, edges) for n in menus}
-    for n in menus:
-        if n not in reach[n]:
-            continue
-        cycle = sorted(x for x in reach[n] if n in reach[x])
-        if n == cycle[0]:
-            errors.append(
-                f"ivr.{_config._quote_key(n)}.default: a caller who presses nothing goes round"
-                f" in circles: {' -> '.join(cycle)} (default and closed actions)"
-            )
-
-
-def _reachable(start: str, edges: Mapping[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(edges.get(start, ()))
-    while todo:
-        cur = todo.pop()
-        if cur not in seen:
-            seen.add(cur)
-            todo.extend(edges.get(cur, ()))
-    return seen
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -639,6 +362,13 @@ class IvrCall(Protocol):
     ) -> DigitsResult: ...
 
     def playback(self, prompt: Sequence[str]) -> bool: ...
+
+
+class HasMenus(Protocol):
+    """What :func:`run_menu` reads of the config: the menus by name."""
+
+    @property
+    def ivr(self) -> Mapping[str, Menu]: ...
 
 
 @dataclass(frozen=True)
@@ -754,12 +484,13 @@ def ask_key(
 def run_menu(
     menu_name: str,
     call: IvrCall,
-    cfg: Any,
+    cfg: HasMenus | Mapping[str, Menu],
     now: float | datetime | None = None,
 ) -> IvrResult:
     """Walk the menus from ``menu_name`` until an action leaves the IVR.
 
-    ``cfg``: a :class:`~fsacd.config.Config` (its ``ivr``) or a mapping name → :class:`Menu`.
+    ``cfg``: the config (its ``ivr``, e.g. a ``fsacd.config.Config``) or a mapping name →
+    :class:`Menu`.
     ``now``: the time for opening hours (epoch seconds or a datetime; default: now). Raises
     whatever ``call`` raises (hang-up); ``KeyError`` if ``menu_name`` is not a menu.
     """

@@ -30,6 +30,10 @@ from typing import Literal
 
 import phonenumbers
 
+#: The region national numbers are read in when the config names none
+#: (``freeswitch.default_region``), and the region used to check numbers already in E.164
+#: form (where the region does not matter).
+DEFAULT_REGION = "DE"
 #: Longer input is invalid without parsing (the whole input, e.g. a SIP URI).
 MAX_INPUT = 256
 #: Longer numbers (the part left after taking a URI's user part) are invalid.

@@ -12,12 +12,9 @@ import logging
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from fsacd.core import numbers
-
-if TYPE_CHECKING:
-    from fsacd.config import Config, QueueConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +26,37 @@ KINDS = ("queue", "ivr", "dial")
 
 _TARGET = re.compile(r"([a-z]+):(.*)", re.DOTALL)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class _Switch(Protocol):
+    @property
+    def default_region(self) -> str: ...
+
+
+class RoutingConfig(Protocol):
+    """What :func:`resolve` reads of the config (a ``fsacd.config.Config`` is one).
+
+    Also read when present: ``ivr`` (menu names) and ``routes_e164`` (E.164 form of each
+    route key → target).
+    """
+
+    @property
+    def queues(self) -> Collection[str]: ...
+    @property
+    def routes(self) -> Mapping[str, str]: ...
+    @property
+    def default_route(self) -> str | None: ...
+    @property
+    def freeswitch(self) -> _Switch: ...
+
+
+class QueuePriority(Protocol):
+    """What :func:`call_priority` reads of a queue's config."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +114,7 @@ def parse_target(
 
 
 def resolve(
-    channel_vars: Mapping[str, str], destination: str | None, cfg: Config
+    channel_vars: Mapping[str, str], destination: str | None, cfg: RoutingConfig
 ) -> Target | RouteError:
     """The target of a call; a :class:`RouteError` (never an exception) when there is none."""
     try:
@@ -95,7 +123,9 @@ def resolve(
         return RouteError(f"routing failed: {type(exc).__name__}")
 
 
-def _resolve(channel_vars: Mapping[str, str], destination: str, cfg: Config) -> Target | RouteError:
+def _resolve(
+    channel_vars: Mapping[str, str], destination: str, cfg: RoutingConfig
+) -> Target | RouteError:
     menus = getattr(cfg, "ivr", None) or {}
     explicit = (channel_vars.get(ROUTE_VAR) or "").strip()
     if explicit:
@@ -120,7 +150,7 @@ def _with_source(result: Target | RouteError, source: str, where: str) -> Target
     return Target(kind=result.kind, name=result.name, source=source)
 
 
-def call_priority(channel_vars: Mapping[str, str], qcfg: QueueConfig) -> Priority:
+def call_priority(channel_vars: Mapping[str, str], qcfg: QueuePriority) -> Priority:
     """``fsacd_priority`` (0..1000) if set and valid, else the queue's priority (with a warning
     when the variable was set but unusable)."""
     raw = (channel_vars.get(PRIORITY_VAR) or "").strip()
@@ -135,7 +165,7 @@ def call_priority(channel_vars: Mapping[str, str], qcfg: QueueConfig) -> Priorit
     )
 
 
-def priority(channel_vars: Mapping[str, str], qcfg: QueueConfig) -> int:
+def priority(channel_vars: Mapping[str, str], qcfg: QueuePriority) -> int:
     """:func:`call_priority` as a plain int; the warning, if any, is logged."""
     p = call_priority(channel_vars, qcfg)
     if p.warning:

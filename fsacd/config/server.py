@@ -1,0 +1,126 @@
+"""``[server]``, ``[redis]`` and ``[freeswitch]``: the process, its Redis, its switch.
+
+Also :func:`password`, which reads the event-socket password from where ``[freeswitch]``
+says (an environment variable or a file; never the config file itself).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from fsacd.config.model import Config, FreeswitchConfig, RedisConfig, ServerConfig, split_address
+from fsacd.config.reader import ENV_NAME, ConfigError, Table, region_key
+from fsacd.core.text import has_control, show
+
+ENV_REDIS_URL = "REDIS_URL"
+
+_CONTROLLER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def default_controller_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def read_server(t: Table) -> ServerConfig:
+    d = ServerConfig()
+    listen = t.string("listen", d.listen)
+    try:
+        split_address(listen)
+    except ValueError as exc:
+        t.error("listen", f"{exc}, got {show(listen)}")
+        listen = d.listen
+    cid = t.string("controller_id", None, max_len=100)
+    if cid is not None and not _CONTROLLER_ID.fullmatch(cid):
+        t.error("controller_id", f"may only use letters, digits and _ . -, got {show(cid)}")
+        cid = None
+    out = ServerConfig(
+        listen=listen,
+        controller_id=cid or default_controller_id(),
+        max_calls=t.integer("max_calls", d.max_calls, 1, 100000),
+        command_timeout=t.seconds("command_timeout", d.command_timeout, 0.1, 3600),
+        drain_timeout=t.seconds("drain_timeout", d.drain_timeout),
+        lease=t.seconds("lease", d.lease, 1, 3600),
+        recovery_interval=t.seconds("recovery_interval", d.recovery_interval, 0.1, 3600),
+    )
+    t.unknown()
+    return out
+
+
+def read_redis(t: Table, env: Mapping[str, str]) -> RedisConfig:
+    """``[redis]``; ``$REDIS_URL`` in ``env`` wins over ``url``."""
+    d = RedisConfig()
+    url = t.string("url", None, max_len=1024)
+    if url is not None and (not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)):
+        t.error("url", "must be a redis://, rediss:// or unix:// URL without spaces")
+        url = None
+    prefix = d.prefix
+    if t.has("prefix"):
+        v = t.raw("prefix")
+        if not isinstance(v, str) or len(v) > 64 or any(c.isspace() for c in v) or has_control(v):
+            t.error(
+                "prefix",
+                f"must be a string of at most 64 characters without spaces, got {show(v)}",
+            )
+        else:
+            prefix = v
+    out = RedisConfig(
+        url=env.get(ENV_REDIS_URL) or url,
+        data_dir=t.string("data_dir", d.data_dir, max_len=1024),
+        prefix=prefix,
+    )
+    t.unknown()
+    return out
+
+
+def read_freeswitch(t: Table) -> FreeswitchConfig:
+    d = FreeswitchConfig()
+    if t.has("password"):
+        t.raw("password")
+        t.error(
+            "password",
+            "a literal password is not allowed in the config file; put it in the environment"
+            " variable named by freeswitch.password_env (default FSACD_ESL_PASSWORD) or in a"
+            " file named by freeswitch.password_file",
+        )
+    inbound = t.string("inbound", d.inbound)
+    try:
+        split_address(inbound)
+    except ValueError as exc:
+        t.error("inbound", f"{exc}, got {show(inbound)}")
+        inbound = d.inbound
+    penv = t.string("password_env", None, max_len=128)
+    if penv is not None and not ENV_NAME.fullmatch(penv):
+        t.error("password_env", f"must be an environment variable name, got {show(penv)}")
+    pfile = t.string("password_file", None, max_len=1024)
+    if penv is not None and pfile is not None:
+        t.error("password_file", "give either password_env or password_file, not both")
+    region = region_key(t, "default_region", d.default_region)
+    out = FreeswitchConfig(
+        inbound=inbound,
+        password_env=None if pfile else (penv or d.password_env),
+        password_file=pfile,
+        default_region=region,
+    )
+    t.unknown()
+    return out
+
+
+def password(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
+    """The event-socket password, read now from the file or environment variable; else None."""
+    fs = cfg.freeswitch
+    if fs.password_file:
+        try:
+            return Path(fs.password_file).read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                [f"freeswitch.password_file: cannot read {fs.password_file}: {exc.strerror}"]
+            ) from None
+    env = os.environ if env is None else env
+    if fs.password_env:
+        return env.get(fs.password_env)
+    return None
