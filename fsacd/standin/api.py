@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .apps import transfer
 from .bridge import originate
 from .causes import str2cause
 from .channel import Channel
 from .fsstrings import atoi, separate_string
-
-if TYPE_CHECKING:
-    from .listener import Listener
-    from .server import FakeFreeSwitch
+from .listener import Listener
+from .phones import DialSwitch
 
 VERSION = "1.11.1-release git c2c5964 2026-05-26 20:41:26Z 64bit"
 
@@ -30,10 +28,20 @@ SHOW_COLUMNS = (
 Handler = Callable[[str | None], str]
 
 
-class Api:
-    """Runs API commands against a FakeFreeSwitch."""
+class ApiSwitch(DialSwitch, Protocol):
+    """The switch (a FakeFreeSwitch) as API commands see it: all channels, session counts."""
 
-    def __init__(self, fs: FakeFreeSwitch) -> None:
+    all_channels: dict[str, Channel]
+    recordings_dir: str
+    started_at: float
+    session_count: int
+    peak: int
+
+
+class Api:
+    """Runs API commands against a FakeFreeSwitch (the ``api`` of listener.SocketSwitch)."""
+
+    def __init__(self, fs: ApiSwitch) -> None:
         self.fs = fs
         self.commands: dict[str, Handler] = {
             "status": self.status,
@@ -68,7 +76,12 @@ class Api:
 
     def global_getvar(self, arg: str | None) -> str:
         """A global variable (no trailing newline, as mod_commands writes it)."""
-        values = {"core_uuid": self.fs.core_uuid, "hostname": self.fs.hostname}
+        values = {
+            "core_uuid": self.fs.core_uuid,
+            "hostname": self.fs.hostname,
+            "recordings_dir": self.fs.recordings_dir,
+            "sounds_dir": self.fs.sounds_dir,
+        }
         return values.get((arg or "").strip(), "")
 
     def status(self, arg: str | None) -> str:

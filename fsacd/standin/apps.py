@@ -5,6 +5,10 @@ the application, CHANNEL_EXECUTE_COMPLETE with ``Application-Response``. ``parse
 ``switch_ivr_parse_event`` (loops, ``event-lock``, ``event-uuid``, ``hangup``), and every
 waiting application calls ``parse_all_events`` each "frame", so a command queued without
 ``event-lock`` runs nested at once while one queued behind an event-locked app waits.
+
+``APPS`` is the application registry (``@app("name")``). Applications of the higher layers
+register themselves when their module is imported: ``bridge`` (bridge.py) and ``socket``
+(outbound.py); server.py imports both, so every FakeFreeSwitch has the full set.
 """
 
 from __future__ import annotations
@@ -741,17 +745,3 @@ def app_multiset(ch: Channel, arg: str | None) -> None:
         name, value = _split_assignment(item)
         if name:
             ch.set_var(name, value)
-
-
-@app("bridge")
-def app_bridge(ch: Channel, arg: str | None) -> None:
-    from .bridge import bridge_app
-
-    bridge_app(ch, arg)
-
-
-@app("socket")
-def app_socket(ch: Channel, arg: str | None) -> None:
-    from .outbound import socket_app
-
-    socket_app(ch, arg)

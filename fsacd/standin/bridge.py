@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import cast
 
 import gevent.event
 
-from .apps import parse_all_events, parse_next_event
+from .apps import app, parse_all_events, parse_next_event
 from .causes import CAUSES, dialstatus
 from .channel import Channel, now_us
 from .dialstring import DialStringError, parse_dialstring
 from .fsstrings import atoi, is_true, separate_string
 from .media import is_moh
-from .phones import Leg, create_leg
-
-if TYPE_CHECKING:
-    from .server import FakeFreeSwitch
+from .phones import DialSwitch, Leg, create_leg
 
 #: Caller variables copied into the ``{}`` variables when not given there.
 INHERITED = (
@@ -47,7 +44,7 @@ class OriginateResult:
 
 
 def originate(
-    fs: FakeFreeSwitch, caller: Channel | None, data: str, timeout: int = 0
+    fs: DialSwitch, caller: Channel | None, data: str, timeout: int = 0
 ) -> OriginateResult:
     """Dial ``data``; with a caller, its session runs the ringing loop (and nested commands)."""
     try:
@@ -107,7 +104,7 @@ def originate(
 
 
 def _try_group(
-    fs: FakeFreeSwitch,
+    fs: DialSwitch,
     caller: Channel | None,
     group: list,
     gvars: list[tuple[str, str]],
@@ -290,11 +287,13 @@ def handle_cause(ch: Channel, cause: str) -> None:
         ch.hangup(cause)
 
 
+@app("bridge")
 def bridge_app(ch: Channel, arg: str | None) -> None:
-    """mod_dptools ``bridge``."""
+    """mod_dptools ``bridge`` (registered into ``apps.APPS`` when this module is imported)."""
     if not arg:
         return
-    result = originate(ch.fs, ch, arg)
+    # a channel's switch is the whole FakeFreeSwitch: dialling needs its phones and legs too
+    result = originate(cast(DialSwitch, ch.fs), ch, arg)
     if not result.ok or result.winner is None:
         ch.set_var("originate_failed_cause", result.cause)
         handle_cause(ch, result.cause)

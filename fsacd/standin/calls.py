@@ -12,24 +12,30 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import gevent
 
 from .apps import execute_application
-from .channel import CallerProfile, Channel
-
-if TYPE_CHECKING:
-    from .phones import Leg
-    from .server import FakeFreeSwitch
+from .channel import CallerProfile, Channel, Switch
+from .phones import Leg
 
 AfterSocket = list[tuple[str, str | None]] | Callable[["Call"], None] | None
+
+
+class CallSwitch(Switch, Protocol):
+    """The switch (a FakeFreeSwitch) as callers see it: its calls, the controller to dial."""
+
+    calls: list[Call]
+    socket_target: tuple[str, int]
+    socket_arg: str
+    dialplan_after_socket: AfterSocket
 
 
 class Call:
     """A caller: its channel plus what the stand-in recorded about it."""
 
-    def __init__(self, fs: FakeFreeSwitch, channel: Channel) -> None:
+    def __init__(self, fs: CallSwitch, channel: Channel) -> None:
         self.fs = fs
         self.channel = channel
         self.apps: list[tuple[str, str | None]] = []
@@ -111,7 +117,7 @@ class Call:
 
 
 def place_call(
-    fs: FakeFreeSwitch,
+    fs: CallSwitch,
     destination: str = "5000",
     caller_number: str = "+4922129191999",
     caller_name: str = "Erika Muster",

@@ -15,17 +15,44 @@ import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
 
+from .bus import EventBus
 from .causes import q850
 from .chanvars import Value, VarStore
-from .eventheaders import EXTENDED, Event, core_headers
+from .eventheaders import EXTENDED, Event, EventSource, core_headers
 
-if TYPE_CHECKING:
-    from .server import FakeFreeSwitch
+
+class Switch(EventSource, Protocol):
+    """The switch (a FakeFreeSwitch) as channels and the applications they run see it."""
+
+    bus: EventBus
+    #: the media clock (see Channel.next_tick) and the socket channel's first tick
+    tick: float
+    first_tick: float | None
+    #: what the applications read: media durations, the ``socket`` connect timeout
+    media_durations: dict[str, float | None]
+    default_file_duration: float
+    connect_timeout: float
+    #: where a relative recording path goes without the channel's ``sound_prefix``
+    sounds_dir: str
+    errors: list[tuple[str, BaseException]]
+
+    def next_session_id(self) -> int: ...
+
+    def add_channel(self, ch: Channel) -> None: ...
+
+    def remove_channel(self, ch: Channel) -> None: ...
+
+    def locate(self, uid: str | None) -> Channel | None: ...
+
+    def route(self, ch: Channel, exten: str) -> list[tuple[str, str | None]] | None: ...
+
+    def spawn(self, func: Callable[..., Any], *args: Any) -> gevent.Greenlet: ...
+
 
 #: One media frame: FreeSWITCH's session threads step in 20 ms frames.
 FRAME = 0.02
@@ -168,7 +195,7 @@ class Channel:
 
     def __init__(
         self,
-        fs: FakeFreeSwitch,
+        fs: Switch,
         *,
         name: str,
         direction: str,
@@ -616,6 +643,11 @@ class Channel:
     # --- recordings ----------------------------------------------------------------------
 
     def start_recording(self, path: str) -> None:
+        if not path.startswith("/"):
+            # switch_ivr_record_session: a relative file goes under the channel's
+            # sound_prefix (the stock vars.xml: the sounds directory), not the recordings one
+            prefix = self.get_var("sound_prefix") or self.fs.sounds_dir
+            path = f"{prefix.rstrip('/')}/{path}"
         self.recordings[path] = time.time()
         self.note("record_start", path)
         self.fire("RECORD_START", after=[("Record-File-Path", path)])

@@ -14,14 +14,23 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fsacd.esl.framing import encode_event_plain, encode_frame
 
 from .chanvars import Value, array_string
 
-if TYPE_CHECKING:
-    from .server import FakeFreeSwitch
+
+class EventSource(Protocol):
+    """What the core headers take from the switch (FakeFreeSwitch): identity and sequence."""
+
+    core_uuid: str
+    hostname: str
+    ipv4: str
+    ipv6: str
+
+    def next_sequence(self) -> int: ...
+
 
 #: Every event name FreeSWITCH knows (switch_event.c EVENT_NAMES), in enum order.
 EVENT_NAMES = (
@@ -139,7 +148,7 @@ def date_headers(ts: float) -> list[tuple[str, str]]:
     ]
 
 
-def core_headers(fs: FakeFreeSwitch, name: str) -> list[tuple[str, Value]]:
+def core_headers(fs: EventSource, name: str) -> list[tuple[str, Value]]:
     """The headers ``switch_event_prep_for_delivery`` adds, in order."""
     file, func, line = CALLING.get(name, ("switch_event.c", "switch_event_fire_detailed", 0))
     return [
@@ -158,7 +167,7 @@ def core_headers(fs: FakeFreeSwitch, name: str) -> list[tuple[str, Value]]:
 
 
 def make_event(
-    fs: FakeFreeSwitch,
+    fs: EventSource,
     name: str,
     headers: Iterable[tuple[str, Value]] = (),
     body: str | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 from xml.sax.saxutils import escape
 
 import gevent
@@ -20,13 +20,26 @@ from gevent import socket as gsocket
 
 from fsacd.esl.framing import encode_frame, url_encode
 
+from .apps import parse_event
 from .bus import filters_pass
-from .channel import Channel, Command
+from .channel import Channel, Command, Switch
 from .eventheaders import EVENT_NAMES, Event, event_type, make_event
 from .fsstrings import atoi, is_true
 
-if TYPE_CHECKING:
-    from .server import FakeFreeSwitch
+
+class ApiRunner(Protocol):
+    """Runs ``api``/``bgapi`` commands (api.Api)."""
+
+    def run(self, name: str, arg: str | None, listener: Listener | None = None) -> str: ...
+
+
+class SocketSwitch(Switch, Protocol):
+    """The switch (a FakeFreeSwitch) as event-socket connections see it."""
+
+    password: str
+    listeners: list[Listener]
+    api: ApiRunner
+
 
 GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -113,7 +126,7 @@ class Listener:
 
     def __init__(
         self,
-        fs: FakeFreeSwitch,
+        fs: SocketSwitch,
         sock: gsocket.socket,
         *,
         session: Channel | None = None,
@@ -482,8 +495,6 @@ class Listener:
         return "-ERR invalid syntax"
 
     def _sendmsg(self, cmd: str, headers: list[tuple[str, str]], body: str | None) -> str:
-        from .apps import parse_event
-
         uid = cmd[7:].strip()
         command = Command([("Command", cmd), *headers], body)
         if not uid:

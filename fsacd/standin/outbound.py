@@ -5,20 +5,23 @@ connection, wait for the controller's ``connect``, then park the channel and run
 controller queues (``sendmsg``) until it hangs up or the controller lets go. When the
 controller closes the socket, ``socket_resume=true`` (or ``resume``) interrupts the running
 application; either way the dialplan continues after ``socket`` once the park ends.
+The application registers itself into ``apps.APPS`` when this module is imported.
 """
 
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from gevent import socket as gsocket
 
-from .apps import park, parse_all_events
+from .apps import app, park, parse_all_events
 from .channel import Channel
 from .fsstrings import is_true, separate_string
-from .listener import Listener
+from .listener import Listener, SocketSwitch
 
 
+@app("socket")
 def socket_app(ch: Channel, arg: str | None) -> None:
     argv = separate_string(arg, " ", 80)
     if not argv:
@@ -48,8 +51,10 @@ def socket_app(ch: Channel, arg: str | None) -> None:
         return
     sock.settimeout(None)
     sock.setsockopt(gsocket.IPPROTO_TCP, gsocket.TCP_NODELAY, 1)
+    # a channel's switch is the whole FakeFreeSwitch: the connection needs its api too
+    fs = cast(SocketSwitch, ch.fs)
     listener = Listener(
-        ch.fs, sock, session=ch, outbound=True, async_mode=async_mode, full=full, socket_arg=arg
+        fs, sock, session=ch, outbound=True, async_mode=async_mode, full=full, socket_arg=arg
     )
     listener.connected.rawlink(lambda _e: ch.kick())
     listener.finished.rawlink(lambda _e: ch.kick())

@@ -15,15 +15,11 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .apps import exec_app, media_wait
+from .apps import exec_app, execute_application, media_wait
 from .causes import str2cause
-from .channel import CallerProfile, Channel, Times
-
-if TYPE_CHECKING:
-    from .calls import Call
-    from .server import FakeFreeSwitch
+from .channel import CallerProfile, Channel, Switch, Times
 
 
 @dataclass(frozen=True)
@@ -136,6 +132,19 @@ class PhoneRegistry:
         return self.default
 
 
+class DialSwitch(Switch, Protocol):
+    """The switch (a FakeFreeSwitch) as dialling sees it: the phones, the legs it keeps."""
+
+    phones: PhoneRegistry
+    legs: list[Leg]
+
+
+class CallRecord(Protocol):
+    """The caller's record (calls.Call) that lists the legs dialled for it."""
+
+    legs: list[Leg]
+
+
 @dataclass
 class Display:
     """What the called phone is told about the caller (and what a SIP INVITE would carry)."""
@@ -154,10 +163,10 @@ class Leg:
 
     def __init__(
         self,
-        fs: FakeFreeSwitch,
+        fs: DialSwitch,
         endpoint: str,
         behaviour: PhoneBehaviour,
-        call: Call | None,
+        call: CallRecord | None,
     ) -> None:
         self.fs = fs
         self.endpoint = endpoint
@@ -286,7 +295,7 @@ def _names(endpoint: str) -> tuple[str, str, str, str, str]:
 
 
 def create_leg(
-    fs: FakeFreeSwitch,
+    fs: DialSwitch,
     caller: Channel | None,
     endpoint: str,
     variables: list[tuple[str, str]],
@@ -404,7 +413,7 @@ def create_leg(
 
 
 def _loopback_b(
-    fs: FakeFreeSwitch,
+    fs: DialSwitch,
     a: Channel,
     leg: Leg,
     variables: list[tuple[str, str]],
@@ -471,8 +480,6 @@ def _b_hook(ch: Channel, what: str, detail: str | None) -> None:
 
 def _leg_session(ch: Channel) -> None:
     """An A leg's session: driven from outside; runs apps an api ``originate`` gives it."""
-    from .apps import execute_application
-
     while True:
         ch.sig.clear()
         if ch.down():

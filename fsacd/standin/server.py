@@ -11,6 +11,8 @@ from typing import Any
 import gevent
 from gevent.server import StreamServer
 
+# importing bridge and outbound registers their applications (bridge, socket) in apps.APPS
+from . import bridge, outbound  # noqa: F401
 from .api import Api
 from .bus import EventBus
 from .calls import AfterSocket, Call, place_call
@@ -60,6 +62,9 @@ class FakeFreeSwitch:
         self.connect_timeout = connect_timeout
         #: the media clock: a channel runs what it was sent at its next tick (FreeSWITCH: 20 ms)
         self.tick = tick
+        #: FreeSWITCH's $${recordings_dir} and $${sounds_dir} (global_getvar)
+        self.recordings_dir = "/var/lib/freeswitch/recordings"
+        self.sounds_dir = "/usr/share/freeswitch/sounds"
         #: seconds from ``connect`` to the socket channel's first tick (None: one tick); the
         #: phase is arbitrary on a real switch, the transcript replay sets the recorded one
         self.first_tick = first_tick
