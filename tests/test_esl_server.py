@@ -256,3 +256,39 @@ def test_stop_ends_running_calls(server):
     assert runner.dead
     with pytest.raises(OSError):
         Phone(address)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_huge_frames_are_refused_before_they_are_read(server):
+    """Peers that are not FreeSWITCH announce 16 MB frames: the connection is dropped at the
+    header (the outbound cap is far below), nothing is buffered, the server still serves."""
+    from fsacd.esl.framing import OUTBOUND_MAX_BODY_BYTES
+
+    done = []
+    srv = server(lambda s: call_flow(s, done))
+    before = _rss()
+    blob = b"x" * (16 * 1024 * 1024)
+    header = b"Content-Type: command/reply\nContent-Length: %d\n\n" % len(blob)
+    assert len(blob) > OUTBOUND_MAX_BODY_BYTES
+
+    def hostile() -> bool:
+        phone = Phone(srv.address)
+        assert phone.command().command == "connect"
+        try:
+            phone.sock.sendall(header + blob)
+        except OSError:
+            pass  # the server closed while we were still sending: what we want
+        closed = phone.eof(5)
+        phone.close()
+        return closed
+
+    peers = [gevent.spawn(hostile) for _ in range(10)]
+    assert all(g.get(timeout=30) for g in peers)
+    grown = _rss() - before
+    assert grown < 100 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
+    assert good_call(srv.address, "after-the-flood")
+    assert done == ["after-the-flood"]

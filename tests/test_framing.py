@@ -173,3 +173,10 @@ def test_url_encode_round_trip():
     assert url_encode("+49 1") == "%2B49%201"
     event = parse_event_plain(f"V: {url_encode(value)}\n\n".encode())
     assert event.get("V") == value.replace("%0A", "\n")  # an existing escape is kept as is
+
+
+def test_reader_refuses_a_body_over_its_cap_at_the_header():
+    reader = FrameReader(max_body=10)
+    assert reader.feed(b"Content-Type: text/plain\nContent-Length: 10\n\n0123456789")
+    with pytest.raises(FramingError, match="larger than 10"):
+        reader.feed(b"Content-Type: text/plain\nContent-Length: 11\n\n")

@@ -11,6 +11,7 @@ import logging
 import time
 
 import gevent
+from gevent.lock import Semaphore
 
 from fsacd.esl.session import ESLError, InboundClient
 
@@ -37,6 +38,10 @@ class FreeSwitchClient:
         self._backoff = 0.5
         self._next_try = 0.0
         self._core_uuid: str | None = None
+        self._recordings_dir: str | None = None
+        # one connect at a time: the keeper and an api() call must not both connect (the
+        # second connection would replace the first without closing it)
+        self._connecting = Semaphore()
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._keep_connected)
@@ -53,6 +58,16 @@ class FreeSwitchClient:
         return self._client is not None and self._client.connected
 
     def _connect_once(self) -> bool:
+        """Connect unless connected (closing what is left of a dead connection)."""
+        with self._connecting:
+            if self.connected:
+                return True
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            return self._connect_locked()
+
+    def _connect_locked(self) -> bool:
         client = InboundClient(
             *self.address, self.password, timeout=self.timeout, command_timeout=self.timeout
         )
@@ -70,7 +85,6 @@ class FreeSwitchClient:
     def _keep_connected(self) -> None:
         while True:
             if not self.connected:
-                self._client = None
                 if not self._connect_once():
                     gevent.sleep(self._backoff)
                     self._backoff = min(self.max_backoff, self._backoff * 2)
@@ -91,6 +105,16 @@ class FreeSwitchClient:
         except ESLError as exc:
             log.warning("FreeSWITCH api %s failed: %s", cmd.split()[0], exc)
             return None
+
+    def recordings_dir(self) -> str | None:
+        """FreeSWITCH's recordings directory (``global_getvar recordings_dir``), once known:
+        what a relative recording path is made absolute with (FreeSWITCH itself would resolve
+        it against the sounds directory)."""
+        if self._recordings_dir is None:
+            reply = (self.api("global_getvar recordings_dir") or "").strip()
+            if reply.startswith("/"):
+                self._recordings_dir = reply.rstrip("/") or "/"
+        return self._recordings_dir
 
     def core_uuid(self) -> str | None:
         """This FreeSWITCH's Core-UUID (``global_getvar core_uuid``), once known."""

@@ -21,6 +21,9 @@ from urllib.parse import unquote
 MAX_HEADER_BYTES = 256 * 1024
 #: Largest body we accept (FreeSWITCH's own MAX_CONTENT_LENGTH is far below this).
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Largest body on the outbound socket, where anyone who can connect speaks first: a call's
+#: events and its channel data are a few kB to some hundred kB.
+OUTBOUND_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 #: Characters FreeSWITCH's switch_url_encode escapes (SWITCH_URL_UNSAFE), besides controls.
 URL_UNSAFE = '\r\n #%&+:;<=>?@[\\]^`{|}"'
@@ -103,7 +106,7 @@ def parse_header_block(block: bytes, decode: bool = False) -> tuple[dict[str, st
     return headers, names
 
 
-def _content_length(headers: Mapping[str, str]) -> int:
+def _content_length(headers: Mapping[str, str], limit: int = MAX_BODY_BYTES) -> int:
     raw = None
     for k, v in headers.items():
         if k.lower() == "content-length":
@@ -114,8 +117,8 @@ def _content_length(headers: Mapping[str, str]) -> int:
     if not raw.isdigit():
         raise FramingError(f"bad Content-Length {raw[:40]!r}")
     length = int(raw)
-    if length > MAX_BODY_BYTES:
-        raise FramingError(f"Content-Length {length} is larger than {MAX_BODY_BYTES}")
+    if length > limit:
+        raise FramingError(f"Content-Length {length} is larger than {limit}")
     return length
 
 
@@ -187,8 +190,9 @@ class FrameReader:
     trickles a large frame one byte at a time cannot make the reader quadratic.
     """
 
-    def __init__(self, *, commands: bool = False) -> None:
+    def __init__(self, *, commands: bool = False, max_body: int = MAX_BODY_BYTES) -> None:
         self._commands = commands
+        self._max_body = max_body  # a larger Content-Length fails before its body is read
         self._buf = bytearray()
         self._scan = 0  # where to resume looking for the end of the header block
         self._head: tuple[str | None, dict[str, str], list[str], int, int] | None = None
@@ -217,7 +221,8 @@ class FrameReader:
                 if end > MAX_HEADER_BYTES:
                     raise FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes")
                 command, headers, names = _parse_block(bytes(buf[:end]), self._commands)
-                self._head = (command, headers, names, end + term, _content_length(headers))
+                length = _content_length(headers, self._max_body)
+                self._head = (command, headers, names, end + term, length)
             command, headers, names, body_start, length = self._head
             if len(buf) - body_start < length:
                 return frames

@@ -33,6 +33,8 @@ from gevent.event import AsyncResult
 from gevent.event import Event as GEvent
 
 from .framing import (
+    MAX_BODY_BYTES,
+    OUTBOUND_MAX_BODY_BYTES,
     Event,
     Frame,
     FrameReader,
@@ -98,9 +100,9 @@ class _Hardened(gs.ESLProtocol):
 
     _label = "esl"
 
-    def _init_conn(self, command_timeout: float) -> None:
+    def _init_conn(self, command_timeout: float, max_body: int = MAX_BODY_BYTES) -> None:
         self.command_timeout = command_timeout
-        self._frames = FrameReader()
+        self._frames = FrameReader(max_body=max_body)
         self._pending: deque[AsyncResult] = deque()
         self._cmd_lock = gevent.lock.Semaphore()
         self._events: gevent.queue.Queue = gevent.queue.Queue()
@@ -368,7 +370,7 @@ class OutboundSession(_Hardened, gs.OutboundSession):
 
     def __init__(self, sock, address, *, command_timeout: float = 10.0) -> None:
         gs.ESLProtocol.__init__(self)  # not gs.OutboundSession.__init__: it starts its reader
-        self._init_conn(command_timeout)
+        self._init_conn(command_timeout, OUTBOUND_MAX_BODY_BYTES)
         self.sock = sock
         self.address = address
         self.client_address = address
