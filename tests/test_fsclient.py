@@ -39,14 +39,3 @@ def test_keeper_and_api_never_open_two_connections():
         client.stop()
         fs.stop()
 
-
-def test_recordings_dir_is_asked_once_and_must_be_absolute():
-    fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon", heartbeat_interval=None)
-    fs.start()
-    client = FreeSwitchClient(fs.inbound_address, "ClueCon", timeout=2)
-    try:
-        got = client.recordings_dir()
-        assert got is None or got.startswith("/")
-    finally:
-        client.stop()
-        fs.stop()

@@ -38,7 +38,6 @@ class FreeSwitchClient:
         self._backoff = 0.5
         self._next_try = 0.0
         self._core_uuid: str | None = None
-        self._recordings_dir: str | None = None
         # one connect at a time: the keeper and an api() call must not both connect (the
         # second connection would replace the first without closing it)
         self._connecting = Semaphore()
@@ -105,16 +104,6 @@ class FreeSwitchClient:
         except ESLError as exc:
             log.warning("FreeSWITCH api %s failed: %s", cmd.split()[0], exc)
             return None
-
-    def recordings_dir(self) -> str | None:
-        """FreeSWITCH's recordings directory (``global_getvar recordings_dir``), once known:
-        what a relative recording path is made absolute with (FreeSWITCH itself would resolve
-        it against the sounds directory)."""
-        if self._recordings_dir is None:
-            reply = (self.api("global_getvar recordings_dir") or "").strip()
-            if reply.startswith("/"):
-                self._recordings_dir = reply.rstrip("/") or "/"
-        return self._recordings_dir
 
     def core_uuid(self) -> str | None:
         """This FreeSWITCH's Core-UUID (``global_getvar core_uuid``), once known."""
