@@ -1,5 +1,5 @@
 """Allow ``python -m fsacd``."""
 
-from fsacd.cli.main import main
+from fsacd.cli.entry import main
 
 main()

@@ -14,7 +14,7 @@ import argparse  # noqa: E402
 
 import redis  # noqa: E402
 
-from fsacd.pop.screen import bench  # noqa: E402
+from fsacd.tools.pop_bench import bench  # noqa: E402
 
 
 def main() -> None:

@@ -369,8 +369,8 @@ class StandinSwitch:
         return self.fs.execute_api(cmd)
 
     def recordings_dir(self) -> str | None:
-        """FreeSWITCH's recordings directory (the stand-in writes no files: None)."""
-        return None
+        """FreeSWITCH's recordings directory (``global_getvar recordings_dir``)."""
+        return self.fs.recordings_dir
 
     def channels(self) -> int:
         return len(self.fs.channels)

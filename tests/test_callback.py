@@ -136,7 +136,7 @@ def test_a_queue_that_cannot_call_out_refuses_the_callback(acd):
     (refused,) = events_of(acd, call_id, "callback-refused")
     assert "network number" in refused["reason"]
     assert not acd.ctl.callbacks.holds(call_id)
-    assert acd.ctl.callbacks.can_call("support", CUSTOMER) is None
+    assert acd.ctl.callbacks.refusal("support", CUSTOMER) is None
     assert not acd.ctl.callbacks.register(call_id, "0221 2919", "support")  # not E.164
 
 
@@ -249,6 +249,8 @@ def test_retries_used_up_end_as_callback_failed(redis_url):
         assert len(customer_legs) == 2  # the first try and one retry
         (retry,) = events_of(acd, call_id, "callback-retry")
         assert retry["outcome"] == "busy"
+        # the event follows the call's end by a round trip or two
+        wait_for(lambda: events_of(acd, call_id, "callback-failed"), 5, "callback-failed event")
         (failed,) = events_of(acd, call_id, "callback-failed")
         assert failed["outcome"] == "busy" and failed["tries"] == "2"
         rec = acd.store.get_call(call_id)
@@ -366,6 +368,7 @@ def test_the_callers_dialog_registers_a_callback_through_the_standin(acd):
 
 def test_register_withdraws_an_offer_on_its_way_and_keeps_the_place(r):
     from fsacd.state.store import Store
+    from tests.matching import match_one
 
     s = Store(r, controller_id="c1")
     s.sync_queues(["q"])
@@ -373,7 +376,7 @@ def test_register_withdraws_an_offer_on_its_way_and_keeps_the_place(r):
     s.login("a1")
     first = s.enqueue({"id": "call-1", "number": CUSTOMER}, "q", 0)
     s.enqueue({"id": "call-2"}, "q", 0)
-    offer = s.match("q", "first-available")
+    offer = match_one(s, "q", "first-available")
     assert offer is not None and offer.call_id == "call-1"
     ok, position = s.callback_register("call-1", CUSTOMER, show_number=False)
     assert ok and position == "1"

@@ -20,8 +20,9 @@ from fsacd.cli.main import main
 from fsacd.config import ConfigError, load_text
 from fsacd.core import numbers
 from fsacd.core.dialstring import var_value
-from fsacd.pop.screen import ScreenPop, bench, caller_region, clean_ivr, sip_headers
+from fsacd.pop.screen import ScreenPop, caller_region, clean_ivr, sip_headers
 from fsacd.state.keys import Keys
+from fsacd.tools.pop_bench import bench
 from tests.test_crm import HttpStub
 
 E164 = "+49301234567"

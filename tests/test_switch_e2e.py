@@ -20,10 +20,10 @@ import time
 import pytest
 import redis
 
-from fsacd import consent
-from fsacd.controller import Controller
-from fsacd.fsclient import FreeSwitchClient
-from fsacd.store import Store
+from fsacd.core import consent
+from fsacd.acd.controller import Controller
+from fsacd.esl.client import FreeSwitchClient
+from fsacd.state.store import Store
 from tests.acd_harness import make_config
 from tests.procs import CONFIG as SERVE_CONFIG
 from tests.procs import ServeProcess, free_port

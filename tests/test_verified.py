@@ -619,6 +619,81 @@ def test_verify_via_sms_webhook(r, clock, webhook, monkeypatch):
         reg.verify_via_sms("+4930123456", env={})
 
 
+@pytest.fixture
+def http_server():
+    """``make(status, headers)``: a local HTTP server answering every request with ``status``;
+    returns ``(url, requests)``."""
+    servers = []
+
+    def make(status="200 OK", headers=()):
+        got = []
+
+        def app(environ, start_response):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            got.append((environ.get("HTTP_AUTHORIZATION"), body))
+            start_response(status, [("Content-Type", "text/plain"), *headers])
+            return [b"ok"]
+
+        server = WSGIServer(("127.0.0.1", 0), app, log=None)
+        server.start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/sms", got
+
+    yield make
+    for server in servers:
+        server.stop(timeout=1)
+
+
+@pytest.mark.parametrize("status", ["302 Found", "307 Temporary Redirect"])
+def test_sms_webhook_does_not_follow_a_redirect(r, clock, http_server, monkeypatch, status):
+    """A redirect would carry the bearer token (and with 307 the code) to another host: it is
+    a failed delivery, the other host sees nothing, the code is void."""
+    elsewhere, stolen = http_server()
+    url, got = http_server(status, [("Location", elsewhere)])
+    s = replace(SETTINGS, sms_webhook=url, sms_token_env="SMS_TOKEN")
+    reg = VerifiedNumbers(r, Keys("t:"), s, clock=clock)
+    reg.add(NUMBER)
+    fixed_code(monkeypatch)
+    with pytest.raises(DeliveryError, match=f"HTTP {status[:3]}"):
+        reg.verify_via_sms(NUMBER, env={"SMS_TOKEN": "tok123"})
+    assert len(got) == 1 and stolen == []
+    assert not reg.get(NUMBER).code_pending
+    assert events(r)[-1]["type"] == "number-code-failed"
+
+
+def test_sms_webhook_ignores_proxy_settings_in_the_environment(r, clock, http_server, monkeypatch):
+    """HTTP(S)_PROXY / ALL_PROXY in fsacd's environment never see the code or the token: the
+    request goes to the webhook itself."""
+    proxied = []
+
+    def proxy(sock, _addr):
+        proxied.append(sock.recv(4096))
+        sock.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        sock.close()
+
+    proxy_server = gevent.server.StreamServer(("127.0.0.1", 0), proxy)
+    proxy_server.start()
+    try:
+        proxy_url = f"http://127.0.0.1:{proxy_server.server_port}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        from fsacd import webclient
+
+        monkeypatch.setattr(webclient, "_client", None)  # made anew, with that environment
+        url, got = http_server()
+        s = replace(SETTINGS, sms_webhook=url, sms_token_env="SMS_TOKEN")
+        reg = VerifiedNumbers(r, Keys("t:"), s, clock=clock)
+        reg.add(NUMBER)
+        code = fixed_code(monkeypatch)
+        reg.verify_via_sms(NUMBER, env={"SMS_TOKEN": "tok123"})
+        assert [(auth, json.loads(body)["code"]) for auth, body in got] == [("Bearer tok123", code)]
+        assert proxied == []
+    finally:
+        proxy_server.stop()
+
+
 # --- config and salt --------------------------------------------------------------------------
 
 

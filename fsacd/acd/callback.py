@@ -51,7 +51,7 @@ from fsacd.esl.session import ESLDisconnected, ESLError, InboundClient
 from fsacd.state.store import Offer
 
 if TYPE_CHECKING:
-    from fsacd.acd.controller import Controller
+    from fsacd.acd.services import Services
     from fsacd.config import QueueConfig
     from fsacd.esl.framing import Event
 
@@ -659,11 +659,8 @@ class _Runner:
         self.store.set_call_fields(self.call_id, callback_state="done")
         self.ctl.pop.finished(self.call_id, t.winner or None, "callback-answered")
         if t.talking_since:
-            key = self.store.keys.queue_handle_times(qcfg.name)
-            pipe = self.store.r.pipeline(transaction=False)
-            pipe.lpush(key, f"{time.time() - t.talking_since + qcfg.wrap_up:.1f}")
-            pipe.ltrim(key, 0, 49)
-            pipe.execute()
+            handled = time.time() - t.talking_since + qcfg.wrap_up
+            self.store.record_handle_time(qcfg.name, handled)
         if t.winner:
             self.ctl.wake_later(qcfg.wrap_up)
         log.info("callback %s: done (agent %s)", self.call_id, t.winner)
@@ -682,7 +679,7 @@ class _Runner:
                 callback_last=outcome,
             )
             if t.winner:
-                self.store.r.hset(self.store.keys.agent(t.winner), "no_answer_streak", 0)
+                self.store.set_agent_fields(t.winner, no_answer_streak=0)
             self.store.event(
                 "callback-failed",
                 call=self.call_id,
@@ -729,7 +726,7 @@ class _Runner:
 class Callbacks:
     """All callback calls of one controller (``ctl.callbacks``)."""
 
-    def __init__(self, ctl: Controller) -> None:
+    def __init__(self, ctl: Services) -> None:
         self.ctl = ctl
         self.store = ctl.store
         fs = ctl.fs
@@ -766,7 +763,7 @@ class Callbacks:
             log.warning("call %s: callback number refused (%s)", call_id, n.status)
             return False
         hidden = rec.get("number_status") == "hidden"
-        problem = self.can_call(qname, n.e164)
+        problem = self.refusal(qname, n.e164)
         if problem is not None:
             log.warning("call %s: queue %s cannot make callbacks", call_id, qname)
             self.store.event(
@@ -859,7 +856,7 @@ class Callbacks:
         self.take(call_id)
         return True
 
-    def can_call(self, queue: str, number: str) -> str | None:
+    def refusal(self, queue: str, number: str) -> str | None:
         """Why a callback to ``number`` through ``queue`` could not be dialled (no gateway,
         no network number, ...), or None if it can. For the caller's dialog."""
         qcfg = self.ctl.cfg.queues.get(queue)
@@ -892,18 +889,9 @@ class Callbacks:
         if dest.e164 is None:
             raise ValueError(f"the callback number is not valid ({dest.status})")
         called = numbers.normalise(rec.get("destination") or "", region).e164
-        contacts = getattr(self.ctl, "contacts", None)
-        customer = None
-        if contacts is not None:
-            found, _ = contacts.lookup(dest, hidden)
-            customer = found[0] if found else None
-        verified = getattr(self.ctl, "verified", None)
-        if verified is None:
-            from fsacd.verified.registry import VerifiedNumbers
-
-            verified = VerifiedNumbers(
-                self.ctl.r, self.store.keys, cfg.numbers, region=cfg.freeswitch.default_region
-            )
+        found, _ = self.ctl.contacts.lookup(dest, hidden)
+        customer = found[0] if found else None
+        verified = self.ctl.verified
         leg_vars, reason = callerid.customer_leg_vars(
             qcfg,
             destination=dest,

@@ -26,7 +26,7 @@ from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 from fsacd.pop.screen import caller_region
 
 if TYPE_CHECKING:
-    from fsacd.acd.controller import Controller
+    from fsacd.acd.services import Services
     from fsacd.config import QueueConfig
     from fsacd.state.store import Offer
 
@@ -45,6 +45,10 @@ APP_START_TIMEOUT = 2.0
 DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
+
+
+#: FreeSWITCH's recordings directory per switch (Core-UUID), asked once.
+_RECORDINGS_DIRS: dict[str, str] = {}
 
 
 class CallGone(Exception):
@@ -83,7 +87,7 @@ class CallState:
 class CallFlow:
     """Drive one call. ``controller`` gives config, store, matcher and the offer inbox."""
 
-    def __init__(self, session: OutboundSession, controller: Controller) -> None:
+    def __init__(self, session: OutboundSession, controller: Services) -> None:
         self.session = session
         self.ctl = controller
         self.cfg = controller.cfg
@@ -95,7 +99,7 @@ class CallFlow:
         self._deferred: list[Offer] = []
         self.draining = False
         self.hidden = False
-        self.caller: numbers.Number = numbers.normalise(None, "DE")
+        self.caller: numbers.Number = numbers.normalise(None, numbers.DEFAULT_REGION)
         self.presentation: callerid.Presentation | None = None
         self.ivr_inputs: dict[str, str] = {}
         self.wants_callback = False
@@ -360,7 +364,7 @@ class CallFlow:
             fields.get("name", ""),
             self.ivr_inputs,
         )
-        if getattr(self.ctl.pop, "crm", None) is None:
+        if self.ctl.pop.crm is None:
             prepare[0](*prepare[1:])  # Redis only (a few ms): ready before any offer
         else:
             # a CRM may take its timeout: look up while the caller waits; an offer made
@@ -521,10 +525,8 @@ class CallFlow:
     def _ask_callback(self, qcfg: QueueConfig) -> bool:
         """Virtual hold: confirm the number to call back, register it, hang up. The call keeps
         its place in the queue (fsacd/acd/callback.py calls the agent, then the customer)."""
-        callbacks = getattr(self.ctl, "callbacks", None)
-        if callbacks is None:
-            return False
-        if self.caller.e164 and callbacks.can_call(self.state.queue, self.caller.e164):
+        callbacks = self.ctl.callbacks
+        if self.caller.e164 and callbacks.refusal(self.state.queue, self.caller.e164):
             return False  # this queue cannot call out (no gateway or number): no callback
         self._stop_moh()
         self._prepare_channel(qcfg, "true", answer=True)
@@ -646,12 +648,41 @@ class CallFlow:
         )
         if not decision.record or not consent.may_start(self.store.get_call(self.state.uuid)):
             return
-        reply = self.session.api(consent.start_command(self.state.uuid, path))
+        file = self._recording_file(path)
+        if file is None:
+            log.warning(
+                "call %s: not recording: FreeSWITCH did not say its recordings_dir", self.state.uuid
+            )
+            self.store.event("recording-failed", call=self.state.uuid, reason="no-recordings-dir")
+            return
+        try:
+            command = consent.start_command(self.state.uuid, file)
+        except ValueError as exc:
+            log.warning("call %s: not recording: %s", self.state.uuid, exc)
+            self.store.event("recording-failed", call=self.state.uuid, reason=str(exc))
+            return
+        self.store.set_call_fields(self.state.uuid, rec_file=file)
+        reply = self.session.api(command)
         if reply.startswith("+OK"):
             self.recording["active"] = True
             self.store.event("recording-started", call=self.state.uuid, queue=self.state.queue)
         else:
             log.warning("call %s: recording did not start: %s", self.state.uuid, reply.strip())
+
+    def _recording_file(self, path: str) -> str | None:
+        """The recording's absolute file: a relative ``recording_path`` is relative to
+        FreeSWITCH's ``recordings_dir`` (FreeSWITCH itself would put it under the channel's
+        ``sound_prefix``, in the sounds directory). None when the switch does not say."""
+        if path.startswith("/"):
+            return path
+        core = self.data.get("Core-UUID", "")
+        base = _RECORDINGS_DIRS.get(core)
+        if base is None:
+            reply = self.session.api("global_getvar recordings_dir").strip()
+            if not reply.startswith("/"):
+                return None
+            base = _RECORDINGS_DIRS[core] = reply.rstrip("/") or "/"
+        return consent.absolute_path(base, path)
 
     def revoke_recording(self, party: str) -> None:
         """Caller, agent or CLI revoked consent: stop at once (``uuid_record ... stop all``
@@ -675,12 +706,7 @@ class CallFlow:
         position = self.store.position(self.state.uuid)
         if position is None:
             return
-        times = [
-            float(t)
-            for t in self.store.r.lrange(
-                self.store.keys.queue_handle_times(self.state.queue), 0, -1
-            )
-        ]
+        times = self.store.handle_times(self.state.queue)
         # two counts, not the whole queue view: this runs for every waiting caller
         _, free = self.store.candidates(self.state.queue)
         staffed = self.store.staffed(self.state.queue)
@@ -1035,10 +1061,7 @@ class CallFlow:
             return
         self.ctl.pop.finished(self.state.uuid, self.state.agent or None, outcome)
         if self.state.agent and self.answered_at:
-            key = self.store.keys.queue_handle_times(self.state.queue)
-            pipe = self.store.r.pipeline(transaction=False)
-            pipe.lpush(key, f"{time.time() - self.answered_at + qcfg.wrap_up:.1f}")
-            pipe.ltrim(key, 0, 49)
-            pipe.execute()
+            handled = time.time() - self.answered_at + qcfg.wrap_up
+            self.store.record_handle_time(self.state.queue, handled)
         if self.state.agent and qcfg.wrap_up >= 0:
             self.ctl.wake_later(qcfg.wrap_up)

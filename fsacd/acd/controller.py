@@ -28,9 +28,8 @@ from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
 if TYPE_CHECKING:
-    import redis
-
     from fsacd.config import Config
+    from fsacd.state.connection import Redis
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class Controller:
     def __init__(
         self,
         cfg: Config,
-        r: redis.Redis | None = None,
+        r: Redis | None = None,
         fs: FreeSwitchClient | None = None,
         config_path: Path | None = None,
     ) -> None:
@@ -238,7 +237,7 @@ class Controller:
             return
         if queue not in self.cfg.queues:
             return
-        if not self.r.set(self.store.keys.dial_request(rid), self.controller_id, nx=True, ex=3600):
+        if not self.store.claim_dial_request(rid):
             return  # another controller took it
         self.store.enqueue(
             {

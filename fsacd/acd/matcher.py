@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -67,12 +68,13 @@ class Matcher:
         self.claim_orphan: Callable[[str], bool] | None = None
         #: agents FreeSWITCH knows are busy elsewhere (fsacd/acd/presence.py), if watched
         self.busy_agents: Callable[[], set[str]] | None = None
+        #: the ``random`` strategy's generator (None: the random module's; tests seed one)
+        self.rng: random.Random | None = None
 
     # --- control ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(*self._channels())
+        self._pubsub = self.store.subscribe(self._channels())
         self._greenlets = [
             gevent.spawn(self._match_loop),
             gevent.spawn(self._listen_loop),
@@ -177,7 +179,9 @@ class Matcher:
                 snaps = [s for s in snaps if s.id not in busy]
                 if not snaps:
                     return
-            ordered = strategies.order(qcfg.strategy, snaps, rr_last=self.store.rr_last(queue))
+            ordered = strategies.order(
+                qcfg.strategy, snaps, rr_last=self.store.rr_last(queue), rng=self.rng
+            )
             want = 0 if strategies.wants_all(qcfg.strategy) else 1
             offer = self.store.reserve(queue, head, ordered, want)
             if offer is None:
@@ -198,8 +202,7 @@ class Matcher:
             log.info("offer %s: call %s has no socket here", offer.offer_id, offer.call_id)
             self._orphan(offer)
             return False
-        payload = json.dumps(offer.to_dict())
-        if self.store.r.publish(self.store.keys.ctl_channel(owner), payload):
+        if self.store.hand_off(offer):
             return True
         if owner in self.store.alive([owner]):
             log.warning("controller %s did not take offer %s: released", owner, offer.offer_id)
@@ -247,8 +250,7 @@ class Matcher:
             self._pubsub.close()
         except Exception:  # noqa: BLE001
             pass
-        self._pubsub = self.store.r.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(*self._channels())
+        self._pubsub = self.store.subscribe(self._channels())
         self.request(self.cfg.queues)
 
     def _on_handoff(self, data: str) -> None:

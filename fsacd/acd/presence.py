@@ -23,6 +23,7 @@ from collections.abc import Callable
 from fsacd.esl.feed import ReconnectingFeed
 from fsacd.esl.framing import Event
 from fsacd.esl.session import InboundClient
+from fsacd.state.presence import PresenceStore
 from fsacd.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Presence(ReconnectingFeed):
     def __init__(self, store: Store, address: tuple[str, int], password: str | None) -> None:
         super().__init__(address, password)
         self.store = store
+        self.sets = PresenceStore.of(store)
         self._index: dict[str, str] = {}
         self._index_at = 0.0
         #: called with (channel uuid, digit) for every key FreeSWITCH reports
@@ -84,8 +86,7 @@ class Presence(ReconnectingFeed):
 
     def busy_agents(self) -> set[str]:
         """Agents not to offer calls to now (for queues with ``skip_busy_agents``)."""
-        k = self.store.keys
-        return set(self.store.r.sunion(k.ext_busy(), k.unregistered(), k.dnd()))
+        return self.sets.busy_agents()
 
     # --- the event loop -------------------------------------------------------------------
 
@@ -107,7 +108,6 @@ class Presence(ReconnectingFeed):
 
     def _resync(self, client: InboundClient) -> None:
         """After (re)connecting: rebuild the ``ext`` keys from FreeSWITCH's channel list."""
-        k = self.store.keys
         reply = client.api("show channels as json")
         try:
             rows = json.loads(reply).get("rows") or []
@@ -119,19 +119,10 @@ class Presence(ReconnectingFeed):
             agent = self._agent_for(channel_users(headers))
             if agent and row.get("uuid"):
                 busy.setdefault(agent, set()).add(row["uuid"])
-        old = self.store.r.smembers(k.ext_busy())
-        pipe = self.store.r.pipeline()
-        for agent in old:
-            pipe.delete(k.agent_ext(agent))
-        pipe.delete(k.ext_busy())
-        for agent, uuids in busy.items():
-            pipe.sadd(k.agent_ext(agent), *uuids)
-            pipe.sadd(k.ext_busy(), agent)
-        pipe.execute()
+        self.sets.replace_external(busy)
 
     def on_event(self, ev: Event) -> None:
         """Apply one FreeSWITCH event (public for tests)."""
-        k = self.store.keys
         h = ev.headers
         name = ev.name
         if name == "CUSTOM":
@@ -144,9 +135,9 @@ class Presence(ReconnectingFeed):
             if agent is None:
                 return
             if sub == "sofia::unregister":
-                self.store.r.sadd(k.unregistered(), agent)
+                self.sets.set_unregistered(agent, True)
             elif sub == "sofia::register":
-                self.store.r.srem(k.unregistered(), agent)
+                self.sets.set_unregistered(agent, False)
                 self.store.wake(self._queues_of(agent))
             return
         if name == "PRESENCE_IN" and h.get("proto") == "sip" and "@" in (h.get("from") or ""):
@@ -166,14 +157,9 @@ class Presence(ReconnectingFeed):
         if agent is None or not uuid:
             return
         if name == "CHANNEL_CREATE":
-            pipe = self.store.r.pipeline()
-            pipe.sadd(k.agent_ext(agent), uuid)
-            pipe.sadd(k.ext_busy(), agent)
-            pipe.execute()
+            self.sets.external_started(agent, uuid)
             return
-        self.store.r.srem(k.agent_ext(agent), uuid)
-        if not self.store.r.scard(k.agent_ext(agent)):
-            self.store.r.srem(k.ext_busy(), agent)
+        if self.sets.external_ended(agent, uuid):
             self.store.wake(self._queues_of(agent))
 
     def _presence(self, h: dict[str, str]) -> None:
@@ -184,10 +170,7 @@ class Presence(ReconnectingFeed):
         rpid = (h.get("rpid") or "").strip().lower()
         status = (h.get("status") or "").strip().lower()
         dnd = rpid == "dnd" or "dnd" in status or "do not disturb" in status
-        k = self.store.keys
-        if dnd:
-            self.store.r.sadd(k.dnd(), agent)
-        elif self.store.r.srem(k.dnd(), agent):
+        if self.sets.set_dnd(agent, dnd):
             self.store.wake(self._queues_of(agent))
 
     def _queues_of(self, agent_id: str) -> list[str]:

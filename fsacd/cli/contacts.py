@@ -1,7 +1,6 @@
 """``fsacd contacts ...`` and ``fsacd pop watch`` (docs/screen-pop.md).
 
-Registered on the main group by fsacd/cli/main.py. Helpers of fsacd.cli.main are imported inside the
-commands (fsacd.cli.main imports this module at its end).
+Registered on the main group by fsacd/cli/main.py; shared helpers from fsacd/cli/common.py.
 """
 
 from __future__ import annotations
@@ -18,13 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-_json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-def _cli() -> Any:
-    from fsacd.cli import main as cli
-
-    return cli
+from fsacd.cli.common import console, echo_json, fail, json_flag, new_table, when
 
 
 def _store(app: Any) -> Any:
@@ -34,8 +27,7 @@ def _store(app: Any) -> Any:
 def _contacts(app: Any) -> Any:
     from fsacd.pop.contacts import Contacts
 
-    store = _store(app)
-    return Contacts(store.r, store.keys)
+    return Contacts(app.redis, _store(app).keys)
 
 
 def _safe(value: Any, limit: int = 500) -> str:
@@ -53,7 +45,7 @@ def _region(app: Any, region: str | None) -> str:
     if region is None:
         return app.cfg.freeswitch.default_region
     if not supported_region(region.upper()):
-        _cli()._fail(f"--region {region!r} is not a region phonenumbers supports (e.g. DE, US)")
+        fail(f"--region {region!r} is not a region phonenumbers supports (e.g. DE, US)")
     return region.upper()
 
 
@@ -96,7 +88,7 @@ def contacts_group() -> None:
     help="Field separator (default: guessed from the header line).",
 )
 @click.option("--dry-run", is_flag=True, help="Check the file, change nothing.")
-@_json_flag
+@json_flag
 @click.pass_obj
 def contacts_import(
     app: Any,
@@ -115,7 +107,6 @@ def contacts_import(
     """
     from fsacd.pop.contacts import ImportFileError, import_csv
 
-    cli = _cli()
     reg = _region(app, region)
     label = getattr(csv_file, "name", None) or "-"
     if not isinstance(label, str) or label == "<stdin>":
@@ -123,7 +114,7 @@ def contacts_import(
     try:
         text = csv_file.read().decode("utf-8")
     except UnicodeDecodeError as exc:
-        cli._fail(f"{label}: not UTF-8 (byte {exc.start}); save the file as UTF-8 CSV")
+        fail(f"{label}: not UTF-8 (byte {exc.start}); save the file as UTF-8 CSV")
     delim = "\t" if delimiter == "tab" else delimiter
     try:
         report = _run(
@@ -137,9 +128,9 @@ def contacts_import(
             dry_run=dry_run,
         )
     except ImportFileError as exc:
-        cli._fail(f"{label}: {exc}")
+        fail(f"{label}: {exc}")
     if as_json:
-        cli._echo_json({**report.to_dict(), "region": reg})
+        echo_json({**report.to_dict(), "region": reg})
     else:
         for p in report.errors:
             click.echo(f"{label}: {p} (row not imported)", err=True)
@@ -156,26 +147,25 @@ def contacts_import(
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn``; Redis errors become one line on stderr, exit code 1."""
-    import redis
+    from fsacd.state.connection import RedisError
 
     try:
         return fn(*args, **kwargs)
-    except redis.RedisError as exc:
-        _cli()._fail(f"Redis: {exc}")
+    except RedisError as exc:
+        fail(f"Redis: {exc}")
 
 
 @contacts_group.command("show")
 @click.argument("contact_id")
-@_json_flag
+@json_flag
 @click.pass_obj
 def contacts_show(app: Any, contact_id: str, as_json: bool) -> None:
     """Every field of one contact."""
-    cli = _cli()
     contact = _run(_contacts(app).get, contact_id)
     if contact is None:
-        cli._fail(f"unknown contact {contact_id!r}")
+        fail(f"unknown contact {contact_id!r}")
     if as_json:
-        cli._echo_json(contact)
+        echo_json(contact)
         return
     table = Table("FIELD", "VALUE", show_header=False, box=None)
     for key in ("id", "name", "company", "status", "language", "tier", "tickets", "notes"):
@@ -187,50 +177,49 @@ def contacts_show(app: Any, contact_id: str, as_json: bool) -> None:
             if key not in ("numbers", "updated_at"):
                 table.add_row(key, Text(_safe(contact[key])))
     if contact.get("updated_at"):
-        table.add_row("updated_at", cli._when(contact["updated_at"], time.time()))
-    cli._console().print(table)
+        table.add_row("updated_at", when(contact["updated_at"], time.time()))
+    console().print(table)
 
 
 @contacts_group.command("find")
 @click.argument("number")
 @click.option("--region", default=None, help="Region to read a national number in.")
 @click.option("--crm", "ask_crm", is_flag=True, help="Also ask the external CRM ([crm]).")
-@_json_flag
+@json_flag
 @click.pass_obj
 def contacts_find(app: Any, number: str, region: str | None, ask_crm: bool, as_json: bool) -> None:
     """Contacts that have NUMBER (any format: +49 30 123, 030 123, 0049...)."""
     from fsacd.core.numbers import normalise
 
-    cli = _cli()
     n = normalise(number, _region(app, region))
     if n.e164 is None:
-        cli._fail(f"not a usable number: {n.reason}")
+        fail(f"not a usable number: {n.reason}")
     contacts, total = _run(_contacts(app).lookup, n)
     for c in contacts:
         c["source"] = "store"
     if not contacts and ask_crm:
         if app.cfg.crm is None:
-            cli._fail("no [crm] section in the config")
+            fail("no [crm] section in the config")
         from fsacd.pop.crm import Crm
 
-        store = _store(app)
-        crm = Crm(store.r, store.keys, app.cfg.crm, region=app.cfg.freeswitch.default_region)
+        keys = _store(app).keys
+        crm = Crm(app.redis, keys, app.cfg.crm, region=app.cfg.freeswitch.default_region)
         contacts = crm.lookup(n.e164)
         total = len(contacts)
     if as_json:
-        cli._echo_json({"number": n.e164, "total": total, "contacts": contacts})
+        echo_json({"number": n.e164, "total": total, "contacts": contacts})
         return
     if not contacts:
         click.echo(f"{n.e164}: no contact")
         return
-    table = cli._table("ID", "NAME", "COMPANY", "STATUS", "NUMBERS", "SOURCE")
+    table = new_table("ID", "NAME", "COMPANY", "STATUS", "NUMBERS", "SOURCE")
     for c in contacts:
         table.add_row(
             *(Text(_safe(c.get(k, ""), 80)) for k in ("id", "name", "company", "status")),
             Text(_numbers_text(c)),
             c.get("source", ""),
         )
-    con = cli._console()
+    con = console()
     more = f" (showing {len(contacts)})" if total > len(contacts) else ""
     con.print(f"{n.e164}: {total} contact{'s' if total != 1 else ''}{more}")
     con.print(table)
@@ -238,15 +227,14 @@ def contacts_find(app: Any, number: str, region: str | None, ask_crm: bool, as_j
 
 @contacts_group.command("remove")
 @click.argument("contact_id")
-@_json_flag
+@json_flag
 @click.pass_obj
 def contacts_remove(app: Any, contact_id: str, as_json: bool) -> None:
     """Delete a contact and its numbers from the index."""
-    cli = _cli()
     if not _run(_contacts(app).remove, contact_id):
-        cli._fail(f"unknown contact {contact_id!r}")
+        fail(f"unknown contact {contact_id!r}")
     if as_json:
-        cli._echo_json({"ok": True, "removed": contact_id})
+        echo_json({"ok": True, "removed": contact_id})
     else:
         click.echo(f"contact {contact_id} removed")
 
@@ -269,7 +257,7 @@ def pop_group() -> None:
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
-@_json_flag
+@json_flag
 @click.pass_obj
 def pop_watch(
     app: Any,
@@ -280,24 +268,18 @@ def pop_watch(
     as_json: bool,
 ) -> None:
     """Print AGENT's screen pops as they are published (Ctrl-C stops)."""
-    import redis
-
+    from fsacd.state.connection import RedisError
+    from fsacd.state.pop import PopStore
     from fsacd.state.store import ID_RE
 
-    cli = _cli()
     if not ID_RE.fullmatch(agent_id):
-        cli._fail(f"bad agent id {agent_id!r}")
-    store = _store(app)
-    r, key = store.r, store.keys.agent_pops(agent_id)
-    con = cli._console()
+        fail(f"bad agent id {agent_id!r}")
+    pops = PopStore.of(_store(app))
+    con = console()
     deadline = None if timeout is None else time.monotonic() + timeout
     shown = 0
     try:
-        if from_start:
-            last = "0-0"
-        else:
-            newest = r.xrevrange(key, count=1)
-            last = newest[0][0] if newest else "0-0"
+        last = "0-0" if from_start else pops.last_pop_id(agent_id)
         if not as_json:
             con.print(f"watching pops of agent {agent_id} (Ctrl-C stops)", style="dim")
         while True:
@@ -307,26 +289,24 @@ def pop_watch(
                 if left <= 0:
                     return
                 block = max(1, min(block, int(left * 1000)))
-            res = r.xread({key: last}, count=100, block=block)
-            for _stream, entries in res or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    try:
-                        pop = json.loads(fields.get("pop", ""))
-                    except ValueError:
-                        continue
-                    if as_json:
-                        click.echo(json.dumps({"id": entry_id, **pop}, ensure_ascii=False))
-                    else:
-                        con.print(render(pop, entry_id))
-                    shown += 1
-                    if count is not None and shown >= count:
-                        return
+            for entry_id, fields in pops.read_pops(agent_id, last, count=100, block_ms=block):
+                last = entry_id
+                try:
+                    pop = json.loads(fields.get("pop", ""))
+                except ValueError:
+                    continue
+                if as_json:
+                    click.echo(json.dumps({"id": entry_id, **pop}, ensure_ascii=False))
+                else:
+                    con.print(render(pop, entry_id))
+                shown += 1
+                if count is not None and shown >= count:
+                    return
     except KeyboardInterrupt:
         if not as_json:
             con.print("stopped", style="dim")
-    except redis.RedisError as exc:
-        cli._fail(f"Redis: {exc}")
+    except RedisError as exc:
+        fail(f"Redis: {exc}")
 
 
 def render(pop: dict[str, Any], entry_id: str = "") -> Any:

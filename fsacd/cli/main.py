@@ -2,142 +2,37 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from fsacd import __version__
-from fsacd.config import Config, ConfigError, load, resolve_path
+from fsacd.cli.common import (
+    App,
+    ago,
+    console,
+    duration,
+    echo_json,
+    fail,
+    handles_errors,
+    json_flag,
+    new_table,
+    pass_app,
+    queues_text,
+    status_text,
+    when,
+)
+from fsacd.cli.contacts import contacts_group, pop_group
+from fsacd.cli.numbers import numbers_group
+from fsacd.config import ConfigError, load
 from fsacd.core import dialstring
-
-_json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-
-
-class App:
-    """Per-invocation state: the config path, and the config and store once needed."""
-
-    def __init__(self, config_path: Path | None) -> None:
-        self.path = resolve_path(config_path)
-        self._cfg: Config | None = None
-        self._store: Any = None
-
-    @property
-    def cfg(self) -> Config:
-        if self._cfg is None:
-            try:
-                self._cfg = load(self.path)
-            except ConfigError as exc:
-                _fail_config(self.path, exc.errors)
-        return self._cfg
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from fsacd.state.connection import connect
-            from fsacd.state.store import Store
-
-            cfg = self.cfg
-            self._store = Store(
-                connect(cfg.redis.url, cfg.redis.data_dir),
-                prefix=cfg.redis.prefix,
-                controller_id="cli",
-            )
-        return self._store
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _fail_config(path: Path, errors: list[str]) -> NoReturn:
-    for line in errors:
-        click.echo(f"{path}: {line}" if not line.startswith(str(path)) else line, err=True)
-    sys.exit(1)
-
-
-def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Store and Redis errors become one line on stderr and exit code 1, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import redis
-
-        from fsacd.state.store import AgentBusy, UnknownAgent, UnknownQueue
-
-        try:
-            return fn(*args, **kwargs)
-        except (UnknownAgent, UnknownQueue, AgentBusy, ValueError) as exc:
-            _fail(str(exc))
-        except redis.RedisError as exc:
-            _fail(f"Redis: {exc}")
-
-    return wrapper
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _console() -> Console:
-    """Rich console; when not on a terminal, wide enough that tables don't wrap."""
-    con = Console(highlight=False)
-    if not con.is_terminal:
-        con = Console(highlight=False, width=200)
-    return con
-
-
-def _table(*columns: str, title: str | None = None) -> Table:
-    return Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
-
-
-def _ago(ts: float | None, now: float | None = None) -> str:
-    """``ts`` as an age: ``42s``, ``3m05s``, ``2h10m``, ``3d4h``; ``-`` if unset."""
-    if not ts:
-        return "-"
-    return _duration(max(0.0, (now or time.time()) - ts))
-
-
-def _duration(s: float) -> str:
-    s = int(s)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
-def _when(ts: float | None, now: float) -> str:
-    """A timestamp as local time with its distance from now; ``-`` if unset."""
-    if not ts:
-        return "-"
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-    if ts > now:
-        return f"{stamp} (in {_duration(ts - now)})"
-    return f"{stamp} ({_ago(ts, now)} ago)"
-
-
-def _queues_text(queues: dict[str, int]) -> str:
-    return " ".join(f"{q}:{p}" for q, p in sorted(queues.items(), key=lambda kv: (kv[1], kv[0])))
-
-
-def _status_text(agent: dict[str, Any]) -> str:
-    status = agent.get("status", "")
-    if status == "on-break" and agent.get("break_reason"):
-        return f"{status} ({agent['break_reason']})"
-    return status
-
 
 # --- the group ------------------------------------------------------------------------------
 
@@ -157,7 +52,6 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = App(config_path)
 
 
-pass_app = click.make_pass_decorator(App)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -169,7 +63,7 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@_json_flag
+@json_flag
 @pass_app
 def config_check(app: App, as_json: bool) -> None:
     """Validate the config; every problem on its own line, exit code 1 if there are any."""
@@ -179,7 +73,7 @@ def config_check(app: App, as_json: bool) -> None:
     except ConfigError as exc:
         cfg, errors = None, exc.errors
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "path": str(app.path),
                 "ok": not errors,
@@ -213,11 +107,11 @@ def _parse_queue_opt(app: App, values: tuple[str, ...]) -> dict[str, int]:
         pos = 1
         if sep:
             if not pos_text.isdigit() or not pos_text.isascii():
-                _fail(f"--queue {value}: the position must be a whole number >= 0")
+                fail(f"--queue {value}: the position must be a whole number >= 0")
             pos = int(pos_text)
         if name not in app.cfg.queues:
             known = ", ".join(app.cfg.queues)
-            _fail(f"unknown queue {name!r} (configured: {known})")
+            fail(f"unknown queue {name!r} (configured: {known})")
         out[name] = pos
     return out
 
@@ -225,13 +119,13 @@ def _parse_queue_opt(app: App, values: tuple[str, ...]) -> dict[str, int]:
 def _agent_or_fail(app: App, agent_id: str) -> dict[str, Any]:
     agent = app.store.get_agent(agent_id)
     if agent is None:
-        _fail(f"unknown agent {agent_id!r}")
+        fail(f"unknown agent {agent_id!r}")
     return agent
 
 
 def _report_change(app: App, agent_id: str, as_json: bool, message: str, **extra: Any) -> None:
     if as_json:
-        _echo_json({"ok": True, **extra, "agent": app.store.get_agent(agent_id)})
+        echo_json({"ok": True, **extra, "agent": app.store.get_agent(agent_id)})
     else:
         click.echo(message)
 
@@ -247,15 +141,15 @@ def _report_change(app: App, agent_id: str, as_json: bool, message: str, **extra
     metavar="NAME[:POSITION]",
     help="A queue the agent serves, with its position (default 1); repeatable.",
 )
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_add(app: App, agent_id: str, contact: str, queues: tuple[str, ...], as_json: bool):
     """Add an agent (logged out), or update its contact and queues."""
     positions = _parse_queue_opt(app, queues)
     problem = dialstring.contact_problem(contact)
     if problem:
-        _fail(f"--contact {problem}")
+        fail(f"--contact {problem}")
     app.store.sync_queues(app.cfg.queues)
     created = app.store.add_agent(agent_id, contact, positions)
     verb = "added" if created else "updated"
@@ -263,21 +157,21 @@ def agent_add(app: App, agent_id: str, contact: str, queues: tuple[str, ...], as
         app,
         agent_id,
         as_json,
-        f"agent {agent_id} {verb}: {_queues_text(positions)}",
+        f"agent {agent_id} {verb}: {queues_text(positions)}",
         created=created,
     )
 
 
 @agent_group.command("remove")
 @click.argument("agent_id")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_remove(app: App, agent_id: str, as_json: bool) -> None:
     """Remove an agent (refused while it is ringing or in a call)."""
     app.store.remove_agent(agent_id)
     if as_json:
-        _echo_json({"ok": True, "removed": agent_id})
+        echo_json({"ok": True, "removed": agent_id})
     else:
         click.echo(f"agent {agent_id} removed")
 
@@ -285,9 +179,9 @@ def agent_remove(app: App, agent_id: str, as_json: bool) -> None:
 def _status_command(name: str, doc: str, call: Callable[[Any, str], str], done: str) -> None:
     @agent_group.command(name, help=doc)
     @click.argument("agent_id")
-    @_json_flag
+    @json_flag
     @pass_app
-    @_handles_errors
+    @handles_errors
     def command(app: App, agent_id: str, as_json: bool) -> None:
         previous = call(app.store, agent_id)
         _report_change(
@@ -315,9 +209,9 @@ _status_command(
 @agent_group.command("break")
 @click.argument("agent_id")
 @click.option("--reason", default="break", show_default=True, help="Why (1-64 characters).")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_break(app: App, agent_id: str, reason: str, as_json: bool) -> None:
     """Put an agent on break: no calls until `agent available`."""
     previous = app.store.set_break(agent_id, reason)
@@ -331,31 +225,31 @@ def agent_break(app: App, agent_id: str, reason: str, as_json: bool) -> None:
 
 
 @agent_group.command("list")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_list(app: App, as_json: bool) -> None:
     """All agents: status, state, since when, calls answered/missed, queues."""
     agents = app.store.list_agents()
     if as_json:
-        _echo_json(agents)
+        echo_json(agents)
         return
     now = time.time()
-    table = _table("ID", "STATUS", "STATE", "SINCE", "ANSWERED", "MISSED", "QUEUES")
+    table = new_table("ID", "STATUS", "STATE", "SINCE", "ANSWERED", "MISSED", "QUEUES")
     for a in agents:
         table.add_row(
             a["id"],
-            _status_text(a),
+            status_text(a),
             a.get("state", ""),
-            _ago(a.get("state_since"), now),
+            ago(a.get("state_since"), now),
             str(a["answered"]),
             str(a["missed"]),
-            _queues_text(a["queues"]),
+            queues_text(a["queues"]),
         )
     if not agents:
         click.echo("no agents (add one: fsacd agent add ID --contact ... --queue NAME)")
         return
-    _console().print(table)
+    console().print(table)
 
 
 _TIME_FIELDS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
@@ -365,9 +259,9 @@ _TIME_FIELDS = ("state_since", "ready_at", "login_at", "last_call_end", "last_of
 @click.argument("agent_id")
 @click.option("--revoke", is_flag=True, help="Withdraw the agent's consent to be recorded.")
 @click.option("--by", default="cli", show_default=True, help="Who records this (for the log).")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool) -> None:
     """Record the agent's consent to call recording (explicit, dated, revocable)."""
     from fsacd.core import consent
@@ -378,40 +272,40 @@ def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool)
         consent.revoke_agent_consent(now, by) if revoke else consent.give_agent_consent(now, by)
     )
     store = app.store
-    store.r.hset(store.keys.agent(agent_id), mapping=fields)
+    store.set_agent_fields(agent_id, **fields)
     store.event("agent-consent", agent=agent_id, state=fields["rec_consent"], by=by)
     view = consent.agent_consent_view(store.get_agent(agent_id))
     if as_json:
-        _echo_json({"agent": agent_id, **view})
+        echo_json({"agent": agent_id, **view})
     else:
         click.echo(f"agent {agent_id}: recording consent {view['state']}")
 
 
 @agent_group.command("show")
 @click.argument("agent_id")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def agent_show(app: App, agent_id: str, as_json: bool) -> None:
     """Everything about one agent."""
     agent = _agent_or_fail(app, agent_id)
     if as_json:
-        _echo_json(agent)
+        echo_json(agent)
         return
     now = time.time()
     table = Table("FIELD", "VALUE", show_header=False, box=None)
     for key in sorted(agent):
         value = agent[key]
         if key == "queues":
-            text = _queues_text(value)
+            text = queues_text(value)
         elif key in _TIME_FIELDS:
-            text = _when(value, now)
+            text = when(value, now)
         elif key == "talk_time":
-            text = _duration(value or 0)
+            text = duration(value or 0)
         else:
             text = str(value) if value not in (None, "") else "-"
         table.add_row(key, text)
-    _console().print(table)
+    console().print(table)
 
 
 # --- queues ---------------------------------------------------------------------------------
@@ -441,9 +335,9 @@ def _view(app: App, name: str) -> dict[str, Any]:
 
 
 @queue_group.command("list")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def queue_list(app: App, as_json: bool) -> None:
     """Every configured queue with its counts."""
     rows = []
@@ -465,62 +359,62 @@ def queue_list(app: App, as_json: bool) -> None:
             }
         )
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     cols = ("name", "strategy", "waiting", "offering", "bridged", "members", "available", "free")
-    table = _table(*(c.upper() for c in cols))
+    table = new_table(*(c.upper() for c in cols))
     for row in rows:
         table.add_row(*(str(row[c]) for c in cols))
-    _console().print(table)
+    console().print(table)
 
 
 @queue_group.command("show")
 @click.argument("name")
-@_json_flag
+@json_flag
 @pass_app
-@_handles_errors
+@handles_errors
 def queue_show(app: App, name: str, as_json: bool) -> None:
     """One queue: its settings, waiting callers in order, calls in progress, members."""
     q = app.cfg.queues.get(name)
     if q is None:
-        _fail(f"unknown queue {name!r} (configured: {', '.join(app.cfg.queues)})")
+        fail(f"unknown queue {name!r} (configured: {', '.join(app.cfg.queues)})")
     v = _view(app, name)
     settings = {k: getattr(q, k) for k in q.__dataclass_fields__ if k != "name"}
     if as_json:
-        _echo_json({**v, "config": settings})
+        echo_json({**v, "config": settings})
         return
-    con = _console()
+    con = console()
     con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else ""))
     grid = Table("SETTING", "VALUE", show_header=False, box=None, padding=(0, 2))
     for key, val in settings.items():
         if val not in (None, "") and key != "display_name":
             grid.add_row(key, str(val))
     con.print(grid)
-    waiting = _table("#", "CALL", "PRIORITY", "WAITED", "NUMBER", "NAME", title="waiting")
+    waiting = new_table("#", "CALL", "PRIORITY", "WAITED", "NUMBER", "NAME", title="waiting")
     for w in v["waiting"]:
         waiting.add_row(
             str(w["position"]),
             w["id"],
             str(w["priority"]),
-            _duration(w["waited"]),
+            duration(w["waited"]),
             w.get("number") or "-",
             w.get("name") or "",
         )
     con.print(waiting if v["waiting"] else "waiting: none")
     if v["active"]:
-        active = _table("CALL", "STATE", "AGENT(S)", "SINCE", title="in progress")
+        active = new_table("CALL", "STATE", "AGENT(S)", "SINCE", title="in progress")
         for a in v["active"]:
             who = a.get("agent") or ",".join(a.get("agents") or [])
-            active.add_row(a["id"], a["state"], who, _duration(a["since"]))
+            active.add_row(a["id"], a["state"], who, duration(a["since"]))
         con.print(active)
-    members = _table(
+    members = new_table(
         "POS", "AGENT", "STATUS", "STATE", "FREE", "ANSWERED", "MISSED", title="members"
     )
     for m in v["members"]:
         members.add_row(
             str(m["position"]),
             m["id"],
-            _status_text(m),
+            status_text(m),
             m["state"],
             "yes" if m["free"] else "no",
             str(m["answered"]),
@@ -545,8 +439,8 @@ def serve(app: App, log_level: str) -> None:
     cfg = app.cfg
     from gevent import monkey
 
-    if not monkey.is_module_patched("socket"):
-        monkey.patch_all()
+    if not monkey.is_module_patched("socket"):  # the entry point patches; in-process callers
+        monkey.patch_all()  # (tests) may not have
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -569,8 +463,8 @@ def call_revoke_recording(app: App, call_id: str, as_json: bool) -> None:
     store = app.store
     call = store.get_call(call_id)
     if call is None or call.get("state") == "ended":
-        _fail(f"no live call {call_id!r}")
-    receivers = store.r.publish(store.keys.control_channel(), f"revoke:{call_id}")
+        fail(f"no live call {call_id!r}")
+    receivers = store.control(f"revoke:{call_id}")
     if as_json:
         click.echo(json.dumps({"call": call_id, "requested": True, "controllers": receivers}))
     else:
@@ -601,18 +495,18 @@ def call_dial(
 
     cfg = app.cfg
     if queue not in cfg.queues:
-        _fail(f"unknown queue {queue!r} (configured: {', '.join(sorted(cfg.queues))})")
+        fail(f"unknown queue {queue!r} (configured: {', '.join(sorted(cfg.queues))})")
     n = normalise(number, (region or cfg.freeswitch.default_region).upper())
     if n.e164 is None:
-        _fail(f"not a dialable number ({n.reason}); write it like +4922112345678")
+        fail(f"not a dialable number ({n.reason}); write it like +4922112345678")
     rid = str(uuidlib.uuid4())
     store = app.store
     payload = json.dumps(
         {"id": rid, "number": n.e164, "queue": queue, "priority": priority, "by": getpass.getuser()}
     )
-    receivers = store.r.publish(store.keys.control_channel(), f"dial:{payload}")
+    receivers = store.control(f"dial:{payload}")
     if not receivers:
-        _fail("no controller is running (fsacd serve) to place the call")
+        fail("no controller is running (fsacd serve) to place the call")
     if as_json:
         click.echo(json.dumps({"call": rid, "number": n.e164, "queue": queue}))
     else:
@@ -630,7 +524,7 @@ def reload_cmd(app: App, as_json: bool) -> None:
     """
     cfg = app.cfg
     store = app.store
-    receivers = store.r.publish(store.keys.control_channel(), "reload")
+    receivers = store.control("reload")
     if as_json:
         click.echo(json.dumps({"requested": True, "controllers": receivers}))
     else:
@@ -642,7 +536,6 @@ def reload_cmd(app: App, as_json: bool) -> None:
 
 # --- contacts and screen pops (fsacd/cli/contacts.py) ----------------------------------------
 
-from fsacd.cli.contacts import contacts_group, pop_group  # noqa: E402
 
 main.add_command(contacts_group)
 main.add_command(pop_group)
@@ -650,7 +543,6 @@ main.add_command(pop_group)
 
 # --- numbers (caller ID; fsacd/cli/numbers.py) ------------------------------------------------
 
-from fsacd.cli.numbers import numbers_group  # noqa: E402
 
 main.add_command(numbers_group)
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import functools
 import getpass
-import json
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from fsacd.cli.common import echo_json, fail, json_flag
 from fsacd.verified.registry import (
     BlockEntry,
     NumberEntry,
@@ -27,49 +27,38 @@ from fsacd.verified.registry import (
     verify_call_command,
 )
 
-_json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
 
 def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import redis
-
         from fsacd.config import ConfigError
         from fsacd.esl.session import ESLError
+        from fsacd.state.connection import RedisError
 
         try:
             return fn(*args, **kwargs)
         except (NumberError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except ConfigError as exc:
-            _fail("; ".join(exc.errors))
+            fail("; ".join(exc.errors))
         except ESLError as exc:
-            _fail(f"FreeSWITCH: {exc}")
-        except redis.RedisError as exc:
-            _fail(f"Redis: {exc}")
+            fail(f"FreeSWITCH: {exc}")
+        except RedisError as exc:
+            fail(f"Redis: {exc}")
 
     return wrapper
 
 
 def _registry(app: Any) -> VerifiedNumbers:
     cfg = app.cfg
-    store = app.store
-    return VerifiedNumbers(store.r, store.keys, cfg.numbers, region=cfg.freeswitch.default_region)
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    keys = app.store.keys
+    return VerifiedNumbers(app.redis, keys, cfg.numbers, region=cfg.freeswitch.default_region)
 
 
 def _check_queues(app: Any, queues: tuple[str, ...]) -> None:
     for q in queues:
         if q not in app.cfg.queues:
-            _fail(f"unknown queue {q!r} (configured: {', '.join(app.cfg.queues)})")
+            fail(f"unknown queue {q!r} (configured: {', '.join(app.cfg.queues)})")
 
 
 def _when(ts: float) -> str:
@@ -99,7 +88,7 @@ def numbers_group() -> None:
     "--queue", "queues", multiple=True, metavar="NAME", help="A queue that may present it."
 )
 @click.option("--agent", default=None, metavar="ID", help="The agent whose direct number it is.")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | None, as_json: bool):
@@ -107,7 +96,7 @@ def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | Non
     _check_queues(app, queues)
     entry, created = _registry(app).add(number, queues=queues, agent=agent)
     if as_json:
-        _echo_json({"ok": True, "created": created, "number": entry.as_dict(time.time())})
+        echo_json({"ok": True, "created": created, "number": entry.as_dict(time.time())})
         return
     verb = "added" if created else "updated"
     where = f" for {', '.join(entry.queues)}" if entry.queues else ""
@@ -120,7 +109,7 @@ def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | Non
 @numbers_group.command("verify")
 @click.argument("number")
 @click.option("--via", type=click.Choice(["call", "sms"]), required=True, help="How to send.")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
@@ -128,7 +117,7 @@ def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
     reg = _registry(app)
     number = require_e164(number, reg.region)
     if reg.get(number) is None:
-        _fail(f"{number} is not registered: fsacd numbers add {number} first")
+        fail(f"{number} is not registered: fsacd numbers add {number} first")
     if via == "call":
         from fsacd.config import password
 
@@ -150,7 +139,7 @@ def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
     else:
         result = reg.verify_via_sms(number)
     if as_json:
-        _echo_json({"ok": True, **result})
+        echo_json({"ok": True, **result})
         return
     what = "call answered" if via == "call" else "SMS handed over"
     click.echo(
@@ -163,20 +152,20 @@ def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
 @numbers_group.command("confirm")
 @click.argument("number")
 @click.argument("code")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_confirm(app: Any, number: str, code: str, as_json: bool) -> None:
     """Confirm NUMBER with the CODE it received: it is verified."""
     entry = _registry(app).confirm(number, code)
     if as_json:
-        _echo_json({"ok": True, "number": entry.as_dict(time.time())})
+        echo_json({"ok": True, "number": entry.as_dict(time.time())})
     else:
         click.echo(f"{entry.number} {_state_text(entry, time.time())}")
 
 
 @numbers_group.command("list")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_list(app: Any, as_json: bool) -> None:
@@ -185,7 +174,7 @@ def numbers_list(app: Any, as_json: bool) -> None:
     now = time.time()
     entries, blocks = reg.list(), reg.list_blocks()
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "numbers": [e.as_dict(now) for e in entries],
                 "blocks": [b.as_dict(now) for b in blocks],
@@ -223,7 +212,7 @@ def numbers_list(app: Any, as_json: bool) -> None:
 @numbers_group.command("remove")
 @click.argument("number")
 @click.option("--block", is_flag=True, help="NUMBER is a block prefix marked verified.")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_remove(app: Any, number: str, block: bool, as_json: bool) -> None:
@@ -234,7 +223,7 @@ def numbers_remove(app: Any, number: str, block: bool, as_json: bool) -> None:
     else:
         reg.remove(number)
     if as_json:
-        _echo_json({"ok": True, "removed": number, "block": block})
+        echo_json({"ok": True, "removed": number, "block": block})
     else:
         click.echo(f"{'block ' if block else ''}{number} removed")
 
@@ -248,7 +237,7 @@ def numbers_remove(app: Any, number: str, block: bool, as_json: bool) -> None:
 @click.option("--queue", "queues", multiple=True, metavar="NAME", help="Queue that may use it.")
 @click.option("--agent", default=None, metavar="ID", help="The agent whose number it is.")
 @click.option("--by", default=None, help="Operator name (default: the login name).")
-@_json_flag
+@json_flag
 @click.pass_obj
 @_handles_errors
 def numbers_mark_verified(
@@ -266,7 +255,7 @@ def numbers_mark_verified(
     """Operator override: mark a number or a whole block verified without a code."""
     _check_queues(app, queues)
     if block and (queues or agent or special):
-        _fail("--block takes no --queue, --agent or --special")
+        fail("--block takes no --queue, --agent or --special")
     result = _registry(app).mark_verified(
         target,
         reason=reason,
@@ -280,7 +269,7 @@ def numbers_mark_verified(
     now = time.time()
     if as_json:
         key = "block" if isinstance(result, BlockEntry) else "number"
-        _echo_json({"ok": True, key: result.as_dict(now)})
+        echo_json({"ok": True, key: result.as_dict(now)})
         return
     if isinstance(result, BlockEntry):
         until = f" until {_when(result.expires_at)}" if result.expires_at else ""

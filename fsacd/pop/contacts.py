@@ -5,9 +5,10 @@ of free-form fields, and ``numbers``: a list of ``{"label", "number"}`` with eve
 E.164. One number may belong to several contacts (a company switchboard); the pop lists them
 all.
 
-Redis (docs/redis.md): ``contact:{id}`` hash (``numbers`` as JSON), ``contacts`` set of ids,
-``contacts:number:{e164}`` set of contact ids per number. Every change of one contact and its
-index entries is one MULTI/EXEC under WATCH, so the index never points at a missing number.
+Redis (docs/redis.md; written by :class:`fsacd.state.contacts.ContactStore`): ``contact:{id}``
+hash (``numbers`` as JSON), ``contacts`` set of ids, ``contacts:number:{e164}`` set of contact
+ids per number. Every change of one contact and its index entries is one MULTI/EXEC under
+WATCH, so the index never points at a missing number.
 
 Nothing here logs a number or a contact field.
 """
@@ -24,10 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from fsacd.core import numbers
 from fsacd.core.numbers import Number
+from fsacd.state.contacts import ContactStore
 from fsacd.state.keys import Keys
 
 #: The fields every contact may have besides ``id`` and ``numbers``, in display order.
@@ -175,10 +175,11 @@ def check_contact(contact: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Contacts:
-    """The contact store. ``r`` must decode responses."""
+    """The contacts: validation and decoding here, Redis in :class:`ContactStore`. ``r`` (the
+    Redis connection, decoding responses) and ``keys`` are handed to that store."""
 
-    def __init__(self, r: redis.Redis, keys: Keys) -> None:
-        self.r = r
+    def __init__(self, r: Any, keys: Keys) -> None:
+        self.db = ContactStore(r, keys)
         self.keys = keys
 
     # --- reads ------------------------------------------------------------------------------
@@ -186,15 +187,19 @@ class Contacts:
     def get(self, contact_id: str) -> dict[str, Any] | None:
         if not CONTACT_ID.fullmatch(contact_id or ""):
             return None
-        h = self.r.hgetall(self.keys.contact(contact_id))
+        h = self.db.get(contact_id)
         return decode(h) if h else None
 
     def count(self) -> int:
-        return int(self.r.scard(self.keys.contacts()))
+        return self.db.count()
 
     def ids_for(self, e164: str) -> list[str]:
         """Ids of the contacts with ``e164``, sorted."""
-        return sorted(self.r.smembers(self.keys.contact_number(e164)))
+        return self.db.ids_for(e164)
+
+    def exist(self, contact_ids: list[str]) -> list[bool]:
+        """Whether each of these contacts is stored (an import's dry run)."""
+        return self.db.exist(contact_ids)
 
     def find(self, e164: str, limit: int = MAX_MATCHES) -> tuple[list[dict[str, Any]], int]:
         """Contacts with the number ``e164`` (sorted by name, then id, at most ``limit``)
@@ -202,10 +207,7 @@ class Contacts:
         ids = self.ids_for(e164)
         if not ids:
             return [], 0
-        pipe = self.r.pipeline(transaction=False)
-        for cid in ids:
-            pipe.hgetall(self.keys.contact(cid))
-        found = [decode(h) for h in pipe.execute() if h]
+        found = [decode(h) for h in self.db.get_many(ids) if h]
         found.sort(key=lambda c: (c.get("name", "").casefold(), c["id"]))
         return found[:limit], len(found)
 
@@ -233,61 +235,15 @@ class Contacts:
         return created, updated
 
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> tuple[int, int]:
-        keys = [self.keys.contact(c["id"]) for c in chunk]
-        for _attempt in range(10):
-            with self.r.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(*keys)
-                    reads = self.r.pipeline(transaction=False)
-                    for k in keys:
-                        reads.hget(k, "numbers")
-                    old_numbers = reads.execute()
-                    pipe.multi()
-                    now = time.time()
-                    created = 0
-                    for contact, key, old in zip(chunk, keys, old_numbers, strict=True):
-                        if old is None:
-                            created += 1
-                        old_set = _e164s(decode({"numbers": old or "[]"}))
-                        new_set = _e164s(contact)
-                        for e164 in old_set - new_set:
-                            pipe.srem(self.keys.contact_number(e164), contact["id"])
-                        pipe.delete(key)
-                        pipe.hset(key, mapping=_encode(contact, now))
-                        for e164 in new_set:
-                            pipe.sadd(self.keys.contact_number(e164), contact["id"])
-                        pipe.sadd(self.keys.contacts(), contact["id"])
-                    pipe.execute()
-                    return created, len(chunk) - created
-                except redis.WatchError:
-                    continue
-        raise redis.RedisError("contacts changed concurrently too often; try again")
+        now = time.time()
+        created = self.db.replace([(c["id"], _encode(c, now), _e164s(c)) for c in chunk])
+        return created, len(chunk) - created
 
     def remove(self, contact_id: str) -> bool:
         """Delete a contact and its index entries. False if there was none."""
         if not CONTACT_ID.fullmatch(contact_id or ""):
             return False
-        key = self.keys.contact(contact_id)
-        for _attempt in range(10):
-            with self.r.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    old = self.r.hget(key, "numbers")
-                    exists = self.r.exists(key)
-                    if not exists:
-                        pipe.unwatch()
-                        self.r.srem(self.keys.contacts(), contact_id)
-                        return False
-                    pipe.multi()
-                    for e164 in _e164s(decode({"numbers": old or "[]"})):
-                        pipe.srem(self.keys.contact_number(e164), contact_id)
-                    pipe.delete(key)
-                    pipe.srem(self.keys.contacts(), contact_id)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
-        raise redis.RedisError("contact changed concurrently too often; try again")
+        return self.db.remove(contact_id)
 
 
 # --- building contacts from external data (CSV rows, CRM answers) ----------------------------
@@ -582,10 +538,7 @@ def import_csv(
     if not dry_run and report.contacts:
         report.created, report.updated = store.put_many(report.contacts)
     elif dry_run:
-        pipe = store.r.pipeline(transaction=False)
-        for c in report.contacts:
-            pipe.exists(store.keys.contact(c["id"]))
-        exists = pipe.execute() if report.contacts else []
+        exists = store.exist([c["id"] for c in report.contacts])
         report.updated = sum(1 for e in exists if e)
         report.created = len(report.contacts) - report.updated
     return report

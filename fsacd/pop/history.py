@@ -22,17 +22,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import redis
-
 from fsacd.config import HistoryConfig
 from fsacd.core.numbers import Number
-from fsacd.pop.crm import read_secret
+from fsacd.secret import MIN_SALT, read_secret
+from fsacd.state.base import Pipe
+from fsacd.state.history import HistoryStore
 from fsacd.state.keys import Keys
 
 log = logging.getLogger(__name__)
-
-#: Shortest salt accepted.
-MIN_SALT = 16
 
 
 def hashed_ref(salt: str, e164: str) -> str:
@@ -49,14 +46,14 @@ class History:
 
     def __init__(
         self,
-        r: redis.Redis,
+        r: Any,
         keys: Keys,
         cfg: HistoryConfig | None = None,
         *,
         env: Mapping[str, str] | None = None,
         salt: str | None = None,
     ) -> None:
-        self.r = r
+        self.db = HistoryStore(r, keys)
         self.keys = keys
         self.cfg = cfg or HistoryConfig()
         self.env = env
@@ -120,7 +117,7 @@ class History:
         ts: float | None = None,
         *,
         hidden: bool | None = None,
-        pipe: Any = None,
+        pipe: Pipe = None,
     ) -> None:
         """Append to the list ``ref`` (from :meth:`ref`); hidden refs get no call id."""
         if self.cfg.max_entries <= 0:
@@ -134,14 +131,8 @@ class History:
         }
         if not hidden:
             entry["call"] = call_id
-        key = self.keys.history(ref)
-        p = pipe if pipe is not None else self.r.pipeline(transaction=True)
-        p.lpush(key, json.dumps(entry, separators=(",", ":")))
-        p.ltrim(key, 0, self.cfg.max_entries - 1)
-        if self.cfg.ttl > 0:
-            p.expire(key, int(self.cfg.ttl))
-        if pipe is None:
-            p.execute()
+        text = json.dumps(entry, separators=(",", ":"))
+        self.db.push(ref, text, self.cfg.max_entries, self.cfg.ttl, pipe=pipe)
 
     def previous(self, number: Number, hidden: bool, limit: int = 5) -> list[dict[str, Any]]:
         """The number's last ``limit`` calls, newest first: ``{ts, date, queue, agent,
@@ -153,7 +144,7 @@ class History:
         if limit <= 0:
             return []
         out = []
-        for raw in self.r.lrange(self.keys.history(ref), 0, limit - 1):
+        for raw in self.db.recent(ref, limit):
             try:
                 entry = json.loads(raw)
                 entry["date"] = _iso(float(entry["ts"]))

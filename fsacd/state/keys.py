@@ -8,6 +8,10 @@ must agree, which ``tests/test_store.py`` checks. docs/redis.md describes each k
 from __future__ import annotations
 
 DEFAULT_PREFIX = "fsacd:"
+#: Approximate length the ``events`` stream is trimmed to (``XADD MAXLEN ~``). The Lua
+#: helpers (``EVENTS_MAXLEN`` in ``fsacd/state/lua/_lib.lua``) use the same number, which
+#: ``tests/test_store.py`` checks.
+EVENTS_MAXLEN = 100000
 
 
 class Keys:
@@ -15,6 +19,10 @@ class Keys:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
+
+    def pattern(self) -> str:
+        """Glob (``SCAN MATCH``) of every key under the prefix (benchmarks clean up with it)."""
+        return f"{self.prefix}*"
 
     # agents
     def agent(self, agent_id: str) -> str:

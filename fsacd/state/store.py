@@ -1,15 +1,16 @@
-"""All of fsacd's shared state in Redis: agents, queues, calls, matching, events.
+"""The ACD's shared state in Redis: agents, queues, calls, matching, events, pub/sub.
 
 Every change that must be atomic is one Lua script (``fsacd/state/lua/``); this module validates
-input, calls the scripts and decodes what comes back. docs/design.md describes the protocol,
-docs/redis.md the keys and events.
+input, calls the scripts and decodes what comes back. The features' own keys have their store
+modules beside this one (presence, contacts, crm, history, pop, verified); nothing outside
+``fsacd/state`` talks to Redis. docs/design.md describes the protocol, docs/redis.md the keys
+and events.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import re
 import time
 import uuid
@@ -19,19 +20,19 @@ from typing import Any
 
 import redis
 
-from fsacd.core import strategies
+from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
-from fsacd.state.keys import DEFAULT_PREFIX, Keys
+from fsacd.state.base import Pipe, StateBase
+from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
 from fsacd.state.scripts import Scripts
 
-#: Highest call priority; priorities run 0..PRIORITY_MAX, higher is served first.
-PRIORITY_MAX = 1000
-#: Waiting-score multiplier: score = (PRIORITY_MAX - priority) * SEQ_SPAN + seq.
+#: Waiting-score multiplier: score = (PRIORITY_MAX - priority) * SEQ_SPAN + seq
+#: (PRIORITY_MAX, the highest call priority, is fsacd.core.routing's).
 SEQ_SPAN = 2**40
 #: How long an ended call's hash stays readable, seconds.
 CALL_TTL = 86400
-#: Approximate length the events stream is trimmed to (same value in fsacd/state/lua/_lib.lua).
-EVENTS_MAXLEN = 100000
+#: Recent handle times kept per queue (``queue:{name}:aht``) for the estimated wait.
+HANDLE_TIMES_KEPT = 50
 
 #: Agent ids, queue names: what may appear inside key names.
 ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -280,7 +281,19 @@ def _field(v: Any) -> str | None:
     return str(v)
 
 
-class Store:
+def append_event(client: Any, keys: Keys, now: float, type: str, fields: Mapping[str, Any]) -> None:
+    """XADD one event (``type``, ``ts`` and the fields that are not None or empty) to the
+    events stream on ``client`` (a connection or a pipe). Every event fsacd writes from
+    Python goes through here (the Lua scripts have ``emit`` in ``_lib.lua``)."""
+    data = {"type": type, "ts": _fmt(now)}
+    for k, v in fields.items():
+        s = _field(v)
+        if s is not None and s != "":
+            data[k] = s
+    client.xadd(keys.events(), data, maxlen=EVENTS_MAXLEN, approximate=True)
+
+
+class Store(StateBase):
     """fsacd's Redis state. ``r`` must decode responses (``decode_responses=True``)."""
 
     def __init__(
@@ -296,13 +309,17 @@ class Store:
         kwargs = getattr(kwargs, "connection_kwargs", {}) or {}
         if not kwargs.get("decode_responses", False):
             raise ValueError("Store needs a Redis client with decode_responses=True")
-        self.r = r
-        self.keys = Keys(prefix)
+        super().__init__(r, Keys(prefix))
         self.prefix = prefix
         self.controller_id = controller_id
         self.call_ttl = int(call_ttl)
         self.clock = clock
         self.scripts = Scripts(r)
+
+    @classmethod
+    def of(cls, other: StateBase) -> Store:
+        """A Store (no controller id) on the connection and prefix of another store."""
+        return cls(other.r, prefix=other.keys.prefix)
 
     def _args(self) -> list[str]:
         """ARGV[1], ARGV[2] of every script: the key prefix and now."""
@@ -310,16 +327,11 @@ class Store:
 
     # --- events and wake-ups ---------------------------------------------------------------
 
-    def event(self, type: str, pipe: Any = None, **fields: Any) -> None:
+    def event(self, type: str, pipe: Pipe = None, **fields: Any) -> None:
         """Append an event to the events stream (fields that are None are left out)."""
-        data = {"type": type, "ts": _fmt(self.clock())}
-        for k, v in fields.items():
-            s = _field(v)
-            if s is not None and s != "":
-                data[k] = s
-        (pipe or self.r).xadd(self.keys.events(), data, maxlen=EVENTS_MAXLEN, approximate=True)
+        append_event(pipe or self.r, self.keys, self.clock(), type, fields)
 
-    def wake(self, queues: Iterable[str], pipe: Any = None) -> None:
+    def wake(self, queues: Iterable[str], pipe: Pipe = None) -> None:
         """PUBLISH each queue name (once) on the wake channel: matching should run for it."""
         client = pipe or self.r
         for q in dict.fromkeys(queues):
@@ -330,6 +342,36 @@ class Store:
         """The last ``count`` events, oldest first, each with its stream ``id``."""
         rows = self.r.xrevrange(self.keys.events(), count=count)
         return [{"id": eid, **fields} for eid, fields in reversed(rows)]
+
+    def all_events(self) -> list[dict[str, str]]:
+        """Every event still in the stream, oldest first, each with its ``id`` (tools)."""
+        return [{"id": eid, **f} for eid, f in self.r.xrange(self.keys.events())]
+
+    # --- pub/sub: wake-ups, offer hand-offs, control messages --------------------------------
+
+    def subscribe(self, channels: Iterable[str]) -> Any:
+        """A pub/sub connection subscribed to ``channels`` (``get_message``, ``close``);
+        subscribe confirmations are not delivered."""
+        pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*channels)
+        return pubsub
+
+    def hand_off(self, offer: Offer) -> int:
+        """PUBLISH an offer to the controller owning its call (``ctl:{owner}``); returns how
+        many received it (0: nobody listens there)."""
+        payload = json.dumps(offer.to_dict())
+        return int(self.r.publish(self.keys.ctl_channel(offer.owner), payload))
+
+    def control(self, message: str) -> int:
+        """PUBLISH a command to every controller (``reload``, ``revoke:{call}``,
+        ``dial:{json}``); returns how many controllers received it."""
+        return int(self.r.publish(self.keys.control_channel(), message))
+
+    def claim_dial_request(self, request_id: str, ttl: int = 3600) -> bool:
+        """Take a supervisor's dial request for this controller (SET NX): True for the one
+        controller that got it first."""
+        key = self.keys.dial_request(request_id)
+        return bool(self.r.set(key, self.controller_id, nx=True, ex=ttl))
 
     # --- queues -----------------------------------------------------------------------------
 
@@ -453,7 +495,7 @@ class Store:
     # --- agents -----------------------------------------------------------------------------
 
     def add_agent(
-        self, agent_id: str, contact: str, queues: Mapping[str, int], pipe: Any = None
+        self, agent_id: str, contact: str, queues: Mapping[str, int], pipe: Pipe = None
     ) -> bool | None:
         """Create an agent (logged out) or update its contact and queues (name -> position).
 
@@ -662,21 +704,6 @@ class Store:
             return None
         return Offer(offer_id=res[0], call_id=call_id, queue=queue, agents=res[2:], owner=res[1])
 
-    def match(
-        self, queue: str, strategy: str, *, rng: random.Random | None = None, tries: int = 3
-    ) -> Offer | None:
-        """candidates + strategies.order + reserve, retried when the head changed meanwhile."""
-        for _ in range(tries):
-            head, snaps = self.candidates(queue)
-            if head is None or not snaps:
-                return None
-            ordered = strategies.order(strategy, snaps, rr_last=self.rr_last(queue), rng=rng)
-            want = 0 if strategies.wants_all(strategy) else 1
-            offer = self.reserve(queue, head, ordered, want)
-            if offer is not None:
-                return offer
-        return None
-
     def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
         """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
         is stale (the call is no longer offering it)."""
@@ -787,9 +814,23 @@ class Store:
         """Callers waiting in the queue now."""
         return int(self.r.zcard(self.keys.queue_waiting(queue)))
 
+    def record_handle_time(self, queue: str, seconds: float, pipe: Pipe = None) -> None:
+        """One answered call's handle time (talk + wrap-up): the newest of the queue's last
+        :data:`HANDLE_TIMES_KEPT` (for the estimated-wait announcement)."""
+        key = self.keys.queue_handle_times(queue)
+        p = pipe if pipe is not None else self.r.pipeline(transaction=False)
+        p.lpush(key, f"{seconds:.1f}")
+        p.ltrim(key, 0, HANDLE_TIMES_KEPT - 1)
+        if pipe is None:
+            p.execute()
+
+    def handle_times(self, queue: str) -> list[float]:
+        """The queue's recent handle times, seconds, newest first."""
+        return [float(t) for t in self.r.lrange(self.keys.queue_handle_times(queue), 0, -1)]
+
     # --- controllers and recovery (fsacd/acd/recovery.py) ---------------------------------------
 
-    def renew_lease(self, ttl: float, pipe: Any = None) -> None:
+    def renew_lease(self, ttl: float, pipe: Pipe = None) -> None:
         """This controller is alive for ``ttl`` more seconds."""
         (pipe or self.r).set(
             self.keys.controller(self.controller_id), _fmt(self.clock()), px=int(ttl * 1000)
@@ -806,9 +847,15 @@ class Store:
         found = self.r.mget([self.keys.controller(c) for c in ids])
         return {c for c, v in zip(ids, found, strict=True) if v is not None}
 
-    def set_call_fields(self, call_id: str, pipe: Any = None, **fields: str) -> None:
+    def set_call_fields(self, call_id: str, pipe: Pipe = None, **fields: str) -> None:
         """Plain informational fields of a live call (e.g. ``legs``: leg uuid:agent pairs)."""
         (pipe or self.r).hset(self.keys.call(call_id), mapping=fields)
+
+    def set_agent_fields(self, agent_id: str, /, pipe: Pipe = None, **fields: Any) -> None:
+        """Plain fields of an agent that no script reads (e.g. recording consent), or a
+        counter reset outside an offer (``no_answer_streak``)."""
+        check_id(agent_id)
+        (pipe or self.r).hset(self.keys.agent(agent_id), mapping=fields)
 
     def adopt_call(self, call_id: str, dead_owner: str) -> bool:
         """Take over a call of a dead controller (only one survivor wins)."""

@@ -133,7 +133,7 @@ def bench_wake(url: str, rounds: int = 50) -> str:
 def _entered_to_bridged(store: Store) -> list[float]:
     """Per call: the controller's call-entered -> call-bridged time, from the event stream."""
     entered, out = {}, []
-    for _, f in store.r.xrange(store.keys.events()):
+    for f in store.all_events():
         if f.get("type") == "call-entered":
             entered.setdefault(f["call"], float(f["ts"]))
         elif f.get("type") == "call-bridged" and f["call"] in entered:

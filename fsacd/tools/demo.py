@@ -87,7 +87,7 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> 
 
 def summarize(store: Store, started: float) -> tuple[str, int]:
     """Text summary from the event stream and the agents' final state; and the stuck count."""
-    events = [f for _, f in store.r.xrange(store.keys.events())]
+    events = store.all_events()
     entered = {e["call"]: float(e["ts"]) for e in events if e.get("type") == "call-entered"}
     bridged = {}
     for e in events:

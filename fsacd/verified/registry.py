@@ -12,9 +12,9 @@ Codes: ``numbers.code_digits`` random digits, valid ``numbers.code_ttl`` seconds
 Only a salted scrypt hash is stored; the code itself is never stored, logged or evented.
 
 Writes are plain Redis commands in MULTI/EXEC transactions (no Lua script: nothing here takes
-part in the matching). Every change bumps ``numbers:version`` and appends an event
-(``number-*``) to the ``events`` stream. The registry holds the company's own numbers only,
-never a caller's.
+part in the matching), made by :class:`fsacd.state.verified.NumberStore`. Every change bumps
+``numbers:version`` and appends an event (``number-*``) to the ``events`` stream. The
+registry holds the company's own numbers only, never a caller's.
 """
 
 from __future__ import annotations
@@ -28,25 +28,24 @@ import re
 import secrets
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
 from fsacd.config import NumbersConfig
 from fsacd.core import callerid, dialstring, numbers
+from fsacd.secret import MIN_SALT, SecretError, read_secret
 from fsacd.state.keys import Keys
+from fsacd.state.verified import NumberStore
+from fsacd.webclient import HttpFailure, http_request
 
 log = logging.getLogger(__name__)
 
 EXAMPLE = "+4922129191999"
-EVENTS_MAXLEN = 100000
-#: Shortest salt accepted (as fsacd.pop.history).
-MIN_SALT = 16
+#: How long the SMS sender's webhook may take, seconds.
+SMS_WEBHOOK_TIMEOUT = 10.0
 #: Shortest block prefix an operator may mark verified (digits after ``+``).
 MIN_BLOCK_DIGITS = 6
 #: scrypt cost of the code hash: ~16 MiB and tens of ms per try.
@@ -256,14 +255,10 @@ def verify_call_command(number: str, code: str, settings: NumbersConfig) -> str:
 
 
 def _read_secret(env_name: str | None, path: str | None, env: Mapping[str, str]) -> str | None:
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip("\r\n") or None
-        except OSError as exc:
-            raise NumberError(f"cannot read {path}: {exc.strerror}") from None
-    if env_name:
-        return env.get(env_name) or None
-    return None
+    try:
+        return read_secret(env_name, path, env, strict=True)
+    except SecretError as exc:
+        raise NumberError(str(exc)) from None
 
 
 def number_salt(cfg: Any, env: Mapping[str, str] | None = None) -> bytes | None:
@@ -294,8 +289,8 @@ class VerifiedNumbers:
         region: str = "DE",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.r = r
         self.keys = keys or Keys()
+        self.db = NumberStore(r, self.keys, clock=clock)
         self.settings = settings or NumbersConfig()
         self.region = region
         self.clock = clock
@@ -304,23 +299,19 @@ class VerifiedNumbers:
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, number: str) -> NumberEntry | None:
-        return _entry(self.r.hgetall(self.keys.number(number)))
+        return _entry(self.db.get(number))
 
     def list(self) -> list[NumberEntry]:
         """Every registered number, sorted."""
-        nums = sorted(self.r.smembers(self.keys.numbers()))
-        pipe = self.r.pipeline(transaction=False)
-        for n in nums:
-            pipe.hgetall(self.keys.number(n))
-        return [e for e in map(_entry, pipe.execute()) if e is not None]
+        return [e for e in map(_entry, self.db.all()) if e is not None]
 
     def list_blocks(self) -> list[BlockEntry]:
-        raw = self.r.hgetall(self.keys.number_blocks())
+        raw = self.db.blocks()
         return [_block(v) for _, v in sorted(raw.items())]
 
     def snapshot(self) -> VerifiedSnapshot:
         """The registry as of now; reloaded only when ``numbers:version`` changed."""
-        version = int(self.r.get(self.keys.numbers_version()) or 0)
+        version = self.db.version()
         cached = self._cache
         if cached is not None and cached.version == version:
             return cached
@@ -345,7 +336,6 @@ class VerifiedNumbers:
         queues = tuple(dict.fromkeys(_names(queues, "queue")))
         if agent is not None:
             _names([agent], "agent")
-        key = self.keys.number(number)
         now = self.clock()
         old = self.get(number)
         merged = tuple(dict.fromkeys([*(old.queues if old else ()), *queues]))
@@ -354,39 +344,28 @@ class VerifiedNumbers:
             fields["agent"] = agent
         if old is None:
             fields.update({"status": "pending", "added_at": _fmt(now)})
-        pipe = self.r.pipeline()
-        pipe.hset(key, mapping=fields)
-        pipe.sadd(self.keys.numbers(), number)
-        self._changed(
-            pipe,
-            "number-added" if old is None else "number-updated",
+        self.db.save(
+            number,
+            fields,
+            event="number-added" if old is None else "number-updated",
             number=number,
             queues=",".join(merged),
             agent=agent or (old.agent if old else ""),
         )
-        pipe.execute()
         entry = self.get(number)
         assert entry is not None
         return entry, old is None
 
     def remove(self, number: str) -> None:
         """Forget a number (and any pending code). :class:`NumberError` if unknown."""
-        key = self.keys.number(number)
-        if not self.r.exists(key):
+        if not self.db.exists(number):
             raise NumberError(f"{number} is not registered")
-        pipe = self.r.pipeline()
-        pipe.delete(key)
-        pipe.srem(self.keys.numbers(), number)
-        self._changed(pipe, "number-removed", number=number)
-        pipe.execute()
+        self.db.delete(number, event="number-removed", number=number)
 
     def remove_block(self, prefix: str, *, by: str = "") -> None:
-        if not self.r.hexists(self.keys.number_blocks(), prefix):
+        if not self.db.block_exists(prefix):
             raise NumberError(f"no block {prefix} is marked verified")
-        pipe = self.r.pipeline()
-        pipe.hdel(self.keys.number_blocks(), prefix)
-        self._changed(pipe, "number-block-removed", block=prefix, by=by)
-        pipe.execute()
+        self.db.delete_block(prefix, event="number-block-removed", block=prefix, by=by)
         log.warning("number block %s: operator verification removed by %s", prefix, by or "?")
 
     def mark_verified(
@@ -425,21 +404,15 @@ class VerifiedNumbers:
             if phonenumbers.region_code_for_country_code(_country_code(target)) == "ZZ":
                 raise NumberError(f"{target} does not start with a country code")
             entry = BlockEntry(target, reason, by, now, expires)
-            pipe = self.r.pipeline()
-            pipe.hset(
-                self.keys.number_blocks(),
+            self.db.save_block(
                 target,
                 json.dumps(entry.__dict__, sort_keys=True),
-            )
-            self._changed(
-                pipe,
-                "number-marked-verified",
+                event="number-marked-verified",
                 block=target,
                 reason=reason,
                 by=by,
                 expires_at=expires,
             )
-            pipe.execute()
             log.warning(
                 "number block %s marked verified by %s without a check: %s", target, by, reason
             )
@@ -473,15 +446,16 @@ class VerifiedNumbers:
             fields["added_at"] = _fmt(now)
         if agent is not None:
             fields["agent"] = agent
-        key = self.keys.number(target)
-        pipe = self.r.pipeline()
-        pipe.hset(key, mapping=fields)
-        pipe.hdel(key, *_CODE_FIELDS)
-        pipe.sadd(self.keys.numbers(), target)
-        self._changed(
-            pipe, "number-marked-verified", number=target, reason=reason, by=by, expires_at=expires
+        self.db.save(
+            target,
+            fields,
+            drop=_CODE_FIELDS,
+            event="number-marked-verified",
+            number=target,
+            reason=reason,
+            by=by,
+            expires_at=expires,
         )
-        pipe.execute()
         log.warning("number %s marked verified by %s without a check: %s", target, by, reason)
         entry = self.get(target)
         assert entry is not None
@@ -495,8 +469,7 @@ class VerifiedNumbers:
         The plain code is returned for delivery only. :class:`NumberError` if the number is
         not registered or the last code was sent less than ``resend_after`` seconds ago.
         """
-        key = self.keys.number(number)
-        h = self.r.hgetall(key)
+        h = self.db.get(number)
         if not h:
             raise NumberError(f"{number} is not registered: fsacd numbers add {number} first")
         now = self.clock()
@@ -509,10 +482,9 @@ class VerifiedNumbers:
         n = self.settings.code_digits
         code = "".join(secrets.choice("0123456789") for _ in range(n))
         salt = secrets.token_bytes(16)
-        pipe = self.r.pipeline()
-        pipe.hset(
-            key,
-            mapping={
+        self.db.set_code(
+            number,
+            {
                 "code_hash": code_hash(code, salt, number),
                 "code_salt": salt.hex(),
                 "code_expires_at": _fmt(now + self.settings.code_ttl),
@@ -521,17 +493,12 @@ class VerifiedNumbers:
                 "code_via": via,
             },
         )
-        pipe.incr(self.keys.numbers_version())
-        pipe.execute()
         return code
 
     def _drop_code(self, number: str, event: str, *, delivered: bool = True, **fields: Any) -> None:
         """Void the pending code. An undelivered code does not count for ``resend_after``."""
-        pipe = self.r.pipeline()
         extra = () if delivered else ("code_sent_at",)
-        pipe.hdel(self.keys.number(number), *_CODE_FIELDS, *extra)
-        self._changed(pipe, event, number=number, **fields)
-        pipe.execute()
+        self.db.drop_fields(number, (*_CODE_FIELDS, *extra), event=event, number=number, **fields)
 
     def verify_via_call(self, number: str, esl: Any) -> dict[str, Any]:
         """Call ``number`` through FreeSWITCH (``esl``: a connected
@@ -573,10 +540,11 @@ class VerifiedNumbers:
         *,
         env: Mapping[str, str] | None = None,
         run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-        urlopen: Callable[..., Any] = urllib.request.urlopen,
     ) -> dict[str, Any]:
         """Hand a new code to ``numbers.sms_command`` (argv, no shell; JSON on stdin) or POST
-        it to ``numbers.sms_webhook``. :class:`DeliveryError` if that fails."""
+        it to ``numbers.sms_webhook`` (fsacd/webclient.py: no redirect is followed, no proxy
+        from the environment is used, so the code and the token go to that URL only).
+        :class:`DeliveryError` if that fails."""
         number = require_e164(number, self.region)
         self._require_registered(number)
         s = self.settings
@@ -606,16 +574,18 @@ class VerifiedNumbers:
                 headers = {"Content-Type": "application/json"}
                 if token:
                     headers["Authorization"] = f"Bearer {token}"
-                req = urllib.request.Request(
-                    s.sms_webhook or "", data=payload, headers=headers, method="POST"
-                )
                 try:
-                    with urlopen(req, timeout=10) as resp:
-                        status = getattr(resp, "status", 200)
-                except urllib.error.HTTPError as exc:
-                    status = exc.code
-                except (OSError, ValueError) as exc:
-                    raise DeliveryError(f"sms_webhook failed: {_redact(str(exc), code)}") from None
+                    status, _ = http_request(
+                        s.sms_webhook or "",
+                        timeout=SMS_WEBHOOK_TIMEOUT,
+                        data=payload,
+                        headers=headers,
+                        max_bytes=64 * 1024,
+                    )
+                except HttpFailure as exc:
+                    if exc.status is None:
+                        raise DeliveryError(f"sms_webhook failed: {exc.reason}") from None
+                    status = exc.status
                 if not 200 <= status < 300:
                     raise DeliveryError(f"sms_webhook answered HTTP {status}")
         except DeliveryError as exc:
@@ -632,8 +602,7 @@ class VerifiedNumbers:
         left) or too many tries (the code is then void).
         """
         number = require_e164(number, self.region)
-        key = self.keys.number(number)
-        h = self.r.hgetall(key)
+        h = self.db.get(number)
         if not h:
             raise NumberError(f"{number} is not registered")
         if not h.get("code_hash"):
@@ -645,7 +614,7 @@ class VerifiedNumbers:
         if now >= float(h.get("code_expires_at") or 0):
             self._drop_code(number, "number-code-failed", reason="expired")
             raise NumberError("the code has expired: ask for a new one (fsacd numbers verify)")
-        attempts = int(self.r.hincrby(key, "code_attempts", 1))
+        attempts = self.db.count_attempt(number)
         limit = self.settings.code_attempts
         if attempts > limit:
             self._drop_code(number, "number-code-failed", reason="too many attempts")
@@ -658,32 +627,29 @@ class VerifiedNumbers:
             if left <= 0:
                 self._drop_code(number, "number-code-failed", reason="too many attempts")
                 raise NumberError("wrong code, and no tries left: ask for a new one")
-            self._event(None, "number-code-failed", number=number, reason="wrong code", left=left)
+            self.db.event("number-code-failed", number=number, reason="wrong code", left=left)
             raise NumberError(f"wrong code ({left} {'try' if left == 1 else 'tries'} left)")
         days = self.settings.valid_days
         expires = now + days * 86400 if days else 0.0
-        with self.r.pipeline() as pipe:
-            pipe.watch(key)
-            if pipe.hget(key, "code_hash") != h["code_hash"]:
-                pipe.reset()
-                raise NumberError("the code was replaced or used meanwhile: ask for a new one")
-            pipe.multi()
-            pipe.hset(
-                key,
-                mapping={
-                    "status": "verified",
-                    "verified_at": _fmt(now),
-                    "expires_at": _fmt(expires),
-                    "via": h.get("code_via") or "",
-                    "by": "",
-                    "reason": "",
-                },
-            )
-            pipe.hdel(key, *_CODE_FIELDS)
-            self._changed(
-                pipe, "number-verified", number=number, via=h.get("code_via"), expires_at=expires
-            )
-            pipe.execute()
+        done = self.db.verify(
+            number,
+            h["code_hash"],
+            {
+                "status": "verified",
+                "verified_at": _fmt(now),
+                "expires_at": _fmt(expires),
+                "via": h.get("code_via") or "",
+                "by": "",
+                "reason": "",
+            },
+            drop=_CODE_FIELDS,
+            event="number-verified",
+            number=number,
+            via=h.get("code_via"),
+            expires_at=expires,
+        )
+        if not done:
+            raise NumberError("the code was replaced or used meanwhile: ask for a new one")
         log.info("number %s verified via %s", number, h.get("code_via") or "?")
         entry = self.get(number)
         assert entry is not None
@@ -692,31 +658,19 @@ class VerifiedNumbers:
     # --- plumbing ----------------------------------------------------------------------------
 
     def _require_registered(self, number: str) -> None:
-        if not self.r.exists(self.keys.number(number)):
+        if not self.db.exists(number):
             raise NumberError(f"{number} is not registered: fsacd numbers add {number} first")
 
     def _code_info(self, number: str) -> dict[str, Any]:
-        h = self.r.hgetall(self.keys.number(number))
+        h = self.db.get(number)
         return {
             "code_expires_at": float(h.get("code_expires_at") or 0),
             "attempts": self.settings.code_attempts,
         }
 
     def _sent(self, number: str, via: str, **fields: Any) -> None:
-        self._event(None, "number-code-sent", number=number, via=via, **fields)
+        self.db.event("number-code-sent", number=number, via=via, **fields)
         log.info("number %s: verification code sent via %s", number, via)
-
-    def _changed(self, pipe: Any, type: str, **fields: Any) -> None:
-        pipe.incr(self.keys.numbers_version())
-        self._event(pipe, type, **fields)
-
-    def _event(self, pipe: Any, type: str, **fields: Any) -> None:
-        data = {"type": type, "ts": _fmt(self.clock())}
-        for k, v in fields.items():
-            if v is None or v == "":
-                continue
-            data[k] = _fmt(v) if isinstance(v, float) else str(v)
-        (pipe or self.r).xadd(self.keys.events(), data, maxlen=EVENTS_MAXLEN, approximate=True)
 
 
 def _fmt(x: float) -> str:

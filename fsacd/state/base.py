@@ -1,0 +1,43 @@
+"""What every store in ``fsacd/state`` shares: the connection, the key names, batches.
+
+A store is the Redis side of one feature (``Store`` for the ACD itself, ``ContactStore`` for
+the contacts, ...). Features never talk to Redis: they call their store's methods. Writes
+take ``pipe=None``: given a pipe from :meth:`StateBase.batch` (of any store on the same
+connection) they are queued on it and sent with the others, in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Self
+
+from fsacd.state.keys import Keys
+
+#: A batch of queued commands (a redis-py pipeline); features only pass it on as ``pipe=``.
+Pipe = Any
+
+
+class StateBase:
+    """A Redis connection ``r`` (decoding responses) and the key names ``keys``."""
+
+    def __init__(self, r: Any, keys: Keys | None = None) -> None:
+        self.r = r
+        self.keys = keys or Keys()
+
+    @classmethod
+    def of(cls, other: StateBase) -> Self:
+        """This store on the connection and key prefix of another one."""
+        return cls(other.r, other.keys)
+
+    @contextmanager
+    def batch(self, transaction: bool = False) -> Iterator[Pipe]:
+        """Queue writes (``pipe=`` of any store's methods) and send them together when the
+        block ends; ``transaction`` wraps them in MULTI/EXEC. Nothing is sent if the block
+        raises."""
+        pipe = self.r.pipeline(transaction=transaction)
+        try:
+            yield pipe
+            pipe.execute()
+        finally:
+            pipe.reset()
