@@ -464,3 +464,35 @@ strategy = "ring-all"
         call.hangup()
     finally:
         acd.stop()
+
+
+def test_an_undiallable_contact_in_redis_benches_the_agent_not_the_caller(redis_url, caplog):
+    """A contact written to Redis by hand (or before the checks) that cannot be dialled: the
+    agent goes on break ``bad-contact`` once, the caller reaches the other free agent."""
+    acd = make(
+        redis_url,
+        """
+[queues.support]
+strategy = "first-available"
+ring_timeout = 2
+wrap_up = 0.2
+
+[queues.sales]
+strategy = "ring-all"
+""",
+    )
+    try:
+        acd.agent("1001", P.answers(after=0.05, talk=30), {"support": 1})
+        acd.agent("1002", P.answers(after=0.05, talk=30), {"support": 2})
+        acd.store.set_agent_fields("1001", contact="${system(id)}")
+        call = acd.fs.place_call(destination="5000", caller_number="+4922129191007")
+        call.wait_bridged(5)
+        assert rung_agents(call) == ["1002"]
+        a = acd.agent_state("1001")
+        assert (a["status"], a["break_reason"]) == ("on-break", "bad-contact")
+        warned = [r for r in caplog.records if "cannot be dialled" in r.getMessage()]
+        assert len(warned) == 1
+        assert [e["agent"] for e in acd.events("agent-bad-contact")] == ["1001"]
+        call.hangup()
+    finally:
+        acd.stop()

@@ -107,3 +107,26 @@ def test_dialplan_region_reads_national_numbers_of_another_country(acd):
     call.wait_bridged(8)
     assert acd.store.get_call(call.uuid)["number"] == "+442079460018"
     call.hangup()
+
+
+def test_a_caller_cannot_forge_the_screen_pop(acd):
+    """A SIP caller's X- headers become sip_h_X-* variables that FreeSWITCH copies onto the
+    agent's leg; none of fsacd's namespace may come from the caller."""
+    forged = {
+        "sip_h_X-Fsacd-Contact": "c-4711",
+        "sip_h_X-Fsacd-Contact-Name": "Anna Schmidt",
+        "sip_h_x-fsacd-tier": "gold",
+        "sip_h_X-Fsacd-Match-1": "found",
+        "sip_h_X-Customer-Ref": "A-17",  # not fsacd's: the caller's own headers go through
+    }
+    call, leg = ring(acd, "+4930901820", variables=forged)
+    try:
+        v = leg.variables
+        assert "sip_h_X-Fsacd-Contact" not in v
+        assert "sip_h_X-Fsacd-Contact-Name" not in v
+        assert "sip_h_x-fsacd-tier" not in v and "sip_h_X-Fsacd-Match-1" not in v
+        assert v["sip_h_X-Fsacd-Match"] == "none"  # fsacd's own
+        assert v["sip_h_X-Customer-Ref"] == "A-17"
+        assert "c-4711" not in json.dumps(leg.display.sip_headers)
+    finally:
+        call.hangup()

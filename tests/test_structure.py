@@ -60,10 +60,10 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            out.add(mod)
-            for a in node.names:
-                if f"{mod}.{a.name}" in known:
-                    out.add(f"{mod}.{a.name}")
+            subs = {f"{mod}.{a.name}" for a in node.names} & known
+            out |= subs
+            if len(subs) < len(node.names):  # a name from the module itself, not a submodule
+                out.add(mod)
     resolved = set()
     for m in out:
         while m and m not in known:

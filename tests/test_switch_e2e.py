@@ -20,8 +20,8 @@ import time
 import pytest
 import redis
 
-from fsacd.core import consent
 from fsacd.acd.controller import Controller
+from fsacd.core import consent
 from fsacd.esl.client import FreeSwitchClient
 from fsacd.state.store import Store
 from tests.acd_harness import make_config

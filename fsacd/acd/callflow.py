@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict
@@ -45,6 +46,22 @@ APP_START_TIMEOUT = 2.0
 DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
+
+
+def forged_headers(channel_data: dict[str, str]) -> list[str]:
+    """The caller's channel variables in fsacd's SIP header namespace (``sip_h_X-Fsacd-*``,
+    any case, FreeSWITCH's ``-N`` suffixes for repeated headers included)."""
+    out = []
+    for key in channel_data:
+        if key.startswith("variable_"):
+            name = key[len("variable_") :]
+            if name.lower().startswith("sip_h_x-fsacd-") and _HEADER_VAR.fullmatch(name):
+                out.append(name)
+    return out
+
+
+#: A SIP header name (a token) as FreeSWITCH makes it a variable.
+_HEADER_VAR = re.compile(r"[A-Za-z0-9_.!%*+~`'-]{1,200}")
 
 
 #: FreeSWITCH's recordings directory per switch (Core-UUID), asked once.
@@ -735,6 +752,12 @@ class CallFlow:
             # true while waiting: our death sends the caller on in the dialplan; false once
             # an agent rings: a dying controller must not cut the call (freeswitch/README.md)
             values["socket_resume"] = socket_resume
+        if not self._vars_for:
+            # headers of fsacd's own namespace a SIP caller sent (FreeSWITCH keeps them as
+            # sip_h_X-Fsacd-* and copies them onto the agent's leg): gone before any bridge,
+            # so an agent's screen never shows a forged contact, tier or match
+            for name in forged_headers(self.data):
+                self._run_app("unset", name, wait=False)
         if self._vars_for != qcfg.name:
             values.update(
                 {
@@ -828,8 +851,9 @@ class CallFlow:
         for agent_id in offer.agents:
             agent = self.store.get_agent(agent_id)
             contact = (agent or {}).get("contact")
-            if not contact or dialstring.contact_problem(contact):
-                log.warning("call %s: agent %s has no usable contact", self.state.uuid, agent_id)
+            problem = dialstring.contact_problem(contact) if contact else "no contact"
+            if problem:
+                self._bench_agent(agent_id, problem)
                 continue
             leg_uuid = str(uuidlib.uuid4())
             legs[leg_uuid] = agent_id
@@ -889,6 +913,16 @@ class CallFlow:
                 self.store.offer_failed(offer, results, qcfg)
                 self._prepare_channel(qcfg, "true", answer=False)
                 return False
+
+    def _bench_agent(self, agent_id: str, problem: str) -> None:
+        """An agent whose contact cannot be dialled (it was stored before the checks, or by
+        hand): on break ``bad-contact`` until a supervisor fixes it, so the next match picks
+        someone else instead of offering the same agent again and again."""
+        log.warning(
+            "agent %s: contact cannot be dialled (%s): on break 'bad-contact'", agent_id, problem
+        )
+        self.store.set_break(agent_id, "bad-contact")
+        self.store.event("agent-bad-contact", agent=agent_id, call=self.state.uuid, reason=problem)
 
     def _leg_vars(self, leg_uuid: str, agent_id: str) -> dict[str, str]:
         """Channel variables of one agent leg: who it is for and what the phone shows

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 RESERVE_RETRIES = 3
 #: How long a caller's own match waits for one already running for its queue (seconds).
 MATCH_NOW_WAIT = 0.5
+#: Backoff between pub/sub reconnection attempts while Redis is away (seconds).
+PUBSUB_RETRY_MIN = 0.2
+PUBSUB_RETRY_MAX = 2.0
 
 
 class Matcher:
@@ -74,7 +77,11 @@ class Matcher:
     # --- control ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._pubsub = self.store.subscribe(self._channels())
+        try:
+            self._pubsub = self.store.subscribe(self._channels())
+        except Exception as exc:  # noqa: BLE001 - Redis away at start: the loop retries
+            log.warning("pub/sub not subscribed yet (%s); retrying", type(exc).__name__)
+            self._pubsub = None
         self._greenlets = [
             gevent.spawn(self._match_loop),
             gevent.spawn(self._listen_loop),
@@ -221,14 +228,31 @@ class Matcher:
         self.store.finish_call(offer.call_id, "controller-lost", 0.0)
 
     def _listen_loop(self) -> None:
+        """Wake-ups, hand-offs and control messages. Survives Redis outages of any length:
+        one warning when the connection is lost, retries with backoff, one line when it is
+        back (then every queue is matched again: wake-ups may have been missed)."""
         wake = self.store.keys.wake_channel()
+        lost_at: float | None = None
+        backoff = PUBSUB_RETRY_MIN
         while True:
             try:
+                if self._pubsub is None:
+                    self._pubsub = self.store.subscribe(self._channels())
+                    if lost_at is not None:
+                        log.warning(
+                            "pub/sub back after %.1f s; matching every queue", time.time() - lost_at
+                        )
+                        lost_at = None
+                    backoff = PUBSUB_RETRY_MIN
+                    self.request(self.cfg.queues)
                 msg = self._pubsub.get_message(timeout=5.0)
-            except Exception:  # noqa: BLE001 - reconnect
-                log.exception("pub/sub connection failed; resubscribing")
-                gevent.sleep(1.0)
-                self._resubscribe()
+            except Exception as exc:  # noqa: BLE001 - Redis away: resubscribe with backoff
+                if lost_at is None:
+                    lost_at = time.time()
+                    log.warning("pub/sub connection lost (%s); resubscribing", type(exc).__name__)
+                self._drop_pubsub()
+                gevent.sleep(backoff)
+                backoff = min(PUBSUB_RETRY_MAX, backoff * 2)
                 continue
             if not msg or msg.get("type") != "message":
                 continue
@@ -245,13 +269,13 @@ class Matcher:
             else:
                 self._on_handoff(data)
 
-    def _resubscribe(self) -> None:
-        try:
-            self._pubsub.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self._pubsub = self.store.subscribe(self._channels())
-        self.request(self.cfg.queues)
+    def _drop_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._pubsub = None
 
     def _on_handoff(self, data: str) -> None:
         from fsacd.state.store import Offer

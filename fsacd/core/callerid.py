@@ -321,9 +321,15 @@ def _caller_presentation(
     if withheld:
         return _hidden(prefix + "the caller withheld the number and the network gave none")
     digits = dialstring.number_value(caller.raw)
-    if caller.status == "invalid" and digits.lstrip("+"):
+    if caller.status == "invalid" and digits.lstrip("+") and digits == (caller.raw or "").strip():
+        # a short internal number such as an extension: shown as it came
         why = prefix + f"the caller's number as sent ({caller.reason})"
         return _shown(digits, name or digits, why)
+    if caller.status == "invalid":
+        # never a number made up from what is left of garbled text (the screen pop says
+        # "no number" too); the agent sees that one came that cannot be read
+        why = prefix + f"the caller's number cannot be read ({caller.reason})"
+        return _shown("unknown", name or "Unknown", why, show_number=False)
     reason = prefix + "the caller sent no number"
     return _shown("unknown", name or "Unknown", reason, show_number=False)
 

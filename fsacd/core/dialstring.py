@@ -27,7 +27,12 @@ _VALUE_EXTRA = frozenset(" .-_@+:/")
 _SPACES = re.compile(r" {2,}")
 # characters a contact (an agent's dial string, set by an operator) must not contain
 _CONTACT_FORBIDDEN = frozenset(",|[]{}<>'\"^\\ ")
-_CONTACT_VAR = re.compile(r"\$\{[A-Za-z0-9_]+(\([^(){}$\s,|'\"\\]*\))?\}")
+_CONTACT_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)(\([^(){}$\s,|'\"\\]*\))?\}")
+#: The expansions a contact may use (docs/cli.md). Anything else could run any FreeSWITCH
+#: API function (``${system(...)}``, ``${fsctl(shutdown)}``) or read a variable the caller
+#: controls, so it is refused.
+CONTACT_VARIABLES = frozenset({"domain", "domain_name", "local_ip_v4", "local_ip_v6"})
+CONTACT_FUNCTIONS = frozenset({"sofia_contact", "verto_contact", "group_call"})
 
 
 def var_value(value: object) -> str:
@@ -76,7 +81,8 @@ def contact_problem(contact: str) -> str | None:
     """Why ``contact`` can't be one leg of a bridge string, or None if it can.
 
     A contact is an endpoint such as ``user/1001@pbx.example`` or
-    ``sofia/gateway/gw1/+4930123``; ``${name}`` / ``${func(args)}`` expansions are allowed.
+    ``sofia/gateway/gw1/+4930123``; the expansions :data:`CONTACT_VARIABLES` (``${name}``)
+    and :data:`CONTACT_FUNCTIONS` (``${func(args)}``) are allowed, nothing else.
     """
     if not contact:
         return "is empty"
@@ -86,6 +92,15 @@ def contact_problem(contact: str) -> str | None:
         return "contains control characters"
     if "/" not in contact and "${" not in contact:
         return "must look like TYPE/ADDRESS, e.g. user/1001@pbx.example"
+    for m in _CONTACT_VAR.finditer(contact):
+        name, args = m.group(1), m.group(2)
+        allowed = CONTACT_FUNCTIONS if args is not None else CONTACT_VARIABLES
+        if name not in allowed:
+            kind = "function" if args is not None else "variable"
+            return (
+                f"uses ${{{name}{'(...)' if args is not None else ''}}}: the {kind}s a contact "
+                f"may use are {', '.join(sorted(allowed))}"
+            )
     rest = _CONTACT_VAR.sub("", contact)
     bad = sorted({ch for ch in rest if ch in _CONTACT_FORBIDDEN or ch == "$"})
     if bad:

@@ -20,6 +20,7 @@ from typing import Protocol
 from .apps import exec_app, execute_application, media_wait
 from .causes import str2cause
 from .channel import CallerProfile, Channel, Switch, Times
+from .fsstrings import is_true
 
 
 @dataclass(frozen=True)
@@ -378,6 +379,14 @@ def create_leg(
     if vmap.get("origination_uuid"):  # the session took over the requested uuid
         a.set_var("uuid", uuid)
         a.set_var("call_uuid", uuid)
+    if caller is not None and chan_type in ("sofia", "user"):
+        # mod_sofia's outgoing channel takes the caller's custom headers along (``~sip_h_``:
+        # X-, P-, ... headers a SIP caller sent) unless sip_copy_custom_headers is false
+        copy = caller.get_var("sip_copy_custom_headers")
+        if copy is None or is_true(copy):
+            for k, v in caller.vars.as_dict().items():
+                if k.lower().startswith("sip_h_") and v is not None:
+                    a.set_var(k, v)
     for k, v in variables:
         a.set_var(k, v)
     a.set_var("originate_early_media", "true" if early_ok else "false")

@@ -1,0 +1,54 @@
+"""Redis goes away and comes back (a real redis-server, killed and restarted with its AOF):
+the controller's wake-up path and control channel come back by themselves."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fsacd.standin import PhoneBehaviour as P
+from tests.acd_harness import Acd, wait_for
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture
+def server():
+    s = RedisServer().start()
+    yield s
+    s.stop()
+
+
+def subscribers(acd: Acd) -> int:
+    try:
+        channel = acd.store.keys.control_channel()
+        return dict(acd.r.pubsub_numsub(channel)).get(channel, 0)
+    except Exception:  # noqa: BLE001 - Redis still away
+        return 0
+
+
+def test_pubsub_comes_back_after_a_redis_outage(server, caplog):
+    acd = Acd(server.url)
+    try:
+        acd.agent("1001", P.answers(after=0.05, talk=30), {"support": 1}, login=False)
+        call = acd.fs.place_call(destination="5000", caller_number="+4922129191001")
+        wait_for(
+            lambda: (acd.store.get_call(call.uuid) or {}).get("state") == "waiting",
+            what="caller waiting",
+        )
+        assert subscribers(acd) == 1
+        server.kill()
+        time.sleep(3.0)
+        server.start()
+        wait_for(lambda: subscribers(acd) == 1, timeout=6, what="controller listening again")
+        # the wake-up path works again: a login brings the waiting caller an offer
+        t = time.time()
+        acd.store.login("1001")
+        call.wait_bridged(5)
+        print(f"login -> bridged after the outage: {(time.time() - t) * 1000:.0f} ms")
+        lost = [r for r in caplog.records if "pub/sub connection lost" in r.getMessage()]
+        assert len(lost) == 1  # one line per outage, not one per retry
+        call.hangup()
+        wait_for(acd.all_agents_free, timeout=10, what="agent free")
+    finally:
+        acd.stop()
