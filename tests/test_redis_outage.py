@@ -72,3 +72,20 @@ def test_a_redis_that_never_answers_fails_the_command_instead_of_hanging():
         assert time.time() - t < CLIENT_OPTIONS["socket_timeout"] + 3
     finally:
         listener.close()
+
+
+def test_many_greenlets_at_once_wait_for_a_connection_instead_of_failing(tmp_path):
+    """More concurrent commands than redis-py's default pool of 100 (a busy controller)."""
+    import gevent
+
+    from fsacd.state.connection import POOL_SIZE, close, connect
+
+    client = connect(None, tmp_path)
+    try:
+        n = POOL_SIZE + 150
+        jobs = [gevent.spawn(client.blpop, [f"nothing-{i}"], 0.3) for i in range(n)]
+        gevent.joinall(jobs, timeout=20)
+        errors = [j.exception for j in jobs if j.exception is not None]
+        assert errors == [] and all(j.ready() for j in jobs)
+    finally:
+        close(client)

