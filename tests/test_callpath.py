@@ -118,7 +118,11 @@ def test_ring_timeout_moves_on_to_the_next_agent(acd):
     acd.agent("1001", P.never_answers(), {"support": 1})
     acd.agent("1002", P.answers(after=0.1, talk=30), {"support": 2})
     call = acd.fs.place_call(destination="5000", caller_number="+4922129191999")
-    wait_for(lambda: acd.agent_state("1002")["state"] == "in-call", timeout=8, what="1002")
+    wait_for(
+        lambda: acd.agent_state("1002")["state"] == "in-call",
+        timeout=15,
+        what="1002 answers after 1001 timed out",
+    )
     assert rung_agents(call) == ["1001", "1002"]
     a = acd.agent_state("1001")
     assert a["missed"] == 1 and a["no_answer_streak"] == 1
