@@ -8,7 +8,7 @@ input with a separate playback: every such prompt (greeting, menu prompt, invali
 prompt) is the prompt of the ``play_and_get_digits`` that reads the answer, so callers can
 press ahead (FreeSWITCH loses a digit pressed during a separate playback).
 
-FreeSWITCH reports (``../shared/esl-transcripts/ivr-no-input-invalid-pressahead.txt``): no
+FreeSWITCH reports (``tests/data/esl-transcripts/ivr-no-input-invalid-pressahead.txt``): no
 input → ``read_result=failure``; a digit the regex refuses → ``read_result=success`` with only
 ``<var>_invalid`` set. The engine asks for one try per ``play_and_get_digits`` and counts
 no-input and invalid answers itself, so each gets its own prompt; a key nobody expected is an
