@@ -729,6 +729,7 @@ class Bench:
         self.store: Any = None
         self.fs_pid: int | None = None
         self.cc_agents: list[str] = []
+        self.last_load: tuple[list[Caller], float, float] = ([], 0.0, 0.0)
         self.tmp = Path(tempfile.mkdtemp(prefix="fsacd-bench-fs-"))  # removed by cleanup()
 
     # --- switch access ---------------------------------------------------------------------
@@ -1033,6 +1034,7 @@ class Bench:
         sys0 = system_cpu()
         me0 = proc_cpu(os.getpid()), proc_cpu(self.ev.proc.pid)
         t0 = time.monotonic()
+        self.last_load = (calls, t0, time.time() - t0)  # for breakdown(): wall = mono + offset
         limit = t0 + s.load_calls / s.load_rate + s.abandon + 30
         i = 0
         timeline: list[dict[str, Any]] = []
@@ -1211,7 +1213,45 @@ class Bench:
             self.logout(ids)
         out["contact"] = self.contact(kind, "ID")
         out["fsacd_log"] = self.fsacd.problems(since)
+        out["fsacd_steps"] = self.breakdown()
         return out
+
+    def breakdown(self) -> dict[str, Any]:
+        """fsacd's own view of the last load's calls, from its event stream (``call-entered``,
+        ``call-offered``, ``call-bridged``; wall-clock times of the fsacd process): where
+        the created -> bridged time went."""
+        calls, t0, offset = self.last_load
+        try:
+            rows = self.store.r.xrange(
+                self.store.keys.events(), min=f"{int((t0 + offset) * 1000)}-0"
+            )
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
+            return {"error": str(exc)}
+        first: dict[tuple[str, str], float] = {}
+        for _, f in rows:
+            kind, call = f.get("type", ""), f.get("call", "")
+            if kind in ("call-entered", "call-offered", "call-bridged") and call:
+                first.setdefault((kind, call), float(f.get("ts", 0)))
+        steps: dict[str, list[float]] = {
+            "created -> call-entered (socket connect, routing, enqueue)": [],
+            "call-entered -> call-offered (queue, match, reserve)": [],
+            "call-offered -> call-bridged (ring and answer, fsacd's view)": [],
+            "CHANNEL_BRIDGE received by the bench -> call-bridged (fsacd learns it)": [],
+        }
+        names = list(steps)
+        for c in calls:
+            if c.created is None or c.bridged is None:
+                continue
+            e = first.get(("call-entered", c.b))
+            o = first.get(("call-offered", c.b))
+            b = first.get(("call-bridged", c.b))
+            if e is None or o is None or b is None:
+                continue
+            steps[names[0]].append(e - (c.created + offset))
+            steps[names[1]].append(o - e)
+            steps[names[2]].append(b - o)
+            steps[names[3]].append(b - (c.bridged + offset))
+        return {k: summary(v) for k, v in steps.items()}
 
     def start_profile(self, kind: str, fsacd: bool = True) -> list[subprocess.Popen[bytes]]:
         """Samplers for a load run: ``--py-spy PREFIX`` on fsacd serve (PREFIX-KIND.txt,
@@ -1517,6 +1557,10 @@ def render(r: Report) -> str:
                 f"  {label}: originate sent -> bridged",
                 f"p50 {_ms(st['p50_ms'])}, p99 {_ms(st['p99_ms'])} (includes the switch's backlog)",
             )
+    for label, d in loads:
+        for step, st in ((d or {}).get("fsacd_steps") or {}).items():
+            if isinstance(st, dict) and st.get("n"):
+                row(f"  {label}: {step}", f"p50 {_ms(st['p50_ms'])}, p99 {_ms(st['p99_ms'])}")
     for key, label in (("same_phones", "cctalk/cctalk"), ("talk_phones", "talk/cctalk")):
         rt = (r.ratios or {}).get(key) or {}
         if rt.get("p50") is not None and rt.get("p99") is not None:
