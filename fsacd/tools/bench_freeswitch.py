@@ -1167,6 +1167,21 @@ class Bench:
             "channels": len(self.ev.alive_ours()),
             "cpu": {k: proc_cpu(p) for k, p in pids.items()},
         }
+        if pids.get("redis") and self.store is not None:
+            states: dict[str, int] = {}
+            try:
+                for a in self.store.list_agents():
+                    if a.get("status") != "logged-out":
+                        key = f"{a.get('status')}/{a.get('state')}"
+                        states[key] = states.get(key, 0) + 1
+                out["agents"] = states
+                calls_by_state: dict[str, int] = {}
+                for c in self.store.list_calls(QUEUE):
+                    st = str(c.get("state"))
+                    calls_by_state[st] = calls_by_state.get(st, 0) + 1
+                out["calls"] = calls_by_state
+            except Exception:  # noqa: BLE001 - diagnostics only
+                pass
         if pids.get("redis") and self.redis is not None:
             try:
                 clients = self.redis.client_list()
@@ -1719,9 +1734,8 @@ def main(argv: list[str] | None = None) -> int:
         "--fsacd-nice",
         type=int,
         metavar="N",
-        help="run fsacd serve and its Redis at this nice value (e.g. -10, needs root): on a "
-        "small machine FreeSWITCH's hundreds of channel threads otherwise crowd out "
-        "fsacd's one thread",
+        help="run fsacd serve and its Redis at this nice value (e.g. -10, needs root), to "
+        "see whether competing with FreeSWITCH's thread per channel for the CPU matters",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (fsacd's log)")
     args = ap.parse_args(argv)
