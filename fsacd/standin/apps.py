@@ -737,11 +737,9 @@ def app_export(ch: Channel, arg: str | None) -> None:
 
 @app("multiset")
 def app_multiset(ch: Channel, arg: str | None) -> None:
-    """``multiset a=1 b=2``, or with a delimiter of its own: ``multiset ^^|a=1|b=2``."""
-    delim = " "
-    if arg and arg.startswith("^^") and len(arg) > 2:
-        delim, arg = arg[2], arg[3:]
-    for item in separate_string(arg, delim):
+    """``multiset a=1 b=2``, or with a delimiter of its own: ``multiset ^^|a=1|b=2``
+    (``separate_string`` reads the ``^^`` prefix, as ``switch_separate_string`` does)."""
+    for item in separate_string(arg, " "):
         name, value = _split_assignment(item)
         if name:
             ch.set_var(name, value)
