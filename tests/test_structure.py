@@ -74,14 +74,11 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Module -> the fsacd modules it imports (``from pkg import sub`` is an edge to ``sub``
+    only; to the package itself only when a name of the package is taken)."""
     mods = modules()
     known = set(mods)
-    g = {}
-    for name, path in mods.items():
-        # a package's __init__ is its face: importing fsacd.x.y runs it, but it is not a
-        # dependency of its submodules' code; edges *to* a package count only for names in it
-        g[name] = {m for m in imports_of(path, name, known)}
-    return g
+    return {name: imports_of(path, name, known) for name, path in mods.items()}
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
