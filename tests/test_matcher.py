@@ -163,25 +163,27 @@ def test_skip_busy_agents_off_offers_them_anyway(store):
 
 def test_a_reservation_lost_to_a_race_is_retried(store, r):
     """Between the matcher's snapshot and its reservation another controller serves the head
-    call: the reservation fails, the matcher looks again and serves the next call."""
-    agents(store, 2)
+    call with the first agent: the reservation serves the next call with the next agent, and
+    a reservation that found nothing is retried with a fresh snapshot."""
+    agents(store, 3)
     call(store, "c1")
     call(store, "c2")
     other = Store(r, controller_id="ctl-b")
     m, offers = matcher(store, {"sales": "first-available"})
-    real_reserve = store.reserve
+    real_reserve = store.reserve_many
     tries = []
 
-    def racing_reserve(queue, call_id, ordered, want=1):
-        if not tries:
-            stolen = other.reserve(queue, call_id, ordered, want)  # the other one wins c1
+    def racing_reserve(queue, ordered, want=1, calls=1):
+        tries.append(calls)
+        if len(tries) == 1:
+            stolen = other.reserve(queue, "c1", ordered, want)  # the other one wins c1
             assert stolen is not None and stolen.agents == ["a1"]
-        tries.append(call_id)
-        return real_reserve(queue, call_id, ordered, want)
+            return []  # and this reservation lost: a fresh look follows
+        return real_reserve(queue, ordered, want, calls)
 
-    store.reserve = racing_reserve
+    store.reserve_many = racing_reserve
     m._match_queue("sales")
-    assert tries == ["c1", "c2"]
+    assert tries == [2, 1]
     assert [(o.call_id, o.agents) for o in offers] == [("c2", ["a2"])]
     assert store.get_call("c1")["state"] == "offering"
 
@@ -194,11 +196,11 @@ def test_retries_are_bounded(store):
     m, offers = matcher(store, {"sales": "first-available"})
     tries = []
 
-    def always_lost(queue, call_id, ordered, want=1):
-        tries.append(call_id)
-        return None
+    def always_lost(queue, ordered, want=1, calls=1):
+        tries.append(calls)
+        return []
 
-    store.reserve = always_lost
+    store.reserve_many = always_lost
     m._match_queue("sales")
     assert len(tries) == matcher_mod.RESERVE_RETRIES and offers == []
 
@@ -209,7 +211,7 @@ def test_match_now_logs_redis_trouble_and_asks_the_loop_to_retry(store, caplog):
     def down(queue):
         raise RedisError("connection refused")
 
-    store.candidates = down
+    store.pool = down
     with caplog.at_level("ERROR"):
         m.match_now("sales")
     assert offers == [] and m._pending == {"sales"}
@@ -303,3 +305,42 @@ def test_local_call_without_a_socket_is_orphaned_or_claimed(store):
     m._match_queue("sales")  # c2: a callback takes it, it stays queued
     assert claimed == ["c1", "c2"]
     assert store.get_call("c2")["state"] == "waiting" and store.position("c2") == 1
+
+
+# --- a burst: one reservation per pass -----------------------------------------------------
+
+
+def test_a_burst_of_callers_is_served_in_one_reservation(store):
+    agents(store, 4)
+    for i in range(1, 7):
+        call(store, f"c{i}")
+    m, offers = matcher(store, {"sales": "most-idle"})
+    sizes = []
+    real = store.reserve_many
+
+    def counting(queue, ordered, want=1, calls=1):
+        sizes.append(calls)
+        return real(queue, ordered, want, calls)
+
+    store.reserve_many = counting
+    m._match_queue("sales")
+    assert sizes == [4]
+    assert [o.call_id for o in offers] == ["c1", "c2", "c3", "c4"]
+    assert sorted(a for o in offers for a in o.agents) == ["a1", "a2", "a3", "a4"]
+    assert m.matches == 4
+
+
+def test_match_now_skips_a_pass_when_a_later_one_ran(store):
+    """A caller whose match waited for the lock while another pass (begun after the caller
+    asked) served the queue does not read the queue again."""
+    agents(store, 1)
+    m, offers = matcher(store, {"sales": "first-available"})
+    reads = []
+    real = store.pool
+    store.pool = lambda q: reads.append(q) or real(q)
+    since = m._passes.get("sales", 0)
+    call(store, "c1")
+    m._match_queue("sales")  # the pass that ran meanwhile
+    m._match_queue("sales", since=since)
+    assert reads == ["sales", "sales"]  # the first pass: a match, then a look that found none
+    assert [o.call_id for o in offers] == ["c1"]
