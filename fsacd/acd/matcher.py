@@ -214,6 +214,8 @@ class Matcher:
             if undelivered:
                 self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
                 return
+            if len(offers) >= pool.waiting:
+                return  # every call that waited is served; a new one matches on arrival
 
     def _deliver(self, offer: Offer) -> bool:
         """Hand the offer to the call's owner. False (offer released) if nobody took it."""
