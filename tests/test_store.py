@@ -97,7 +97,7 @@ def state(store, agent_id):
 def test_lua_builds_the_same_key_names_as_keys_py(r):
     src = scripts.source("_lib") + (
         "\nreturn {agent_key('x'), members_key('q'), waiting_key('q'), call_key('c'),"
-        " READY, CALLS, WAKE, EVENTS, NOW_S}"
+        " free_key('q'), queue_key('q'), READY, CALLS, WAKE, EVENTS, NOW_S}"
     )
     k = Keys("pfx:")
     got = r.eval(src, 1, k.events(), "pfx:", "12.500")
@@ -106,6 +106,8 @@ def test_lua_builds_the_same_key_names_as_keys_py(r):
         k.queue_members("q"),
         k.queue_waiting("q"),
         k.call("c"),
+        k.queue_free("q"),
+        k.queue("q"),
         k.ready(),
         k.calls(),
         k.wake_channel(),
@@ -427,9 +429,10 @@ def test_ring_all_takes_every_free_agent(store):
 def test_random_follows_the_rng(store):
     add_agents(store, 5)
     enqueue(store, "c1")
-    snaps = store.candidates("sales")[1]
-    expected = strategies.order("random", snaps, rng=random.Random(3))[0]
-    assert match_one(store, "sales", "random", rng=random.Random(3)).agents == [expected]
+    first = match_one(store, "sales", "random", rng=random.Random(3))
+    store.cancel_offer(first)
+    again = match_one(store, "sales", "random", rng=random.Random(3))
+    assert again.agents == first.agents and again.agents[0] in {f"a{i}" for i in range(1, 6)}
 
 
 # --- reserve: the atomic match --------------------------------------------------------------

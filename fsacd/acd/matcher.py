@@ -14,7 +14,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import gevent
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tries per queue and pass when a reservation loses a race with another controller.
-RESERVE_RETRIES = 3
 #: Calls one reservation serves at most (one round trip for a burst of arrivals).
 MATCH_BATCH = 64
 #: How long a caller's own match waits for one already running for its queue (seconds).
@@ -130,6 +129,20 @@ class Matcher:
             log.exception("matching %s failed; retrying in the match loop", queue)
             self.request([queue])
 
+    @contextmanager
+    def holding(self, queue: str, timeout: float = MATCH_NOW_WAIT) -> Iterator[None]:
+        """No matching of ``queue`` in this process inside the block (a call being set up
+        in two steps, such as a supervisor's dial request, must not be offered between
+        them); then the queue is matched."""
+        lock = self._queue_locks.setdefault(queue, Semaphore(1))
+        got = lock.acquire(timeout=timeout)
+        try:
+            yield
+        finally:
+            if got:
+                lock.release()
+            self.request([queue])
+
     def request_later(self, delay: float, queues: Iterable[str] | None = None) -> None:
         qs = list(queues) if queues is not None else list(self.cfg.queues)
         gevent.spawn_later(max(0.0, delay) + 0.01, self._free_and_request, qs)
@@ -186,36 +199,27 @@ class Matcher:
             lock.release()
 
     def _match_queue_locked(self, queue: str) -> None:
-        """Serve as many waiting calls as there are free agents: each round is one read
-        (``Store.pool``), the strategy's order, and one atomic reservation of up to
-        ``MATCH_BATCH`` calls, each taking the next free agents of that order."""
+        """Serve as many waiting calls as there are free agents: each round is one atomic
+        script (``Store.match``: the queue's head calls, each given the next free agent of
+        the strategy's order from the queue's free index), up to ``MATCH_BATCH`` calls."""
         qcfg = self.cfg.queues[queue]
-        want = 0 if strategies.wants_all(qcfg.strategy) else 1
-        tries = 0
-        while tries < RESERVE_RETRIES:
-            pool = self.store.pool(queue)
-            snaps = pool.free
-            if pool.head is None or not snaps:
-                return
+        ring_all = strategies.wants_all(qcfg.strategy)
+        while True:
+            busy: set[str] = set()
             if qcfg.skip_busy_agents and self.busy_agents is not None:
                 busy = self.busy_agents()
-                snaps = [s for s in snaps if s.id not in busy]
-                if not snaps:
-                    return
-            ordered = strategies.order(qcfg.strategy, snaps, rr_last=pool.rr_last, rng=self.rng)
-            calls = 1 if want == 0 else min(pool.waiting, len(ordered), MATCH_BATCH)
-            offers = self.store.reserve_many(queue, ordered, want, calls)
+            offers = self.store.match(
+                queue, qcfg.strategy, MATCH_BATCH, busy=busy, rng=self.rng
+            )
             if not offers:
-                tries += 1
-                continue
-            tries = 0
+                return
             self.matches += len(offers)
             undelivered = [o for o in offers if not self._deliver(o)]
             if undelivered:
                 self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
                 return
-            if len(offers) >= pool.waiting:
-                return  # every call that waited is served; a new one matches on arrival
+            if not ring_all and len(offers) < MATCH_BATCH:
+                return  # out of calls or of free agents
 
     def _deliver(self, offer: Offer) -> bool:
         """Hand the offer to the call's owner. False (offer released) if nobody took it."""

@@ -54,6 +54,11 @@ class Keys:
         """List: the queue's recent handle times (talk + wrap-up, seconds), newest first."""
         return f"{self.prefix}queue:{name}:aht"
 
+    def queue_free(self, name: str) -> str:
+        """Zset: the queue's free member agents -> their score under the queue's strategy
+        (the pick index, kept by the Lua scripts: fsacd/state/lua/_lib.lua ``sync_free``)."""
+        return f"{self.prefix}queue:{name}:free"
+
     def queue_waiting(self, name: str) -> str:
         """Zset: call id -> score (priority, then arrival); lowest is served first."""
         return f"{self.prefix}queue:{name}:waiting"

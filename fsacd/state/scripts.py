@@ -25,6 +25,7 @@ NAMES = (
     "finish",
     "free_due",
     "mark_ringing",
+    "match",
     "move_call",
     "release_agent",
     "release_offer",
@@ -59,6 +60,7 @@ class Scripts:
     finish: Script
     free_due: Script
     mark_ringing: Script
+    match: Script
     move_call: Script
     release_agent: Script
     release_offer: Script

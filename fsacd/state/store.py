@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 import redis
 
+from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
 from fsacd.state.base import Pipe, StateBase
@@ -700,6 +702,49 @@ class Store(StateBase):
         agent). One round trip for a whole pass of matching; [] if nothing changed."""
         return self._reserve(queue, "", ordered, want, calls)
 
+    def match(
+        self,
+        queue: str,
+        strategy: str,
+        calls: int,
+        *,
+        busy: Iterable[str] = (),
+        rng: random.Random | None = None,
+    ) -> list[Offer]:
+        """One matching pass in one round trip (``match.lua``): up to ``calls`` of the calls
+        heading ``queue`` now, in order, each offered to the next free agent the strategy
+        prefers (ring-all: one call, every free agent), read from the queue's free index;
+        agents in ``busy`` are passed over. [] when nothing was offered."""
+        if calls < 1:
+            return []
+        want = 0 if strategies.wants_all(strategy) else 1
+        if want == 0:
+            calls = 1
+        fractions = ""
+        if strategy == "random":
+            gen = rng or random
+            fractions = ",".join(f"{gen.random():.6f}" for _ in range(calls * 2))
+        k = self.keys
+        res = self.scripts.match(
+            keys=[
+                k.events(),
+                k.queue_waiting(queue),
+                k.queue_members(queue),
+                k.queue(queue),
+                k.queue_free(queue),
+            ],
+            args=[
+                *self._args(),
+                queue,
+                strategy,
+                ",".join(_offer_ids(calls)),
+                str(want),
+                fractions,
+                *busy,
+            ],
+        )
+        return _offers(queue, res)
+
     def _reserve(
         self, queue: str, call_id: str, ordered: list[str], want: int | None, calls: int
     ) -> list[Offer]:
@@ -708,7 +753,7 @@ class Store(StateBase):
         if not ordered or calls < 1:
             return []
         k = self.keys
-        offer_ids = ",".join(uuid.uuid4().hex for _ in range(calls))
+        offer_ids = ",".join(_offer_ids(calls))
         res = self.scripts.reserve(
             keys=[
                 k.events(),
@@ -719,15 +764,7 @@ class Store(StateBase):
             ],
             args=[*self._args(), queue, call_id, offer_ids, str(want or 0), *ordered],
         )
-        offers: list[Offer] = []
-        i = 0
-        while res and i < len(res):
-            offer_id, cid, owner, n = res[i], res[i + 1], res[i + 2], int(res[i + 3])
-            agents = list(res[i + 4 : i + 4 + n])
-            offers.append(Offer(offer_id=offer_id, call_id=cid, queue=queue, agents=agents,
-                                owner=owner))
-            i += 4 + n
-        return offers
+        return _offers(queue, res)
 
     def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
         """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
@@ -955,6 +992,26 @@ class Store(StateBase):
     def callback_calls(self) -> list[dict[str, Any]]:
         """Live calls that are callbacks (``callback`` = 1), oldest first."""
         return [c for c in self.list_calls() if c.get("callback") == "1"]
+
+
+def _offer_ids(n: int) -> list[str]:
+    """``n`` new offer ids (32 hex digits, unique: a random prefix and a counter)."""
+    base = uuid.uuid4().hex[:24]
+    return [f"{base}{i:08x}" for i in range(n)]
+
+
+def _offers(queue: str, res: list[Any] | None) -> list[Offer]:
+    """Decode the flat offer list of reserve.lua / match.lua."""
+    offers: list[Offer] = []
+    i = 0
+    while res and i < len(res):
+        offer_id, call_id, owner, n = res[i], res[i + 1], res[i + 2], int(res[i + 3])
+        agents = list(res[i + 4 : i + 4 + n])
+        offers.append(
+            Offer(offer_id=offer_id, call_id=call_id, queue=queue, agents=agents, owner=owner)
+        )
+        i += 4 + n
+    return offers
 
 
 def _is_free(a: Mapping[str, Any], now: float) -> bool:

@@ -88,6 +88,7 @@ for _, call_id in ipairs(calls) do
       redis.call('HSET', agent_key(id), 'state', 'reserved', 'call', call_id, 'offer', offer_id,
                  'owner', owner, 'last_offer_at', NOW_S, 'state_since', NOW_S)
       redis.call('ZREM', READY, id)
+      sync_free(id)
       emit('agent-state', {'agent', id, 'state', 'reserved', 'call', call_id, 'queue', queue,
                            'offer', offer_id})
     end
