@@ -769,16 +769,19 @@ class Store(StateBase):
     def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
         """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
         is stale (the call is no longer offering it)."""
-        live, _ = self.scripts.mark_ringing(
+        return self.ring(offer, agents) is not None
+
+    def ring(self, offer: Offer, agents: Iterable[str] | None = None) -> dict[str, str] | None:
+        """:meth:`mark_ringing` that also reads the agents' contacts in the same round trip:
+        agent id -> contact ('' when unknown), or None if the offer is stale."""
+        ids = list(offer.agents if agents is None else agents)
+        res = self.scripts.mark_ringing(
             keys=[self.keys.events(), self.keys.call(offer.call_id)],
-            args=[
-                *self._args(),
-                offer.call_id,
-                offer.offer_id,
-                *(offer.agents if agents is None else agents),
-            ],
+            args=[*self._args(), offer.call_id, offer.offer_id, *ids],
         )
-        return bool(live)
+        if not res[0]:
+            return None
+        return dict(zip(ids, res[2:], strict=True))
 
     def answered(self, offer: Offer, agent_id: str) -> bool:
         """``agent_id`` answered: it goes in-call, the call is bridged, the offer's other
