@@ -248,6 +248,53 @@ def test_myevents_linger_and_command_error(pair):
         session.myevents("xml")
 
 
+def test_own_events_filters_by_uuid_and_pipelines_the_commands(pair):
+    session, peer = pair
+    with pytest.raises(ESLError):
+        session.own_events(["DTMF"])  # no channel uuid before connect
+    connect(session, peer)
+    g = gevent.spawn(session.own_events, ["CHANNEL_EXECUTE", "dtmf"], linger=True)
+    # all three are written before any reply: one round trip
+    got = [peer.command().command for _ in range(3)]
+    assert got == [f"filter Unique-ID {UUID}", "event plain CHANNEL_EXECUTE DTMF", "linger"]
+    peer.reply(f"+OK filter added. [Unique-ID]=[{UUID}]")
+    assert not g.ready()
+    peer.reply("+OK event listener enabled plain")
+    peer.reply("+OK will linger")
+    g.get(timeout=2)
+    # an -ERR among the replies raises once all replies came: the next command is in step
+    g = gevent.spawn(session.own_events, ["BOGUS"], "json")
+    assert [peer.command().command for _ in range(2)] == [
+        f"filter Unique-ID {UUID}",
+        "event json BOGUS",
+    ]
+    peer.reply(f"+OK filter added. [Unique-ID]=[{UUID}]")
+    peer.reply("-ERR no keywords supplied")
+    with pytest.raises(CommandError, match="no keywords"):
+        g.get(timeout=2)
+    g = gevent.spawn(session.api, "status")
+    assert peer.command().command == "api status"
+    peer.api_response("UP")
+    assert g.get(timeout=2) == "UP"
+    for bad in ([], ["CHANNEL EXECUTE"], ["DTMF\nexit"], [""]):
+        with pytest.raises(ValueError):
+            session.own_events(bad)
+    with pytest.raises(ValueError):
+        session.own_events(["DTMF"], "xml")
+    assert peer.quiet()
+
+
+def test_send_commands_times_out_as_one(pair):
+    session, peer = pair
+    g = gevent.spawn(session.send_commands, ["linger", "nolinger"], 0.3)
+    assert [peer.command().command for _ in range(2)] == ["linger", "nolinger"]
+    peer.reply("+OK will linger")  # the second reply never comes
+    with pytest.raises(ESLTimeout):
+        g.get(timeout=2)
+    assert not session.connected  # later replies would be out of step: closed
+    assert session.send_commands([]) == []
+
+
 def test_next_event_timeout(pair):
     session, _ = pair
     t0 = time.monotonic()
