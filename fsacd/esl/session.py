@@ -451,7 +451,7 @@ class OutboundSession(_Hardened, gs.OutboundSession):
         if fmt not in ("plain", "json"):
             raise ValueError(f"unsupported event format {fmt!r}")
         wanted = [n.strip().upper() for n in names]
-        if not wanted or not all(n.replace("_", "").isalnum() for n in wanted):
+        if not wanted or not all(n.isascii() and n.replace("_", "").isalnum() for n in wanted):
             raise ValueError(f"invalid event names {wanted!r}")
         uuid = self.uuid
         if not uuid:
