@@ -248,6 +248,53 @@ def test_myevents_linger_and_command_error(pair):
         session.myevents("xml")
 
 
+def test_own_events_filters_by_uuid_and_pipelines_the_commands(pair):
+    session, peer = pair
+    with pytest.raises(ESLError):
+        session.own_events(["DTMF"])  # no channel uuid before connect
+    connect(session, peer)
+    g = gevent.spawn(session.own_events, ["CHANNEL_EXECUTE", "dtmf"], linger=True)
+    # all three are written before any reply: one round trip
+    got = [peer.command().command for _ in range(3)]
+    assert got == [f"filter Unique-ID {UUID}", "event plain CHANNEL_EXECUTE DTMF", "linger"]
+    peer.reply(f"+OK filter added. [Unique-ID]=[{UUID}]")
+    assert not g.ready()
+    peer.reply("+OK event listener enabled plain")
+    peer.reply("+OK will linger")
+    g.get(timeout=2)
+    # an -ERR among the replies raises once all replies came: the next command is in step
+    g = gevent.spawn(session.own_events, ["BOGUS"], "json")
+    assert [peer.command().command for _ in range(2)] == [
+        f"filter Unique-ID {UUID}",
+        "event json BOGUS",
+    ]
+    peer.reply(f"+OK filter added. [Unique-ID]=[{UUID}]")
+    peer.reply("-ERR no keywords supplied")
+    with pytest.raises(CommandError, match="no keywords"):
+        g.get(timeout=2)
+    g = gevent.spawn(session.api, "status")
+    assert peer.command().command == "api status"
+    peer.api_response("UP")
+    assert g.get(timeout=2) == "UP"
+    for bad in ([], ["CHANNEL EXECUTE"], ["DTMF\nexit"], [""], ["DTMF\u00c9"]):
+        with pytest.raises(ValueError):
+            session.own_events(bad)
+    with pytest.raises(ValueError):
+        session.own_events(["DTMF"], "xml")
+    assert peer.quiet()
+
+
+def test_send_commands_times_out_as_one(pair):
+    session, peer = pair
+    g = gevent.spawn(session.send_commands, ["linger", "nolinger"], 0.3)
+    assert [peer.command().command for _ in range(2)] == ["linger", "nolinger"]
+    peer.reply("+OK will linger")  # the second reply never comes
+    with pytest.raises(ESLTimeout):
+        g.get(timeout=2)
+    assert not session.connected  # later replies would be out of step: closed
+    assert session.send_commands([]) == []
+
+
 def test_next_event_timeout(pair):
     session, _ = pair
     t0 = time.monotonic()
@@ -771,9 +818,31 @@ def expectations(records):
     return replies, names + ["SOCKET_CLOSED"], jobs
 
 
-def run_command(session, data):
-    """Do what one recorded controller write did, through the session's API."""
-    (frame,), _ = split_frames(data, commands=True)
+def run_write(session, data):
+    """Do what one recorded controller write did, through the session's API: (command,
+    result) per command it held (several when pipelined)."""
+    frames, _ = split_frames(data, commands=True)
+    cmds = [f.command for f in frames]
+    if len(cmds) > 1 and cmds[0].startswith("filter Unique-ID ") and cmds[1].startswith("event "):
+        _, fmt, *names = cmds[1].split()
+        assert cmds[0] == f"filter Unique-ID {session.uuid}" and cmds[2:] in ([], ["linger"])
+        try:
+            result = session.own_events(names, fmt, linger=cmds[2:] == ["linger"])
+        except CommandError as exc:
+            result = exc
+        return [(cmd, result) for cmd in cmds]
+    out = []
+    for frame in frames:
+        try:
+            result = run_command(session, frame)
+        except CommandError as exc:
+            result = exc
+        out.append((frame.command, result))
+    return out
+
+
+def run_command(session, frame):
+    """Do what one recorded controller command did, through the session's API."""
     cmd, h = frame.command, frame.headers
     if cmd == "connect":
         return session.connect()
@@ -788,7 +857,7 @@ def run_command(session, data):
         return session.api(cmd[4:])
     if cmd.startswith("bgapi "):
         return session.bgapi(cmd[6:], timeout=2)
-    if cmd.startswith("event "):
+    if cmd.startswith("event ") and isinstance(session, InboundClient):
         _, fmt, *names = cmd.split()
         return session.subscribe(names, fmt)
     return session.send_command(cmd, check=False)
@@ -819,12 +888,9 @@ def test_replay_every_outbound_transcript(transcripts_dir):
         session = OutboundSession(conn, address, command_timeout=2.0)
         fs = gevent.spawn(replay_as_freeswitch, sock, records)
         outs = [d for direction, d in records if direction == "out"]
-        for data, reply in zip(outs, replies, strict=True):
-            try:
-                result = run_command(session, data)
-            except CommandError as exc:
-                result = exc
-            cmd = split_frames(data, commands=True)[0][0].command
+        done = [pair for data in outs for pair in run_write(session, data)]
+        assert len(done) == len(replies), path.name
+        for (cmd, result), reply in zip(done, replies, strict=True):
             check_result(cmd, result, reply, jobs)
         assert drain(session, 5) == names, path.name
         assert session.hungup and session.uuid == session.channel_data["Unique-ID"]
@@ -859,9 +925,9 @@ def test_replay_inbound_transcripts(transcripts_dir):
             fs.get(timeout=2)
             continue
         client.connect()
-        for data, reply in zip(outs[1:], replies[1:], strict=True):
-            result = run_command(client, data)
-            check_result(split_frames(data, commands=True)[0][0].command, result, reply, jobs)
+        done = [pair for data in outs[1:] for pair in run_write(client, data)]
+        for (cmd, result), reply in zip(done, replies[1:], strict=True):
+            check_result(cmd, result, reply, jobs)
         assert drain(client, 5) == names
         fs.get(timeout=2)
         client.close()

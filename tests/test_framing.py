@@ -1,11 +1,13 @@
 """ESL framing: replay of the real FreeSWITCH transcripts, decoding order, safe commands."""
 
 import json
+from urllib.parse import unquote
 
 import greenswitch.esl as gs
 import pytest
 
 from fsacd.esl.framing import (
+    EventHeaders,
     FrameReader,
     FramingError,
     encode_command,
@@ -61,11 +63,11 @@ def test_every_transcript_splits_the_same_whatever_the_segmentation(transcripts_
         for frame in expected:
             if frame.content_type in ("text/event-plain", "text/event-json"):
                 assert frame_event(frame).name, path.name
-        # what the controller sent parses as commands, one frame per write
+        # what the controller sent parses as whole commands (several when pipelined)
         for direction, data in records:
             if direction == "out":
                 frames, rest = split_frames(data, commands=True)
-                assert len(frames) == 1 and rest == b"" and frames[0].command, path.name
+                assert frames and rest == b"" and all(f.command for f in frames), path.name
 
 
 def test_transcript_event_values_are_decoded_after_splitting(transcripts_dir):
@@ -180,3 +182,72 @@ def test_reader_refuses_a_body_over_its_cap_at_the_header():
     assert reader.feed(b"Content-Type: text/plain\nContent-Length: 10\n\n0123456789")
     with pytest.raises(FramingError, match="larger than 10"):
         reader.feed(b"Content-Type: text/plain\nContent-Length: 11\n\n")
+
+
+def _eager_reference(body):
+    """The parser as it was before values were decoded lazily: every value at once."""
+    text = body.split(b"\n\n", 1)[0].decode("utf-8")
+    headers, names = {}, []
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = unquote(value.lstrip(" "), errors="replace")
+            names.append(name.strip())
+    return headers, names
+
+
+def test_lazy_event_headers_equal_eager_decoding_on_every_recorded_event(transcripts_dir):
+    seen = dups = 0
+    for path in sorted(transcripts_dir.glob("*.jsonl")):
+        stream = b"".join(d for direction, d in load(path) if direction == "in")
+        frames, _ = split_frames(stream)
+        for frame in frames:
+            if frame.content_type != "text/event-plain":
+                continue
+            event = parse_event_plain(frame.body)
+            want, names = _eager_reference(frame.body)
+            assert isinstance(event.headers, EventHeaders)
+            assert list(event.headers) == list(want) and event.header_names == names, path.name
+            assert dict(event.headers) == want and event.headers == want, path.name
+            seen += 1
+            dups += len(names) > len(want)
+    assert seen > 200
+    assert dups  # FreeSWITCH repeats Hangup-Cause in CHANNEL_HANGUP_COMPLETE: the last one wins
+
+
+def test_event_headers_decode_each_value_when_read_and_keep_the_raw_one():
+    event = parse_event_plain(b"Event-Name: CUSTOM\nCaller: %2B49%20221\nPlain: x\n\n")
+    headers = event.headers
+    assert headers.raw("Caller") == "%2B49%20221" and headers.raw("Nope") is None
+    assert headers["Caller"] == "+49 221" and headers.get("Caller") == "+49 221"
+    assert headers.get("Plain") == "x" and headers.get("Nope", "d") == "d"
+    assert "Caller" in headers and "Nope" not in headers and len(headers) == 3
+    with pytest.raises(KeyError):
+        headers["Nope"]
+    with pytest.raises(TypeError):
+        headers["Caller"] = "changed"  # read-only, like the event it came from
+    assert event.var("x") is None and event.name == "CUSTOM"
+    # a broken escape decodes as FreeSWITCH's values did before: replaced, not an error
+    assert parse_event_plain(b"Bad: %FF%zz\n\n").get("Bad") == "\ufffd%zz"
+
+
+def test_event_with_an_inner_body_and_duplicate_or_crlf_headers():
+    event = parse_event_plain(b"Event-Name: BACKGROUND_JOB\nContent-Length: 4\n\n+OK\nrest")
+    assert event.body == "+OK\n" and event.get("Content-Length") == "4"
+    event = parse_event_plain(b"A: 1\r\nB: %20x\r\nA: 2\r\n\r\n")
+    assert dict(event.headers) == {"A": "2", "B": " x"} and event.header_names == ["A", "B", "A"]
+    with pytest.raises(FramingError):
+        parse_event_plain(b"Event-Name: X\nno colon here\n\n")
+
+
+def test_crlf_terminator_is_found_before_lf_lf_but_not_after_it():
+    two = b"Content-Type: a\r\nContent-Length: 1\r\n\r\nxContent-Type: b\n\n"
+    frames, rest = split_frames(two)
+    assert [f.content_type for f in frames] == ["a", "b"] and frames[0].body == b"x"
+    assert rest == b""
+    # a CRLF CRLF later in the buffer (another frame's) does not end the first header block
+    many = b"Content-Type: c\n\n" + b"Content-Type: d\r\nX: 1\r\n\r\n"
+    frames, _ = split_frames(many)
+    assert [(f.content_type, f.headers.get("X")) for f in frames] == [("c", None), ("d", "1")]
+    assert cut_with_reader(chunks(two + many, 3)) == (split_frames(two + many)[0], 0)

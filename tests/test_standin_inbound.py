@@ -116,6 +116,30 @@ def test_bgapi_background_job_and_filter(fs):
     assert all(e.get("Unique-ID") in (leg.uuid, None) for e in c.events()[before:])
 
 
+def test_filter_without_or_with_an_empty_value_as_freeswitch(fs):
+    """mod_event_socket (checked on FreeSWITCH 1.11): ``filter X`` is refused; ``filter add
+    X`` stores nothing (its value is NULL); ``filter X `` (an empty value) deletes X's filters,
+    whatever the case of X; ``filter X +`` is a filter nothing matches but an empty value."""
+    c = InboundClient(fs.inbound_address)
+    assert reply(c.command("filter Unique-ID")) == "-ERR invalid syntax"
+    assert reply(c.command("filter add Unique-ID")) == "+OK filter added. [Unique-ID]=[(null)]"
+    c.command("event plain BACKGROUND_JOB")
+
+    def job_event_comes() -> bool:
+        before = len(c.events())
+        c.command("bgapi status")
+        gevent.sleep(0.2)
+        return any(e.name == "BACKGROUND_JOB" for e in c.events()[before:])
+
+    assert job_event_comes()  # no filter was stored
+    c.command("filter Unique-ID bogus")
+    assert not job_event_comes()  # a BACKGROUND_JOB has no Unique-ID: filtered out
+    assert reply(c.command("filter unique-id ")) == "+OK filter added. [unique-id]=[]"
+    assert job_event_comes()  # the empty value deleted the Unique-ID filter
+    assert reply(c.command("filter Unique-ID +")) == "+OK filter added. [Unique-ID]=[+]"
+    assert not job_event_comes()
+
+
 def test_heartbeat_and_sendevent(fs):
     fs.heartbeat_interval = 0.05
     fs.spawn(fs._heartbeat)

@@ -46,6 +46,7 @@ OUTBOUND = [
     "answer-multiset-bridge-pipelined",
     "bridge-before-answer",
     "pre-answer-moh-bridge",
+    "outbound-own-events",
 ]
 INBOUND = ["inbound-api-bgapi-events", "inbound-bad-password"]
 
@@ -193,10 +194,30 @@ def first_tick(records: list[dict], frames: list[tuple[float, Frame]]) -> float:
 
     At least 8 ms: CHANNEL_PARK must not fire before the replayed ``myevents`` arrived (the
     recording harness answered faster than this replay on a busy machine does; a park that
-    fires first is simply not delivered, on a real switch too)."""
+    fires first is simply not delivered, on a real switch too). A recording not subscribed
+    to CHANNEL_PARK gives the phase by its first CHANNEL_EXECUTE (ticks are 20 ms apart)."""
     connect = next(r["t"] for r in records if r["dir"] == "out")
-    park = next(t for t, f in frames if (ev := frame_event(f)) and ev.name == "CHANNEL_PARK")
+    events = [(t, ev.name) for t, f in frames if (ev := frame_event(f))]
+    park = next((t for t, name in events if name == "CHANNEL_PARK"), None)
+    if park is None:
+        first = next(t for t, name in events if name == "CHANNEL_EXECUTE")
+        park = connect + (first - connect) % 0.02
     return min(max(park - connect, 0.008), 0.02)
+
+
+def recorded_caller(connect_reply: Frame, port: int) -> tuple[int, dict, dict]:
+    """The port the recorded caller's ``socket`` connected to, and the variables the test
+    dialplan's ``fsacd_test_socket`` extension gave it (rewritten for ``port``): the ones of
+    the originate's ``{...}`` block and the one its condition set (``DP_MATCH``)."""
+    h = connect_reply.decoded_headers()
+    target = h["variable_current_application_data"].split(" ")[0]
+    recorded = int(target.rsplit(":", 1)[1])
+    originate, dialplan = {}, {}
+    if "variable_fsacd_test_socket" in h:
+        originate["fsacd_test_socket"] = f"127.0.0.1:{port}"
+    if "variable_DP_MATCH" in h:
+        dialplan["DP_MATCH"] = h["variable_DP_MATCH"].replace(f":{recorded}", f":{port}")
+    return recorded, originate, dialplan
 
 
 def buffered_frames(records: list[dict]) -> set[int]:
@@ -403,7 +424,14 @@ def test_outbound_transcript(name: str, transcripts_dir: Path) -> None:
     phones(fs)
     fs.start()
     try:
-        call = fs.place_call(destination="5000", caller_number="+4922129191999")
+        port = server.getsockname()[1]
+        recorded_port, originate_vars, dialplan_vars = recorded_caller(want[0][1], port)
+        call = fs.place_call(
+            destination="5000",
+            caller_number="+4922129191999",
+            originate_variables=originate_vars,
+            variables=dialplan_vars,
+        )
         conn, _ = server.accept()
         rx = Receiver(conn)
         recorded_uuid = want[0][1].headers["Unique-ID"]
@@ -412,9 +440,9 @@ def test_outbound_transcript(name: str, transcripts_dir: Path) -> None:
         )
         rx.wait_count(len(want))
         gevent.sleep(0.1)
-        port = server.getsockname()[1]
         got = interleave_like(want, rx.frames)
-        compare(name, want, got, {f"%3A{port}%20": "%3A8084%20", f":{port} ": ":8084 "})
+        fixes = {f"%3A{port}": f"%3A{recorded_port}", f":{port} ": f":{recorded_port} "}
+        compare(name, want, got, fixes)
         compare_timing(name, want, recorded_sends(records), got, sent, buffered_frames(records))
         assert not fs.errors
         assert call.hangup_cause is not None

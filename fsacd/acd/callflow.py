@@ -48,6 +48,16 @@ DONE_KEPT = 32
 BRIDGE_MARGIN = 15.0
 #: How long an offer waits for the caller's screen pop lookup (no CRM: Redis only).
 POP_PREPARE_WAIT = 1.0
+#: The events of the caller's channel the call flow (and the IVR, ivr_esl.py) waits for; the
+#: outbound socket subscribes to these only (``myevents`` would send 23 types; docs/performance.md).
+CALL_EVENTS = (
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "DTMF",
+)
 
 
 def forged_headers(channel_data: dict[str, str]) -> list[str]:
@@ -153,8 +163,7 @@ class CallFlow:
         self._pump = gevent.spawn(self._pump_events)
         registered = False
         try:
-            self.session.myevents()
-            self.session.linger()
+            self.session.own_events(CALL_EVENTS, linger=True)
             destination = self.data.get("Caller-Destination-Number", "")
             target = routing.resolve(self.data, destination, self.cfg)
             if isinstance(target, routing.RouteError):

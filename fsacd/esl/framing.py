@@ -7,13 +7,15 @@ fsacd's client side and the FreeSWITCH stand-in's server side.
 
 Values inside event bodies (and the channel data of the ``connect`` reply) are URL-encoded by
 FreeSWITCH. A value can carry an encoded newline (``%0A``): lines are split first and each
-value is decoded afterwards, never the other way round.
+value is decoded afterwards, never the other way round. An event carries every channel
+variable (some hundred headers) and a controller reads a handful: :class:`EventHeaders` keeps
+the values as they came and decodes each one when it is first read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -86,22 +88,31 @@ def parse_header_block(block: bytes, decode: bool = False) -> tuple[dict[str, st
     Lines are split before any decoding. ``decode=True`` URL-decodes each value afterwards.
     A line without a colon is a framing error. CR before LF is tolerated.
     """
-    headers: dict[str, str] = {}
-    names: list[str] = []
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FramingError(f"header block is not UTF-8: {exc}") from None
-    for line in text.split("\n"):
-        line = line.rstrip("\r")
-        if not line:
-            continue
+    headers, names = _split_lines(text)
+    if decode:
+        headers = {k: url_decode(v) for k, v in headers.items()}
+    return headers, names
+
+
+def _split_lines(text: str) -> tuple[dict[str, str], list[str]]:
+    """The lines of a header block as raw (undecoded) values and the names in order."""
+    headers: dict[str, str] = {}
+    names: list[str] = []
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    for line in lines:
         name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise FramingError(f"header line without a name and colon: {line[:80]!r}")
         name = name.strip()
-        value = value.lstrip(" ")
-        headers[name] = url_decode(value) if decode else value
+        if not sep or not name:
+            if not line:
+                continue
+            raise FramingError(f"header line without a name and colon: {line[:80]!r}")
+        headers[name] = value.lstrip(" ")
         names.append(name)
     return headers, names
 
@@ -125,7 +136,9 @@ def _content_length(headers: Mapping[str, str], limit: int = MAX_BODY_BYTES) -> 
 def _find_header_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
     """Index of the empty line ending a header block and the length of that terminator."""
     i = buf.find(b"\n\n", start)
-    j = buf.find(b"\r\n\r\n", start)
+    # a CRLF terminator only matters if it starts before the first LF LF: look no further
+    # (a buffer holding many frames is not scanned to its end for each of them)
+    j = buf.find(b"\r\n\r\n", start) if i == -1 else buf.find(b"\r\n\r\n", start, i + 3)
     if j != -1 and (i == -1 or j < i):
         return j, 4
     return i, 2
@@ -238,11 +251,54 @@ class FrameReader:
         return len(self._buf)
 
 
+class EventHeaders(Mapping[str, str]):
+    """An event's headers, read-only: values are kept as received (URL-encoded) and each is
+    decoded the first time it is read. :meth:`raw` gives a value as it came."""
+
+    __slots__ = ("_raw", "_decoded")
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._decoded[key]
+        except KeyError:
+            pass
+        value = self._raw[key]
+        if "%" in value:
+            value = unquote(value, errors="replace")
+        self._decoded[key] = value
+        return value
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if key in self._raw:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def raw(self, key: str) -> str | None:
+        """The value as it was received (not URL-decoded), or None."""
+        return self._raw.get(key)
+
+    def __repr__(self) -> str:
+        return f"EventHeaders({dict(self)!r})"
+
+
 @dataclass
 class Event:
-    """A parsed event: URL-decoded headers and the optional inner body."""
+    """A parsed event: its headers (URL-decoded when read) and the optional inner body."""
 
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: str | None = None
     header_names: list[str] = field(default_factory=list)
 
@@ -259,16 +315,21 @@ class Event:
 
 
 def parse_event_plain(body: bytes) -> Event:
-    """Parse a ``text/event-plain`` body: encoded headers, then an optional inner body."""
+    """Parse a ``text/event-plain`` body: encoded headers, then an optional inner body.
+
+    Lines are checked and split at once; values are decoded only when read
+    (:class:`EventHeaders`).
+    """
     end, term = _find_header_end(body)
     if end == -1:
         block, rest = body, b""
     else:
         block, rest = body[:end], body[end + term :]
-    headers, names = parse_header_block(block, decode=True)
+    raw, names = parse_header_block(block)
+    headers = EventHeaders(raw)
     inner: str | None = None
-    if "Content-Length" in headers:
-        length = _content_length(headers)
+    if "Content-Length" in raw:
+        length = _content_length({k: headers[k] for k in raw if k.lower() == "content-length"})
         inner = rest[:length].decode("utf-8", errors="replace")
     elif rest.strip():
         inner = rest.decode("utf-8", errors="replace")

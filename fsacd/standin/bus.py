@@ -55,8 +55,7 @@ def filters_pass(filters: list[tuple[str, str]], event: Event) -> bool:
         comp = comp[i:]
         if send and pos:
             continue
-        if not comp:
-            continue
+        # an empty value (``filter X `` or ``filter X +``) matches an empty header value
         if value.startswith("/"):
             pattern = comp[1:-1] if comp.endswith("/") and len(comp) > 1 else comp.lstrip("/")
             try:

@@ -131,8 +131,13 @@ def place_call(
     socket_arg: str | None = None,
     hangup_cause: str = "NORMAL_CLEARING",
     channel_name: str | None = None,
+    originate_variables: dict[str, str] | Iterable[tuple[str, str]] | None = None,
 ) -> Call:
-    """Create a caller whose dialplan connects it to the controller (see FakeFreeSwitch)."""
+    """Create a caller whose dialplan connects it to the controller (see FakeFreeSwitch).
+
+    ``originate_variables`` are those of the ``{...}`` block that placed a loopback caller
+    (FreeSWITCH sets them on the B leg right after ``origination_caller_id_*``);
+    ``variables`` are set afterwards, as the dialplan would."""
     name = channel_name or f"loopback/{destination}-b"
     loopback = name.startswith("loopback/")
     profile = CallerProfile(
@@ -165,6 +170,13 @@ def place_call(
         ch.set_var(k, v)
     ch.set_var("origination_caller_id_number", caller_number)
     ch.set_var("origination_caller_id_name", caller_name)
+    originated = (
+        originate_variables.items()
+        if isinstance(originate_variables, dict)
+        else (originate_variables or [])
+    )
+    for k, v in originated:
+        ch.set_var(k, v)
     if loopback:
         ch.set_var("other_loopback_leg_uuid", str(uuidlib.uuid4()))
         ch.set_var("loopback_leg", "B")

@@ -490,8 +490,12 @@ class Listener:
             if name.lower() == "add":
                 name, sep, val = value.partition(" ")
                 value = val if sep else None
-            self.filters.append((name, value or ""))
-            return f"+OK filter added. [{name}]=[{value or '(null)'}]"
+            if value == "":  # FreeSWITCH "adds" an empty header by deleting that name's
+                low = name.lower()
+                self.filters = [(k, v) for k, v in self.filters if k.lower() != low]
+            elif value is not None:  # a header without a value is not added (NULL data)
+                self.filters.append((name, value))
+            return f"+OK filter added. [{name}]=[{'(null)' if value is None else value}]"
         return "-ERR invalid syntax"
 
     def _sendmsg(self, cmd: str, headers: list[tuple[str, str]], body: str | None) -> str:
