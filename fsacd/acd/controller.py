@@ -54,7 +54,12 @@ class Controller:
         self.controller_id = cfg.server.controller_id
         self._own_redis = r is None  # ours to close (and an embedded server ours to stop)
         self.r = r if r is not None else connect(cfg.redis.url, cfg.redis.data_dir)
-        self.store = Store(self.r, prefix=cfg.redis.prefix, controller_id=self.controller_id)
+        self.store = Store(
+            self.r,
+            prefix=cfg.redis.prefix,
+            controller_id=self.controller_id,
+            events_maxlen=cfg.monitoring.events_max_length,
+        )
         self.fs = (
             fs
             if fs is not None

@@ -56,6 +56,8 @@ for _, id in ipairs(holders) do
       t = math.max(0, NOW - num(c[5]))
     end
     talk = fmt_time(t)
+    stats_put('agent', id, NOW, {'handled', 1}, {'talk_time', t, 'wrap_time', wrap_up})
+    stats_put('queue', queue, NOW, {'handled', 1}, {'talk_time', t, 'wrap_time', wrap_up})
     redis.call('HINCRBY', key, 'answered', 1)
     redis.call('HSET', key, 'talk_time', fmt_time(num(a[3]) + t), 'last_call_end', NOW_S,
                'call', '', 'offer', '', 'owner', '', 'state_since', NOW_S)
@@ -71,6 +73,7 @@ for _, id in ipairs(holders) do
                            'reason', 'call-ended'})
       wake_agent(id)
     end
+    agent_mark(id)
   else
     release_agent(id, call_id, nil, 'none', nil, queue, 'call-ended')
   end
@@ -90,6 +93,28 @@ if c[6] then
     until_ = num(c[5])
   end
   waited = fmt_time(math.max(0, until_ - num(c[6])))
+end
+-- figures: how the call ended; an abandon (the caller hung up unanswered: event
+-- call-abandoned or outcome abandoned) with its wait (within service level or not)
+if queue ~= '' then
+  stats_put('queue', queue, NOW, {'outcome:' .. outcome, 1})
+  if (etype == 'call-abandoned' or outcome == 'abandoned') and not c[5] then
+    local wait = math.max(0, NOW - num(c[6] or NOW_S))
+    local sl = tonumber(redis.call('HGET', PREFIX .. 'queue:' .. queue, 'service_level_seconds'))
+    local in_sl = 0
+    if wait <= (sl or 20) then
+      in_sl = 1
+    end
+    stats_put('queue', queue, NOW, {'abandoned', 1, 'abandoned_in_sl', in_sl},
+              {'wait_abandoned', wait}, {'longest_wait', wait})
+    stats_observe(queue, 'wait', WAIT_BUCKETS, wait)
+  end
+  redis.call('ZREM', inqueue_key(queue), call_id)
+  local talking = 0
+  if c[1] == 'bridged' then
+    talking = -1
+  end
+  queue_live(queue, talking)
 end
 emit(etype, {'call', call_id, 'queue', queue, 'outcome', outcome, 'agent', c[3] or '',
              'waited', waited, 'talk', talk, 'position', position})

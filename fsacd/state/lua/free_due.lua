@@ -19,6 +19,7 @@ for _, id in ipairs(due) do
       if a[1] == 'wrap-up' then
         redis.call('HSET', key, 'state', 'idle', 'state_since', NOW_S)
         emit('agent-state', {'agent', id, 'state', 'idle', 'reason', 'wrap-up-over'})
+        agent_mark(id)
       end
       wake_agent(id)
     end
