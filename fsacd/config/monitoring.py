@@ -1,4 +1,4 @@
-"""``[web]``, ``[http]``, ``[stats]``, ``[events]`` and ``[log]``: monitoring (docs/monitoring.md)."""
+"""``[web]``, ``[http]``, ``[stats]``, ``[events]``, ``[log]``: monitoring (docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ def read_monitoring(stats: Table, events: Table, log: Table) -> MonitoringConfig
         try:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            stats.error("timezone", f"must be an IANA time zone (Europe/Berlin) or local, got {show(tz)}")
+            stats.error(
+                "timezone", f"must be an IANA time zone (Europe/Berlin) or local, got {show(tz)}"
+            )
             tz = d.timezone
     out = MonitoringConfig(
         timezone=tz,
