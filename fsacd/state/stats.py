@@ -83,6 +83,13 @@ class StatsStore(StateBase):
                       "talking": max(0, int(talking or 0))}
         return out
 
+    def agent_states(self) -> list[str]:
+        """What each agent is doing now (:func:`fsacd.core.figures.activity`)."""
+        return [
+            fig.activity(a.get("status", ""), a.get("state", ""))
+            for a in Store.of(self).list_agents()
+        ]
+
     def queue_figures(self, queues: Iterable[str], start: float) -> dict[str, fig.QueueFigures]:
         return {q: fig.queue_figures(c) for q, c in self.counters("queue", queues, start).items()}
 
@@ -113,7 +120,9 @@ class StatsStore(StateBase):
         afig = self.agent_figures(agents, start)
         queues = []
         for q in names:
-            queues.append({"name": q, **live[q], **qfig[q].to_dict()})
+            today = qfig[q].to_dict()
+            today["longest_wait_today"] = today.pop("longest_wait")
+            queues.append({"name": q, **today, **live[q]})
         rows = []
         by_state: dict[str, int] = {a: 0 for a in fig.ACTIVITIES}
         for a in agents:

@@ -46,7 +46,14 @@ AGENT_STATUSES = ("logged-out", "available", "on-break")
 AGENT_STATES = ("idle", "reserved", "ringing", "in-call", "wrap-up")
 CALL_STATES = ("waiting", "offering", "bridged", "ended")
 
-_AGENT_FLOATS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
+_AGENT_FLOATS = (
+    "state_since",
+    "ready_at",
+    "login_at",
+    "last_call_end",
+    "last_offer_at",
+    "tis_since",
+)
 _AGENT_INTS = ("answered", "missed", "no_answer_streak")
 _CALL_FLOATS = ("entered_at", "answered_at", "ended_at", "state_since")
 _CALL_INTS = ("priority", "seq", "score", "offers", "overflows")
