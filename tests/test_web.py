@@ -220,3 +220,27 @@ def test_watch_shows_a_waiting_caller(redis_url, cli):
         call.hangup()
     finally:
         acd.stop()
+
+
+def test_web_refuses_to_listen_beyond_loopback_without_a_token(cli, monkeypatch):
+    monkeypatch.delenv("FSACD_WEB_TOKEN", raising=False)
+    res = cli("web", "--listen", "0.0.0.0:0")
+    assert res.exit_code == 1
+    assert "needs an access token" in res.output and "Traceback" not in res.output
+    res = cli("web", "--listen", "nohost")
+    assert res.exit_code == 1 and "HOST:PORT" in res.output
+
+
+def test_json_log_lines_carry_the_call_id():
+    import logging
+
+    from fsacd.acd.logs import JsonFormatter
+
+    rec = logging.LogRecord("fsacd.acd.callflow", logging.INFO, __file__, 1,
+                            "call %s: bridged to %s", ("3f2a9c1e-0000-4000-8000-1234567890ab",
+                                                      "1001"), None)
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["call"] == "3f2a9c1e-0000-4000-8000-1234567890ab"
+    assert line["level"] == "info" and line["msg"].startswith("call 3f2a9c1e")
+    rec = logging.LogRecord("x", logging.WARNING, __file__, 1, "no call here", (), None)
+    assert "call" not in json.loads(JsonFormatter().format(rec))

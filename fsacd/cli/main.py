@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -460,10 +459,9 @@ def serve(app: App, log_level: str) -> None:
 
     if not monkey.is_module_patched("socket"):  # the entry point patches; in-process callers
         monkey.patch_all()  # (tests) may not have
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from fsacd.acd import controller
+    from fsacd.acd import controller, logs
+
+    logs.setup(log_level, cfg.monitoring.log_format)
 
     controller.run(cfg, config_path=app.path)
 
