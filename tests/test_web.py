@@ -244,3 +244,58 @@ def test_json_log_lines_carry_the_call_id():
     assert line["level"] == "info" and line["msg"].startswith("call 3f2a9c1e")
     rec = logging.LogRecord("x", logging.WARNING, __file__, 1, "no call here", (), None)
     assert "call" not in json.loads(JsonFormatter().format(rec))
+
+
+def test_monitoring_config_keys_and_their_docs():
+    import dataclasses
+    from pathlib import Path
+
+    from fsacd.config.model import HttpConfig, Thresholds, WebConfig
+
+    text = """
+[web]
+listen = "0.0.0.0:9000"
+token_file = "/run/fsacd/web-token"
+refresh = 2
+title = "Floor 3"
+[web.thresholds]
+wait_warn = 10
+sl_alert = 0.5
+[http]
+listen = "127.0.0.1:9184"
+[stats]
+timezone = "Europe/Berlin"
+[events]
+max_length = 5000
+max_age = 86400
+[log]
+format = "json"
+[queues.support]
+service_level_seconds = 30
+"""
+    cfg = load_text(text, env={})
+    assert cfg.web.listen == "0.0.0.0:9000" and cfg.web.token_file == "/run/fsacd/web-token"
+    assert cfg.web.token_env is None and cfg.web.refresh == 2 and cfg.web.title == "Floor 3"
+    assert cfg.web.thresholds.wait_warn == 10 and cfg.web.thresholds.sl_alert == 0.5
+    assert cfg.http.listen == "127.0.0.1:9184"
+    m = cfg.monitoring
+    assert (m.timezone, m.events_max_length, m.events_max_age, m.log_format) == (
+        "Europe/Berlin", 5000, 86400, "json")
+    assert cfg.queues["support"].service_level_seconds == 30
+    from fsacd.config import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        load_text('[web]\nlisten = "x"\nrefresh = 0\n[web.thresholds]\nsl_warn = 2\n'
+                  '[stats]\ntimezone = "Mars/Olympus"\n[log]\nformat = "xml"\n'
+                  '[queues.q]\nservice_level_seconds = 0\n', env={})
+    errors = "\n".join(exc.value.errors)
+    for key in ("web.listen", "web.refresh", "web.thresholds.sl_warn", "stats.timezone",
+                "log.format", "queues.q.service_level_seconds"):
+        assert key in errors
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    for cls in (WebConfig, Thresholds, HttpConfig):
+        for f in dataclasses.fields(cls):
+            if f.name != "thresholds":
+                assert f"`{f.name}`" in doc, f.name
+    for key in ("stats.timezone", "events.max_length", "events.max_age", "log.format"):
+        assert f"`{key}`" in doc, key
