@@ -154,3 +154,22 @@ def test_figures_after_a_small_shift_and_a_restart(redis_url):
         assert (f.offered, f.answered, f.abandoned) == (6, 5, 1)
     finally:
         acd.stop()
+
+
+def test_cached_closed_intervals_still_see_new_counts(r):
+    """A screen's store reuses the sum of closed intervals; the current ones are read anew."""
+    k = Keys()
+    now = dt.datetime(2026, 12, 1, 13, 7, tzinfo=dt.UTC).timestamp()
+    start = now - 3 * 3600
+    old_key = k.stats_slot("queue", "q", "2026-12-01T11:00")
+    cur_key = k.stats_slot("queue", "q", "2026-12-01T13:00")
+    r.hset(old_key, mapping={"offered": 2, "answered": 2})
+    st = StatsStore(r, k, clock=lambda: now).caching(0.3)
+    assert st.counters("queue", ["q"], start)["q"]["offered"] == 2
+    r.hincrby(cur_key, "offered", 1)
+    r.hincrby(old_key, "offered", 10)
+    assert st.counters("queue", ["q"], start)["q"]["offered"] == 3  # closed part reused
+    fresh = StatsStore(r, k, clock=lambda: now)
+    assert fresh.counters("queue", ["q"], start)["q"]["offered"] == 13
+    time.sleep(0.35)
+    assert st.counters("queue", ["q"], start)["q"]["offered"] == 13

@@ -165,7 +165,7 @@ def render_snapshot(snap: dict[str, Any], title: str = "fsacd") -> Group:
 def watch_cmd(app: App, interval: float, once: bool) -> None:
     """A live terminal wallboard: queues (waiting, longest wait, service level today) and
     agents by state with time in state. Ctrl-C exits."""
-    st = stats_store(app)
+    st = stats_store(app).caching(60.0)
     tz = fig.zone(app.cfg.monitoring.timezone)
 
     def frame() -> Group:

@@ -15,18 +15,34 @@ from fsacd.state.store import Store
 
 
 class StatsStore(StateBase):
-    """Read-only: counters by period, running totals, live gauges, a whole snapshot."""
+    """Read-only: counters by period, running totals, live gauges, a whole snapshot.
+
+    ``cache_closed`` > 0 (the wallboard, ``fsacd watch``): the sum of the buckets that closed
+    before the previous interval is re-read at most every that many seconds. New counts always
+    go to the current interval, so only time in state spanning intervals (split when the
+    activity ends) can show up that much later.
+    """
 
     def __init__(
-        self, r: Any, keys: Keys | None = None, clock: Callable[[], float] = time.time
+        self,
+        r: Any,
+        keys: Keys | None = None,
+        clock: Callable[[], float] = time.time,
+        cache_closed: float = 0.0,
     ) -> None:
         super().__init__(r, keys)
         self.clock = clock
+        self.cache_closed = cache_closed
+        self._closed: dict[tuple[str, str], tuple[tuple[str, ...], float, dict]] = {}
 
-    def _bucket_keys(self, kind: str, name: str, start: float, now: float) -> list[str]:
+    def caching(self, seconds: float) -> StatsStore:
+        """This store with ``cache_closed = seconds`` (for screens that refresh often)."""
+        return StatsStore(self.r, self.keys, self.clock, cache_closed=seconds)
+
+    def _bucket_keys(self, kind: str, name: str, spans: list[tuple[str, str]]) -> list[str]:
         k = self.keys
         out = []
-        for what, label in fig.buckets(start, now):
+        for what, label in spans:
             if what == "day":
                 out.append(k.stats_day(kind, name, label))
             else:
@@ -37,19 +53,35 @@ class StatsStore(StateBase):
         """Summed counters per name (``kind`` ``queue`` or ``agent``) from ``start`` (rounded
         down to its 15-minute interval) to now; one round trip."""
         now = self.clock()
+        mono = time.monotonic()
         names = list(names)
         pipe = self.r.pipeline(transaction=False)
-        spans = []
+        plan: list[tuple[str, int, dict | None, tuple[str, ...]]] = []
+        spans = fig.buckets(start, now)
         for name in names:
-            keys = self._bucket_keys(kind, name, start, now)
-            spans.append(len(keys))
+            keys = self._bucket_keys(kind, name, spans)
+            closed: tuple[str, ...] = ()
+            cached = None
+            if self.cache_closed > 0 and len(keys) > 2:
+                closed, keys = tuple(keys[:-2]), keys[-2:]
+                hit = self._closed.get((kind, name))
+                if hit and hit[0] == closed and mono - hit[1] < self.cache_closed:
+                    cached = hit[2]
+                else:
+                    keys = [*closed, *keys]
+            plan.append((name, len(keys), cached, closed))
             for key in keys:
                 pipe.hgetall(key)
         rows = pipe.execute()
         out, i = {}, 0
-        for name, n in zip(names, spans, strict=True):
-            out[name] = fig.add_counters(rows[i : i + n])
+        for name, n, cached, closed in plan:
+            got = rows[i : i + n]
             i += n
+            if closed and cached is None:
+                cached = fig.add_counters(got[: len(closed)])
+                self._closed[(kind, name)] = (closed, mono, cached)
+                got = got[len(closed) :]
+            out[name] = fig.add_counters([*([cached] if cached else []), *got])
         return out
 
     def totals(self, kind: str, names: Iterable[str]) -> dict[str, dict[str, float]]:

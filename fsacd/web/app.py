@@ -32,6 +32,8 @@ STREAM_MAX = 3600.0
 #: A comment line is sent when nothing changed for this long (finds closed connections).
 HEARTBEAT = 15.0
 _AGENT_ID_MAX = 64
+#: Seconds the sum of the closed intervals of "today" is reused (StatsStore.cache_closed).
+CLOSED_CACHE = 60.0
 
 
 class Hub:
@@ -94,12 +96,12 @@ class WebApp:
 
     def __init__(self, cfg: Config, stats: StatsStore, token: str | None) -> None:
         self.cfg = cfg
-        self.stats = stats
+        self.stats = stats.caching(CLOSED_CACHE)
         self.pops = PopStore.of(stats)
         self.token = token
         self.tz = fig.zone(cfg.monitoring.timezone)
         self.hub = Hub(self.snapshot, cfg.web.refresh)
-        self.registry = metrics.registry(stats, lambda now: fig.day_start(now, self.tz))
+        self.registry = metrics.registry(self.stats, lambda now: fig.day_start(now, self.tz))
 
     def snapshot(self) -> dict[str, Any]:
         return self.stats.snapshot(fig.day_start(time.time(), self.tz))
