@@ -299,3 +299,29 @@ service_level_seconds = 30
                 assert f"`{f.name}`" in doc, f.name
     for key in ("stats.timezone", "events.max_length", "events.max_age", "log.format"):
         assert f"`{key}`" in doc, key
+
+
+def test_watch_runs_live_and_exits_cleanly_on_ctrl_c(redis_url, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    p = tmp_path / "fsacd.toml"
+    p.write_text(QUEUES + '\n[routes]\n"5000" = "queue:support"\n')
+    env = {**os.environ, "REDIS_URL": redis_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsacd", "--config", str(p), "watch", "--interval", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3.0)  # a few refreshes
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert "support" in out and "Traceback" not in err

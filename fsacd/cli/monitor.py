@@ -169,7 +169,8 @@ def watch_cmd(app: App, interval: float, once: bool) -> None:
     tz = fig.zone(app.cfg.monitoring.timezone)
 
     def frame() -> Group:
-        return render_snapshot(st.snapshot(fig.day_start(time.time(), tz)), app.cfg.web.title)
+        snap = st.snapshot(fig.day_start(time.time(), tz), app.cfg.queues)
+        return render_snapshot(snap, app.cfg.web.title)
 
     con = console()
     if once:

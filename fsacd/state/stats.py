@@ -141,11 +141,12 @@ class StatsStore(StateBase):
             out[a["id"]] = fig.agent_figures(counters[a["id"]], live)
         return out
 
-    def snapshot(self, start: float) -> dict[str, Any]:
-        """Everything a wallboard shows: per queue the live gauges and the figures since
-        ``start``, per agent its status, state, time in state and figures; agents by state."""
+    def snapshot(self, start: float, queues: Iterable[str] = ()) -> dict[str, Any]:
+        """Everything a wallboard shows: per queue (those in Redis' ``queues`` set and
+        ``queues``) the live gauges and the figures since ``start``, per agent its status,
+        state, time in state and figures; agents by state."""
         now = self.clock()
-        names = self.queue_names()
+        names = sorted(set(self.queue_names()) | set(queues))
         live = self.live(names)
         qfig = self.queue_figures(names, start)
         agents = Store.of(self).list_agents()

@@ -101,10 +101,12 @@ class WebApp:
         self.token = token
         self.tz = fig.zone(cfg.monitoring.timezone)
         self.hub = Hub(self.snapshot, cfg.web.refresh)
-        self.registry = metrics.registry(self.stats, lambda now: fig.day_start(now, self.tz))
+        self.registry = metrics.registry(
+            self.stats, lambda now: fig.day_start(now, self.tz), sorted(cfg.queues)
+        )
 
     def snapshot(self) -> dict[str, Any]:
-        return self.stats.snapshot(fig.day_start(time.time(), self.tz))
+        return self.stats.snapshot(fig.day_start(time.time(), self.tz), self.cfg.queues)
 
     def agent_view(self, snap: dict[str, Any], agent_id: str) -> dict[str, Any]:
         agent = next((a for a in snap.get("agents", []) if a["id"] == agent_id), None)

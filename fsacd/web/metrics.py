@@ -7,7 +7,7 @@ only go up and are the same whichever ``fsacd web`` is asked. Names: docs/monito
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -40,13 +40,16 @@ def _histogram(
 class FiguresCollector:
     """Reads Redis on each scrape (a handful of pipelined commands per queue)."""
 
-    def __init__(self, stats: StatsStore, today: Callable[[float], float]) -> None:
+    def __init__(
+        self, stats: StatsStore, today: Callable[[float], float], queues: list[str]
+    ) -> None:
         self.stats = stats
         self.today = today
+        self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
         st = self.stats
-        queues = st.queue_names()
+        queues = sorted(set(st.queue_names()) | set(self.queues))
         totals = st.totals("queue", queues)
         live = st.live(queues)
         today = st.queue_figures(queues, self.today(time.time()))
@@ -110,7 +113,10 @@ class FiguresCollector:
         return g
 
 
-def registry(stats: StatsStore, today: Callable[[float], float]) -> CollectorRegistry:
+def registry(
+    stats: StatsStore, today: Callable[[float], float], queues: Iterable[str] = ()
+) -> CollectorRegistry:
+    """A registry with the figures of the queues in Redis and ``queues`` (the configured)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(FiguresCollector(stats, today))  # type: ignore[arg-type]
+    reg.register(FiguresCollector(stats, today, list(queues)))  # type: ignore[arg-type]
     return reg
