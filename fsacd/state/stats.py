@@ -34,6 +34,13 @@ class StatsStore(StateBase):
         self.clock = clock
         self.cache_closed = cache_closed
         self._closed: dict[tuple[str, str], tuple[tuple[str, ...], float, dict]] = {}
+        self._store: Store | None = None
+
+    def _agents(self) -> list[dict[str, Any]]:
+        """Every agent, decoded as :meth:`Store.list_agents` does."""
+        if self._store is None:
+            self._store = Store.of(self)
+        return self._store.list_agents()
 
     def caching(self, seconds: float) -> StatsStore:
         """This store with ``cache_closed = seconds`` (for screens that refresh often)."""
@@ -119,7 +126,7 @@ class StatsStore(StateBase):
         """What each agent is doing now (:func:`fsacd.core.figures.activity`)."""
         return [
             fig.activity(a.get("status", ""), a.get("state", ""))
-            for a in Store.of(self).list_agents()
+            for a in self._agents()
         ]
 
     def queue_figures(self, queues: Iterable[str], start: float) -> dict[str, fig.QueueFigures]:
@@ -149,7 +156,7 @@ class StatsStore(StateBase):
         names = sorted(set(self.queue_names()) | set(queues))
         live = self.live(names)
         qfig = self.queue_figures(names, start)
-        agents = Store.of(self).list_agents()
+        agents = self._agents()
         afig = self.agent_figures(agents, start)
         queues = []
         for q in names:
