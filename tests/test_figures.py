@@ -173,3 +173,18 @@ def test_cached_closed_intervals_still_see_new_counts(r):
     assert fresh.counters("queue", ["q"], start)["q"]["offered"] == 13
     time.sleep(0.35)
     assert st.counters("queue", ["q"], start)["q"]["offered"] == 13
+
+
+def test_events_stream_cap_comes_from_the_config(r):
+    from fsacd.state import scripts
+    from fsacd.state.store import Store
+
+    assert "local EVENTS_MAXLEN = 1234\n" in scripts.full_source("enqueue", 1234)
+    assert scripts.MAXLEN_LINE in scripts.full_source("enqueue")
+    store = Store(r, events_maxlen=1000)
+    for i in range(1500):
+        store.event("test", n=i)
+    assert 1000 <= r.xlen(store.keys.events()) < 1200  # MAXLEN ~ 1000
+    later = Store(r, clock=lambda: time.time() + 3600)
+    later.trim_events(100000, max_age=60)  # everything is older than an hour "later"
+    assert r.xlen(store.keys.events()) < 100
