@@ -15,7 +15,6 @@ from gevent.queue import Queue
 from fsacd import config as configmod
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
-from fsacd.acd.health import HealthServer, ProcessMetrics
 from fsacd.acd.matcher import Matcher
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
@@ -29,6 +28,7 @@ from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
 if TYPE_CHECKING:
+    from fsacd.acd.health import HealthServer, ProcessMetrics
     from fsacd.config import Config
     from fsacd.state.connection import Redis
 
@@ -66,10 +66,14 @@ class Controller:
             if fs is not None
             else FreeSwitchClient(cfg.freeswitch.inbound_address, configmod.password(cfg))
         )
-        #: this process's metrics; served on [http] listen when configured (acd/health.py)
-        self.metrics = ProcessMetrics()
-        self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
+        #: this process's metrics, served on [http] listen (acd/health.py); None when off
+        self.metrics: ProcessMetrics | None = None
         self.health: HealthServer | None = None
+        if cfg.http.listen:
+            from fsacd.acd.health import ProcessMetrics
+
+            self.metrics = ProcessMetrics()
+            self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
         self._calls: dict[str, Queue] = {}
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
@@ -115,7 +119,9 @@ class Controller:
         self.server.start()
         if self.cfg.monitoring.events_max_age > 0:
             self._greenlets.append(gevent.spawn(self._trim_loop))
-        if self.cfg.http.listen:
+        if self.cfg.http.listen and self.metrics is not None:
+            from fsacd.acd.health import HealthServer
+
             self.health = HealthServer(
                 configmod.split_address(self.cfg.http.listen),
                 self.metrics,
@@ -225,6 +231,9 @@ class Controller:
     # --- calls -------------------------------------------------------------------------------
 
     def handle_call(self, session: OutboundSession) -> None:
+        if self.metrics is None:
+            CallFlow(session, self).run()
+            return
         self.metrics.arrived()
         try:
             CallFlow(session, self).run()
@@ -233,7 +242,8 @@ class Controller:
 
     def register_call(self, call_id: str, inbox: Queue) -> None:
         self._calls[call_id] = inbox
-        self.metrics.queued()
+        if self.metrics is not None:
+            self.metrics.queued()
 
     def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
