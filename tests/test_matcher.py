@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from fsacd.acd import matcher as matcher_mod
 from fsacd.state.connection import RedisError
 from fsacd.state.store import Offer, Store
 from tests.matching import matcher
@@ -91,16 +90,21 @@ def test_one_pass_matches_every_call_it_can_in_queue_order(store):
     assert m.matches == 2
 
 
-def test_random_strategy_uses_the_matchers_rng(store):
+def test_random_strategy_uses_the_matchers_rng(store, r):
+    """The pick follows the matcher's generator (a seed gives the same pick again) and every
+    free agent can be picked."""
     agents(store, 5)
-    call(store, "c1")
-    snaps = store.candidates("sales")[1]
-    from fsacd.core import strategies
-
-    expected = strategies.order("random", snaps, rng=random.Random(7))[0]
-    m, offers = matcher(store, {"sales": "random"}, rng=random.Random(7))
-    m._match_queue("sales")
-    assert offers[0].agents == [expected]
+    picks = []
+    for i in range(40):
+        call(store, f"c{i}")
+        m, offers = matcher(store, {"sales": "random"}, rng=random.Random(i % 20))
+        m._match_queue("sales")
+        (offer,) = offers
+        picks.append(offer.agents[0])
+        store.cancel_offer(offer)
+        store.finish_call(offer.call_id, "abandoned")
+    assert picks[:20] == picks[20:]
+    assert set(picks) == {"a1", "a2", "a3", "a4", "a5"}
 
 
 def test_ring_all_wants_every_free_agent(store):
@@ -161,46 +165,30 @@ def test_skip_busy_agents_off_offers_them_anyway(store):
 # --- races -----------------------------------------------------------------------------------
 
 
-def test_a_reservation_lost_to_a_race_is_retried(store, r):
-    """Between the matcher's snapshot and its reservation another controller serves the head
-    call: the reservation fails, the matcher looks again and serves the next call."""
-    agents(store, 2)
-    call(store, "c1")
-    call(store, "c2")
-    other = Store(r, controller_id="ctl-b")
-    m, offers = matcher(store, {"sales": "first-available"})
-    real_reserve = store.reserve
-    tries = []
+def test_matchers_racing_for_one_queue_never_double_offer(redis_url, store, r):
+    """Four matchers, each on its own Redis connection, serve one queue at the same moment
+    (the calls' owner takes every offer): each call is offered once, each agent reserved
+    once, and every agent ends up with a call, in the queue's order."""
+    import gevent
+    import redis as redislib
 
-    def racing_reserve(queue, call_id, ordered, want=1):
-        if not tries:
-            stolen = other.reserve(queue, call_id, ordered, want)  # the other one wins c1
-            assert stolen is not None and stolen.agents == ["a1"]
-        tries.append(call_id)
-        return real_reserve(queue, call_id, ordered, want)
-
-    store.reserve = racing_reserve
-    m._match_queue("sales")
-    assert tries == ["c1", "c2"]
-    assert [(o.call_id, o.agents) for o in offers] == [("c2", ["a2"])]
-    assert store.get_call("c1")["state"] == "offering"
-
-
-def test_retries_are_bounded(store):
-    """A reservation that keeps losing stops after RESERVE_RETRIES tries (the loop and the
-    sweep try again later), without an offer and without an error."""
-    agents(store, 1)
-    call(store, "c1")
-    m, offers = matcher(store, {"sales": "first-available"})
-    tries = []
-
-    def always_lost(queue, call_id, ordered, want=1):
-        tries.append(call_id)
-        return None
-
-    store.reserve = always_lost
-    m._match_queue("sales")
-    assert len(tries) == matcher_mod.RESERVE_RETRIES and offers == []
+    agents(store, 12)
+    for i in range(30):
+        call(store, f"c{i:02d}")
+    made: list[Offer] = []
+    ms = []
+    for _ in range(4):
+        st = Store(redislib.Redis.from_url(redis_url, decode_responses=True),
+                   controller_id="ctl-a", clock=store.clock)
+        m, offers = matcher(st, {"sales": "most-idle"}, deliver=lambda o: made.append(o) or True)
+        ms.append(m)
+    gevent.joinall([gevent.spawn(m._match_queue, "sales") for m in ms], raise_error=True)
+    assert len(made) == 12
+    assert len({o.call_id for o in made}) == 12
+    assert sorted(a for o in made for a in o.agents) == sorted(f"a{i}" for i in range(1, 13))
+    assert [o.call_id for o in sorted(made, key=lambda o: o.call_id)] == [
+        f"c{i:02d}" for i in range(12)
+    ]
 
 
 def test_match_now_logs_redis_trouble_and_asks_the_loop_to_retry(store, caplog):
@@ -209,7 +197,7 @@ def test_match_now_logs_redis_trouble_and_asks_the_loop_to_retry(store, caplog):
     def down(queue):
         raise RedisError("connection refused")
 
-    store.candidates = down
+    store.match = lambda *a, **k: down(a[0])
     with caplog.at_level("ERROR"):
         m.match_now("sales")
     assert offers == [] and m._pending == {"sales"}
@@ -303,3 +291,43 @@ def test_local_call_without_a_socket_is_orphaned_or_claimed(store):
     m._match_queue("sales")  # c2: a callback takes it, it stays queued
     assert claimed == ["c1", "c2"]
     assert store.get_call("c2")["state"] == "waiting" and store.position("c2") == 1
+
+
+# --- a burst: one reservation per pass -----------------------------------------------------
+
+
+def test_a_burst_of_callers_is_served_in_one_reservation(store):
+    agents(store, 4)
+    for i in range(1, 7):
+        call(store, f"c{i}")
+    m, offers = matcher(store, {"sales": "most-idle"})
+    sizes = []
+    real = store.match
+
+    def counting(queue, strategy, calls, **kw):
+        got = real(queue, strategy, calls, **kw)
+        sizes.append(len(got))
+        return got
+
+    store.match = counting
+    m._match_queue("sales")
+    assert sizes == [4]  # one script call served the four calls it could
+    assert [o.call_id for o in offers] == ["c1", "c2", "c3", "c4"]
+    assert sorted(a for o in offers for a in o.agents) == ["a1", "a2", "a3", "a4"]
+    assert m.matches == 4
+
+
+def test_match_now_skips_a_pass_when_a_later_one_ran(store):
+    """A caller whose match waited for the lock while another pass (begun after the caller
+    asked) served the queue does not read the queue again."""
+    agents(store, 1)
+    m, offers = matcher(store, {"sales": "first-available"})
+    reads = []
+    real = store.match
+    store.match = lambda q, *a, **k: reads.append(q) or real(q, *a, **k)
+    since = m._passes.get("sales", 0)
+    call(store, "c1")
+    m._match_queue("sales")  # the pass that ran meanwhile
+    m._match_queue("sales", since=since)
+    assert reads == ["sales"]  # the first pass served the one waiting call and stopped
+    assert [o.call_id for o in offers] == ["c1"]

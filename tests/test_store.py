@@ -97,7 +97,7 @@ def state(store, agent_id):
 def test_lua_builds_the_same_key_names_as_keys_py(r):
     src = scripts.source("_lib") + (
         "\nreturn {agent_key('x'), members_key('q'), waiting_key('q'), call_key('c'),"
-        " READY, CALLS, WAKE, EVENTS, NOW_S}"
+        " free_key('q'), queue_key('q'), READY, CALLS, WAKE, EVENTS, NOW_S}"
     )
     k = Keys("pfx:")
     got = r.eval(src, 1, k.events(), "pfx:", "12.500")
@@ -106,6 +106,8 @@ def test_lua_builds_the_same_key_names_as_keys_py(r):
         k.queue_members("q"),
         k.queue_waiting("q"),
         k.call("c"),
+        k.queue_free("q"),
+        k.queue("q"),
         k.ready(),
         k.calls(),
         k.wake_channel(),
@@ -427,9 +429,10 @@ def test_ring_all_takes_every_free_agent(store):
 def test_random_follows_the_rng(store):
     add_agents(store, 5)
     enqueue(store, "c1")
-    snaps = store.candidates("sales")[1]
-    expected = strategies.order("random", snaps, rng=random.Random(3))[0]
-    assert match_one(store, "sales", "random", rng=random.Random(3)).agents == [expected]
+    first = match_one(store, "sales", "random", rng=random.Random(3))
+    store.cancel_offer(first)
+    again = match_one(store, "sales", "random", rng=random.Random(3))
+    assert again.agents == first.agents and again.agents[0] in {f"a{i}" for i in range(1, 6)}
 
 
 # --- reserve: the atomic match --------------------------------------------------------------
@@ -470,6 +473,80 @@ def test_reserve_drops_a_broken_head(store, r):
     assert store.reserve("sales", "c1", ["a1"]) is None
     assert waiting(r) == ["c2"]
     assert match_one(store, "sales", "first-available").call_id == "c2"
+
+
+# --- reserve_many: a whole pass in one reservation ---------------------------------------------
+
+
+def test_reserve_many_serves_the_head_calls_in_order_with_the_next_agents(store, r):
+    add_agents(store, 3)
+    for c in ("c1", "c2", "c3", "c4"):
+        enqueue(store, c)
+    enqueue(store, "c0", priority=5)  # heads the queue
+    offers = store.reserve_many("sales", ["a3", "a1", "a2"], 1, calls=5)
+    assert [(o.call_id, o.agents) for o in offers] == [
+        ("c0", ["a3"]),
+        ("c1", ["a1"]),
+        ("c2", ["a2"]),
+    ]
+    assert len({o.offer_id for o in offers}) == 3
+    assert waiting(r) == ["c3", "c4"]
+    for o in offers:
+        assert store.get_call(o.call_id)["offer"] == o.offer_id
+        a = store.get_agent(o.agents[0])
+        assert (a["state"], a["call"], a["offer"]) == ("reserved", o.call_id, o.offer_id)
+    assert store.rr_last("sales") == 2  # the position of the last agent taken
+    offered = [e["call"] for e in event_list(r, "call-offered")]
+    assert offered == ["c0", "c1", "c2"]
+
+
+def test_reserve_many_ring_all_serves_one_call(store, r):
+    add_agents(store, 3)
+    enqueue(store, "c1")
+    enqueue(store, "c2")
+    offers = store.reserve_many("sales", ["a1", "a2", "a3"], 0, calls=2)
+    assert [(o.call_id, o.agents) for o in offers] == [("c1", ["a1", "a2", "a3"])]
+    assert waiting(r) == ["c2"]
+
+
+def test_reserve_many_skips_broken_calls_and_agents_taken_meanwhile(store, r):
+    add_agents(store, 2)
+    enqueue(store, "c1")
+    enqueue(store, "c2")
+    enqueue(store, "c3")
+    r.delete(Keys().call("c1"))  # should never happen; must not block the queue
+    store.set_break("a1", "x")
+    offers = store.reserve_many("sales", ["a1", "a2"], 1, calls=3)
+    assert [(o.call_id, o.agents) for o in offers] == [("c2", ["a2"])]
+    assert waiting(r) == ["c3"]
+    assert store.reserve_many("sales", ["a1", "a2"], 1, calls=3) == []
+
+
+def test_a_paused_queue_offers_nothing(store, r):
+    add_agents(store, 2)
+    enqueue(store, "c1")
+    r.hset(Keys().queue("sales"), "paused", "1")
+    pool = store.pool("sales")
+    assert (pool.head, pool.waiting, pool.paused, pool.free) == ("c1", 1, True, [])
+    assert store.reserve_many("sales", ["a1"], 1, calls=1) == []
+    assert store.reserve("sales", "c1", ["a1"]) is None
+    r.hdel(Keys().queue("sales"), "paused")
+    assert [s.id for s in store.pool("sales").free] == ["a1", "a2"]
+    assert store.reserve("sales", "c1", ["a1"]).agents == ["a1"]
+
+
+def test_pool_reads_the_snapshot_fields(store, r, clock):
+    add_agents(store, 2)
+    enqueue(store, "c1")
+    r.hset(Keys().agent("a2"), mapping={"answered": 4, "talk_time": "12.5",
+                                         "last_call_end": T0 - 3})
+    r.hset(Keys().queue("sales"), "rr_last", 1)
+    pool = store.pool("sales")
+    assert (pool.head, pool.waiting, pool.rr_last, pool.paused) == ("c1", 1, 1, False)
+    a1, a2 = pool.free
+    assert (a1.id, a1.position, a1.login_at, a1.answered) == ("a1", 1, T0, 0)
+    assert (a2.id, a2.answered, a2.talk_time, a2.last_call_end) == ("a2", 4, 12.5, T0 - 3)
+    assert store.pool("support") == store_mod.Pool(None, 0, None, False, [])
 
 
 def test_strict_order_under_priorities(store, r):

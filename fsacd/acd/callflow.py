@@ -46,6 +46,8 @@ APP_START_TIMEOUT = 2.0
 DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
+#: How long an offer waits for the caller's screen pop lookup (no CRM: Redis only).
+POP_PREPARE_WAIT = 1.0
 
 
 def forged_headers(channel_data: dict[str, str]) -> list[str]:
@@ -123,6 +125,8 @@ class CallFlow:
         self.became_callback = False
         self.answered_at = 0.0
         self.winner_leg = ""
+        #: the screen pop lookup running beside the match (see _serve_queue)
+        self._prepare: gevent.Greenlet | None = None
         self.last_announced: float | None = None
         self.language = "en"
         self.recording: dict[str, Any] = {}
@@ -381,12 +385,12 @@ class CallFlow:
             fields.get("name", ""),
             self.ivr_inputs,
         )
-        if self.ctl.pop.crm is None:
-            prepare[0](*prepare[1:])  # Redis only (a few ms): ready before any offer
-        else:
-            # a CRM may take its timeout: look up while the caller waits; an offer made
-            # meanwhile gets the pop completed when the lookup ends (fsacd/pop/screen.py)
-            gevent.spawn(*prepare)
+        # the lookup runs beside the match: without a CRM (Redis only, a few ms) an offer
+        # waits for it (_pop_ready); a CRM may take its timeout, so an offer made meanwhile
+        # goes on and gets the pop completed when the lookup ends (fsacd/pop/screen.py)
+        self._prepare = gevent.spawn(*prepare)
+        if self.ctl.pop.crm is not None:
+            self._prepare = None
         self._ask_recording_consent(qcfg)
         self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
         self._wait_loop()
@@ -843,14 +847,14 @@ class CallFlow:
     def _offer(self, offer: Offer, qcfg: QueueConfig) -> bool:
         """Ring the reserved agent(s). True when the call was bridged and is over."""
         self.state.phase = "offering"
-        if not self.store.mark_ringing(offer):
+        contacts = self.store.ring(offer)  # reserved -> ringing, and their contacts
+        if contacts is None:
             log.info("call %s: offer %s no longer valid", self.state.uuid, offer.offer_id)
             return False
         legs: dict[str, str] = {}
         leg_specs: list[tuple[dict[str, str], str]] = []
         for agent_id in offer.agents:
-            agent = self.store.get_agent(agent_id)
-            contact = (agent or {}).get("contact")
+            contact = contacts.get(agent_id)
             problem = dialstring.contact_problem(contact) if contact else "no contact"
             if problem:
                 self._bench_agent(agent_id, problem)
@@ -862,15 +866,21 @@ class CallFlow:
             self.store.cancel_offer(offer)
             return False
         waited = time.time() - self.state.entered_at
-        pop_headers = self.ctl.pop.offered(self.state.uuid, list(legs.values()), waited)
+        shown = self.presentation.reason if self.presentation else ""
+
+        def record_legs(pipe: Any) -> None:  # with the pop, in one round trip
+            self.store.set_call_fields(
+                self.state.uuid, pipe=pipe, legs=recovery.format_legs(legs), presentation=shown
+            )
+
+        self._pop_ready()
+        pop_headers = self.ctl.pop.offered(
+            self.state.uuid, list(legs.values()), waited, also=record_legs
+        )
         for leg_vars, _ in leg_specs:
             leg_vars.update(pop_headers.get(leg_vars["fsacd_agent"], {}))
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
-        shown = self.presentation.reason if self.presentation else ""
-        self.store.set_call_fields(
-            self.state.uuid, legs=recovery.format_legs(legs), presentation=shown
-        )
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
         self._prepare_channel(qcfg, "false", answer=False)  # the bridge answers the caller
@@ -913,6 +923,12 @@ class CallFlow:
                 self.store.offer_failed(offer, results, qcfg)
                 self._prepare_channel(qcfg, "true", answer=False)
                 return False
+
+    def _pop_ready(self) -> None:
+        """Wait (bounded) for the caller's screen pop lookup, when an offer needs it."""
+        if self._prepare is not None:
+            self._prepare.join(timeout=POP_PREPARE_WAIT)
+            self._prepare = None
 
     def _bench_agent(self, agent_id: str, problem: str) -> None:
         """An agent whose contact cannot be dialled (it was stored before the checks, or by

@@ -298,19 +298,21 @@ class Controller:
             return
         if not self.store.claim_dial_request(rid):
             return  # another controller took it
-        self.store.enqueue(
-            {
-                "id": rid,
-                "owner": self.controller_id,
-                "number": number,
-                "number_status": "valid",
-                "origin": "supervisor",
-                "requested_by": str(req.get("by", ""))[:64],
-            },
-            queue,
-            priority,
-        )
-        if not self.callbacks.register(rid, number, queue):
+        with self.matcher.holding(queue):  # not offered before it is a callback
+            self.store.enqueue(
+                {
+                    "id": rid,
+                    "owner": self.controller_id,
+                    "number": number,
+                    "number_status": "valid",
+                    "origin": "supervisor",
+                    "requested_by": str(req.get("by", ""))[:64],
+                },
+                queue,
+                priority,
+            )
+            registered = self.callbacks.register(rid, number, queue)
+        if not registered:
             self.store.finish_call(rid, "dial-refused", 0.0)
             log.warning("dial request %s refused (queue %s cannot call out?)", rid, queue)
 

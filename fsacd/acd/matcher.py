@@ -14,7 +14,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import gevent
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tries per queue and pass when a reservation loses a race with another controller.
-RESERVE_RETRIES = 3
+#: Calls one reservation serves at most (one round trip for a burst of arrivals).
+MATCH_BATCH = 64
 #: How long a caller's own match waits for one already running for its queue (seconds).
 MATCH_NOW_WAIT = 0.5
 #: Backoff between pub/sub reconnection attempts while Redis is away (seconds).
@@ -59,6 +60,8 @@ class Matcher:
         #: one match at a time per queue in this process: a caller's own match (match_now)
         #: waits for the loop's, so an offer made for it is in its inbox when it returns
         self._queue_locks: dict[str, Semaphore] = {}
+        #: passes begun per queue (match_now skips its own when a later one has run)
+        self._passes: dict[str, int] = {}
         self._signal = GEvent()
         self._greenlets: list[gevent.Greenlet] = []
         self._pubsub = None
@@ -119,10 +122,25 @@ class Matcher:
         loop and the sweep try again."""
         if queue not in self.cfg.queues:
             return
+        since = self._passes.get(queue, 0)
         try:
-            self._match_queue(queue, wait=MATCH_NOW_WAIT)
+            self._match_queue(queue, wait=MATCH_NOW_WAIT, since=since)
         except Exception:  # noqa: BLE001 - Redis trouble: the loop and the sweep retry
             log.exception("matching %s failed; retrying in the match loop", queue)
+            self.request([queue])
+
+    @contextmanager
+    def holding(self, queue: str, timeout: float = MATCH_NOW_WAIT) -> Iterator[None]:
+        """No matching of ``queue`` in this process inside the block (a call being set up
+        in two steps, such as a supervisor's dial request, must not be offered between
+        them); then the queue is matched."""
+        lock = self._queue_locks.setdefault(queue, Semaphore(1))
+        got = lock.acquire(timeout=timeout)
+        try:
+            yield
+        finally:
+            if got:
+                lock.release()
             self.request([queue])
 
     def request_later(self, delay: float, queues: Iterable[str] | None = None) -> None:
@@ -163,42 +181,45 @@ class Matcher:
                 scored.append((score, q))
         return [q for _, q in sorted(scored)]
 
-    def _match_queue(self, queue: str, wait: float = 5.0) -> None:
+    def _match_queue(self, queue: str, wait: float = 5.0, since: int | None = None) -> None:
+        """One pass over ``queue`` under its lock. ``since``: the caller's count of passes
+        begun; if another pass began after it and has ended (we hold the lock), that pass
+        already saw what the caller added, so none is run again."""
         lock = self._queue_locks.setdefault(queue, Semaphore(1))
         if not lock.acquire(timeout=wait):
             # another greenlet has been matching this queue for long (Redis slow): again later
             self.request_later(0.5, [queue])
             return
         try:
+            if since is not None and self._passes.get(queue, 0) > since:
+                return
+            self._passes[queue] = self._passes.get(queue, 0) + 1
             self._match_queue_locked(queue)
         finally:
             lock.release()
 
     def _match_queue_locked(self, queue: str) -> None:
+        """Serve as many waiting calls as there are free agents: each round is one atomic
+        script (``Store.match``: the queue's head calls, each given the next free agent of
+        the strategy's order from the queue's free index), up to ``MATCH_BATCH`` calls."""
         qcfg = self.cfg.queues[queue]
-        tries = 0
-        while tries < RESERVE_RETRIES:
-            head, snaps = self.store.candidates(queue)
-            if head is None or not snaps:
-                return
+        ring_all = strategies.wants_all(qcfg.strategy)
+        while True:
+            busy: set[str] = set()
             if qcfg.skip_busy_agents and self.busy_agents is not None:
                 busy = self.busy_agents()
-                snaps = [s for s in snaps if s.id not in busy]
-                if not snaps:
-                    return
-            ordered = strategies.order(
-                qcfg.strategy, snaps, rr_last=self.store.rr_last(queue), rng=self.rng
+            offers = self.store.match(
+                queue, qcfg.strategy, MATCH_BATCH, busy=busy, rng=self.rng
             )
-            want = 0 if strategies.wants_all(qcfg.strategy) else 1
-            offer = self.store.reserve(queue, head, ordered, want)
-            if offer is None:
-                tries += 1
-                continue
-            tries = 0
-            self.matches += 1
-            if not self._deliver(offer):
+            if not offers:
+                return
+            self.matches += len(offers)
+            undelivered = [o for o in offers if not self._deliver(o)]
+            if undelivered:
                 self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
                 return
+            if not ring_all and len(offers) < MATCH_BATCH:
+                return  # out of calls or of free agents
 
     def _deliver(self, offer: Offer) -> bool:
         """Hand the offer to the call's owner. False (offer released) if nobody took it."""

@@ -27,7 +27,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import gevent.pool
@@ -374,12 +374,20 @@ class ScreenPop:
             log.debug("screen pop: prepare failed", exc_info=True)
 
     def offered(
-        self, call_id: str, agent_ids: list[str], waited: float
+        self,
+        call_id: str,
+        agent_ids: list[str],
+        waited: float,
+        also: Callable[[Any], object] | None = None,
     ) -> dict[str, dict[str, str]]:
         """Publish the pop (stage ``offer``) to each agent; returns the SIP header leg
-        variables per agent (``{}`` for an agent on failure)."""
+        variables per agent (``{}`` for an agent on failure). ``also(pipe)`` queues the
+        caller's own writes in the same round trip (``also(None)``, written at once, when
+        the pop fails or there is none)."""
         agents = [a for a in dict.fromkeys(agent_ids) if ID_RE.fullmatch(a or "")]
         if not agents:
+            if also is not None:
+                also(None)
             return {}
         try:
             prepared, h = self._load(call_id)
@@ -392,11 +400,16 @@ class ScreenPop:
                         msg["reason"] = "offer-ended"
                         self._publish(pipe, msg)
                 self.db.offered(call_id, agents, now, waited, prepared["queue"], pipe=pipe)
+                if also is not None:
+                    also(pipe)
+            also = None  # sent with the pop
             self._webhooks(pops)
             return {p["agent"]: sip_headers(p) for p in pops}
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: offer failed for call %s: %s", call_id, type(exc).__name__)
             log.debug("screen pop: offer failed", exc_info=True)
+            if also is not None:
+                also(None)
             return {a: {} for a in agents}
 
     def answered(self, call_id: str, agent_id: str) -> None:

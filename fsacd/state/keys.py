@@ -65,6 +65,11 @@ class Keys:
         """Zset: call id -> entered_at, calls waiting or being offered (not yet answered)."""
         return f"{self.prefix}queue:{name}:inqueue"
 
+    def queue_free(self, name: str) -> str:
+        """Zset: the queue's free member agents -> their score under the queue's strategy
+        (the pick index, kept by the Lua scripts: fsacd/state/lua/_lib.lua ``sync_free``)."""
+        return f"{self.prefix}queue:{name}:free"
+
     def queue_waiting(self, name: str) -> str:
         """Zset: call id -> score (priority, then arrival); lowest is served first."""
         return f"{self.prefix}queue:{name}:waiting"

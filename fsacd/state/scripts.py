@@ -20,10 +20,12 @@ NAMES = (
     "adopt",
     "answered",
     "callback",
+    "candidates",
     "enqueue",
     "finish",
     "free_due",
     "mark_ringing",
+    "match",
     "move_call",
     "release_agent",
     "release_offer",
@@ -61,10 +63,12 @@ class Scripts:
     adopt: Script
     answered: Script
     callback: Script
+    candidates: Script
     enqueue: Script
     finish: Script
     free_due: Script
     mark_ringing: Script
+    match: Script
     move_call: Script
     release_agent: Script
     release_offer: Script

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 import redis
 
+from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
 from fsacd.state.base import Pipe, StateBase
@@ -78,16 +80,6 @@ _CALL_MANAGED = frozenset(
         "offers",
         "overflows",
     }
-)
-_SNAPSHOT_FIELDS = (
-    "status",
-    "state",
-    "ready_at",
-    "last_call_end",
-    "login_at",
-    "answered",
-    "talk_time",
-    "last_offer_at",
 )
 
 
@@ -149,6 +141,17 @@ class Offer:
             agents=list(agents),
             owner=str(data.get("owner") or ""),
         )
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What one matching pass sees of a queue (``Store.pool``)."""
+
+    head: str | None
+    waiting: int
+    rr_last: int | float | None
+    paused: bool
+    free: list[AgentSnapshot]
 
 
 @dataclass(frozen=True)
@@ -670,39 +673,43 @@ class Store(StateBase):
 
     # --- matching ---------------------------------------------------------------------------
 
-    def candidates(self, queue: str) -> tuple[str | None, list[AgentSnapshot]]:
-        """The queue's head call (or None) and snapshots of its free members.
+    def pool(self, queue: str) -> Pool:
+        """One matching pass's view of ``queue`` in one round trip (``candidates.lua``): the
+        head call, how many wait, the round-robin pointer, whether the queue is paused and
+        snapshots of its free members (none without a waiting call or while paused).
 
         A snapshot only guides the strategy: ``reserve`` checks freedom again atomically.
         """
-        now = self.clock()
         k = self.keys
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zrange(k.queue_waiting(queue), 0, 0)
-        pipe.zrange(k.queue_members(queue), 0, -1, withscores=True)
-        head_ids, members = pipe.execute()
-        if not head_ids:
-            return None, []
-        pipe = self.r.pipeline(transaction=False)
-        for agent_id, _ in members:
-            pipe.hmget(k.agent(agent_id), _SNAPSHOT_FIELDS)
+        res = self.scripts.candidates(
+            keys=[k.events(), k.queue_waiting(queue), k.queue_members(queue), k.queue(queue)],
+            args=self._args(),
+        )
+        head, waiting, rr_last, paused = res[0], int(res[1]), res[2], res[3] == "1"
+        if not head:
+            return Pool(None, 0, None, paused, [])
         snaps = []
-        for (agent_id, position), row in zip(members, pipe.execute(), strict=True):
-            a = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
-            if not _is_free(a, now):
-                continue
+        rows = res[4:]
+        for i in range(0, len(rows), 7):
+            agent_id, position, last_end, login_at, answered, talk, last_offer = rows[i : i + 7]
             snaps.append(
                 AgentSnapshot(
                     id=agent_id,
-                    position=_position(position),
-                    last_call_end=_float(a["last_call_end"]),
-                    login_at=_float(a["login_at"]),
-                    answered=_int(a["answered"]),
-                    talk_time=_float(a["talk_time"]) or 0.0,
-                    last_offer_at=_float(a["last_offer_at"]),
+                    position=_position(float(position)),
+                    last_call_end=_float(last_end),
+                    login_at=_float(login_at),
+                    answered=_int(answered),
+                    talk_time=_float(talk) or 0.0,
+                    last_offer_at=_float(last_offer),
                 )
             )
-        return head_ids[0], snaps
+        rr = _float(rr_last)
+        return Pool(head, waiting, None if rr is None else _position(rr), paused, snaps)
+
+    def candidates(self, queue: str) -> tuple[str | None, list[AgentSnapshot]]:
+        """The queue's head call (or None) and snapshots of its free members (see ``pool``)."""
+        p = self.pool(queue)
+        return p.head, p.free
 
     def reserve(
         self, queue: str, call_id: str, ordered: list[str], want: int | None = 1
@@ -712,39 +719,97 @@ class Store(StateBase):
 
         None if the call is no longer the head or no candidate is free (nothing changed).
         """
+        offers = self._reserve(queue, call_id, ordered, want, 1)
+        return offers[0] if offers else None
+
+    def reserve_many(
+        self, queue: str, ordered: list[str], want: int | None = 1, calls: int = 1
+    ) -> list[Offer]:
+        """Atomically offer up to ``calls`` of the calls heading ``queue`` now, in order, each
+        to the next ``want`` free agents of ``ordered`` (ring-all: one call, every free
+        agent). One round trip for a whole pass of matching; [] if nothing changed."""
+        return self._reserve(queue, "", ordered, want, calls)
+
+    def match(
+        self,
+        queue: str,
+        strategy: str,
+        calls: int,
+        *,
+        busy: Iterable[str] = (),
+        rng: random.Random | None = None,
+    ) -> list[Offer]:
+        """One matching pass in one round trip (``match.lua``): up to ``calls`` of the calls
+        heading ``queue`` now, in order, each offered to the next free agent the strategy
+        prefers (ring-all: one call, every free agent), read from the queue's free index;
+        agents in ``busy`` are passed over. [] when nothing was offered."""
+        if calls < 1:
+            return []
+        want = 0 if strategies.wants_all(strategy) else 1
+        if want == 0:
+            calls = 1
+        fractions = ""
+        if strategy == "random":
+            gen = rng or random
+            fractions = ",".join(f"{gen.random():.6f}" for _ in range(calls * 2))
+        k = self.keys
+        res = self.scripts.match(
+            keys=[
+                k.events(),
+                k.queue_waiting(queue),
+                k.queue_members(queue),
+                k.queue(queue),
+                k.queue_free(queue),
+            ],
+            args=[
+                *self._args(),
+                queue,
+                strategy,
+                ",".join(_offer_ids(calls)),
+                str(want),
+                fractions,
+                *busy,
+            ],
+        )
+        return _offers(queue, res)
+
+    def _reserve(
+        self, queue: str, call_id: str, ordered: list[str], want: int | None, calls: int
+    ) -> list[Offer]:
         if want is not None and want < 0:
             raise ValueError(f"want must be >= 0, not {want}")
-        if not ordered:
-            return None
+        if not ordered or calls < 1:
+            return []
         k = self.keys
-        offer_id = uuid.uuid4().hex
+        offer_ids = ",".join(_offer_ids(calls))
         res = self.scripts.reserve(
             keys=[
                 k.events(),
                 k.queue_waiting(queue),
-                k.call(call_id),
+                k.call(call_id or "-"),
                 k.queue_members(queue),
                 k.queue(queue),
             ],
-            args=[*self._args(), queue, call_id, offer_id, str(want or 0), *ordered],
+            args=[*self._args(), queue, call_id, offer_ids, str(want or 0), *ordered],
         )
-        if not res:
-            return None
-        return Offer(offer_id=res[0], call_id=call_id, queue=queue, agents=res[2:], owner=res[1])
+        return _offers(queue, res)
 
     def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
         """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
         is stale (the call is no longer offering it)."""
-        live, _ = self.scripts.mark_ringing(
+        return self.ring(offer, agents) is not None
+
+    def ring(self, offer: Offer, agents: Iterable[str] | None = None) -> dict[str, str] | None:
+        """:meth:`mark_ringing` that also reads the agents' contacts in the same round trip:
+        agent id -> contact ('' when unknown), or None if the offer is stale."""
+        ids = list(offer.agents if agents is None else agents)
+        res = self.scripts.mark_ringing(
             keys=[self.keys.events(), self.keys.call(offer.call_id)],
-            args=[
-                *self._args(),
-                offer.call_id,
-                offer.offer_id,
-                *(offer.agents if agents is None else agents),
-            ],
+            args=[*self._args(), offer.call_id, offer.offer_id, *ids],
         )
-        return bool(live)
+        if not res[0]:
+            return None
+        return dict(zip(ids, res[2:], strict=True))
 
     def answered(self, offer: Offer, agent_id: str) -> bool:
         """``agent_id`` answered: it goes in-call, the call is bridged, the offer's other
@@ -958,6 +1023,26 @@ class Store(StateBase):
     def callback_calls(self) -> list[dict[str, Any]]:
         """Live calls that are callbacks (``callback`` = 1), oldest first."""
         return [c for c in self.list_calls() if c.get("callback") == "1"]
+
+
+def _offer_ids(n: int) -> list[str]:
+    """``n`` new offer ids (32 hex digits, unique: a random prefix and a counter)."""
+    base = uuid.uuid4().hex[:24]
+    return [f"{base}{i:08x}" for i in range(n)]
+
+
+def _offers(queue: str, res: list[Any] | None) -> list[Offer]:
+    """Decode the flat offer list of reserve.lua / match.lua."""
+    offers: list[Offer] = []
+    i = 0
+    while res and i < len(res):
+        offer_id, call_id, owner, n = res[i], res[i + 1], res[i + 2], int(res[i + 3])
+        agents = list(res[i + 4 : i + 4 + n])
+        offers.append(
+            Offer(offer_id=offer_id, call_id=call_id, queue=queue, agents=agents, owner=owner)
+        )
+        i += 4 + n
+    return offers
 
 
 def _is_free(a: Mapping[str, Any], now: float) -> bool:

@@ -38,6 +38,14 @@ local function members_key(q)
   return PREFIX .. 'queue:' .. q .. ':members'
 end
 
+local function free_key(q)
+  return PREFIX .. 'queue:' .. q .. ':free'
+end
+
+local function queue_key(q)
+  return PREFIX .. 'queue:' .. q
+end
+
 local function waiting_key(q)
   return PREFIX .. 'queue:' .. q .. ':waiting'
 end
@@ -102,11 +110,66 @@ local function agent_queues(id)
   return out
 end
 
--- Wake the agent's queues if it is available and its ready_at has passed.
+-- The free index (queue:<q>:free, a zset): a queue's free members scored by what the
+-- queue's strategy (the field index_strategy of queue:<q>, set by match.lua) orders them by
+-- first: most-idle the idle-since time (last call's end, else login), fewest-calls the calls
+-- answered, least-talk-time the talk time, the others the position. Ties are broken by
+-- position, then id, where it is read (match.lua). Kept by sync_free wherever an agent may
+-- become free or stop being free; fsacd/core/strategies.py is the reference of the orders.
+local function free_score(strategy, a, pos)
+  -- a = {status, state, ready_at, last_call_end, login_at, answered, talk_time}
+  if strategy == 'most-idle' then
+    if a[4] and a[4] ~= '' then
+      return a[4]
+    end
+    if a[5] and a[5] ~= '' then
+      return a[5]
+    end
+    return '0'
+  elseif strategy == 'fewest-calls' then
+    return a[6] or '0'
+  elseif strategy == 'least-talk-time' then
+    return a[7] or '0'
+  end
+  return pos
+end
+
+local AGENT_INDEX_FIELDS = {'status', 'state', 'ready_at', 'last_call_end', 'login_at',
+                            'answered', 'talk_time'}
+
+local function is_free_row(a)
+  return a[1] == 'available' and (a[2] == 'idle' or a[2] == 'wrap-up') and num(a[3]) <= NOW
+end
+
+-- Put the agent in (or take it out of) the free index of one queue it is a member of.
+local function sync_free_in(id, q, a)
+  local pos = redis.call('ZSCORE', members_key(q), id)
+  if pos and is_free_row(a) then
+    local strategy = redis.call('HGET', queue_key(q), 'index_strategy') or ''
+    redis.call('ZADD', free_key(q), free_score(strategy, a, pos), id)
+  else
+    redis.call('ZREM', free_key(q), id)
+  end
+end
+
+-- Bring the free index of each of the agent's queues up to date; returns the agent's row
+-- (AGENT_INDEX_FIELDS) and its queues.
+local function sync_free(id)
+  local a = redis.call('HMGET', agent_key(id), unpack(AGENT_INDEX_FIELDS))
+  local queues = agent_queues(id)
+  for _, q in ipairs(queues) do
+    sync_free_in(id, q, a)
+  end
+  return a, queues
+end
+
+-- Wake the agent's queues if it is available and its ready_at has passed, after bringing
+-- their free indexes up to date (scripts call this wherever an agent may have become free;
+-- where it stops being free, sync_free).
 local function wake_agent(id)
-  local a = redis.call('HMGET', agent_key(id), 'status', 'ready_at')
-  if a[1] == 'available' and num(a[2]) <= NOW then
-    for _, q in ipairs(agent_queues(id)) do
+  local a, queues = sync_free(id)
+  if a[1] == 'available' and num(a[3]) <= NOW then
+    for _, q in ipairs(queues) do
       wake(q)
     end
   end
@@ -334,3 +397,26 @@ local function release_agent(id, call_id, offer_id, outcome, rules, queue, reaso
   return true
 end
 
+-- Agents whose ready_at has come (the ready zset): wrap-up -> idle, the free index of their
+-- queues brought up to date, their queues woken (free_due.lua; match.lua first, so the index
+-- is exact at the moment it is read).
+local function free_due_agents()
+  local due = redis.call('ZRANGEBYSCORE', READY, '-inf', NOW_S)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', READY, id)
+    local key = agent_key(id)
+    local a = redis.call('HMGET', key, 'state', 'ready_at')
+    if a[1] then
+      if num(a[2]) > NOW then
+        redis.call('ZADD', READY, a[2], id)
+      else
+        if a[1] == 'wrap-up' then
+          redis.call('HSET', key, 'state', 'idle', 'state_since', NOW_S)
+          emit('agent-state', {'agent', id, 'state', 'idle', 'reason', 'wrap-up-over'})
+          agent_mark(id)
+        end
+        wake_agent(id)
+      end
+    end
+  end
+end

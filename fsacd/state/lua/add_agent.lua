@@ -3,7 +3,7 @@
 -- KEYS[1]  events stream
 -- KEYS[2]  agent:<id>
 -- KEYS[3]  agents set
--- ARGV[1]  key prefix (queue:<q>:members keys are built from it)
+-- ARGV[1]  key prefix (queue:<q>:members and queue:<q>:free keys are built from it)
 -- ARGV[2]  now
 -- ARGV[3]  agent id
 -- ARGV[4]  contact (dial string)
@@ -23,6 +23,7 @@ else
   for _, q in ipairs(agent_queues(id)) do
     if new[q] == nil then
       redis.call('ZREM', members_key(q), id)
+      redis.call('ZREM', free_key(q), id)
     end
   end
 end

@@ -2,27 +2,10 @@
 -- (also after a busy/reject/no-answer delay, when the state is already idle).
 --
 -- KEYS[1]  events stream
--- KEYS[2]  ready zset (agent id -> ready_at)
+-- KEYS[2]  ready zset (agent id -> ready_at; used as READY, the same key built from ARGV[1])
 -- ARGV[1]  key prefix (agent keys are built from it)
 -- ARGV[2]  now
 -- Returns the queue names woken (PUBLISHed on the wake channel).
 
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', NOW_S)
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[2], id)
-  local key = agent_key(id)
-  local a = redis.call('HMGET', key, 'state', 'ready_at')
-  if a[1] then
-    if num(a[2]) > NOW then
-      redis.call('ZADD', KEYS[2], a[2], id)
-    else
-      if a[1] == 'wrap-up' then
-        redis.call('HSET', key, 'state', 'idle', 'state_since', NOW_S)
-        emit('agent-state', {'agent', id, 'state', 'idle', 'reason', 'wrap-up-over'})
-        agent_mark(id)
-      end
-      wake_agent(id)
-    end
-  end
-end
+free_due_agents()
 return woken_list

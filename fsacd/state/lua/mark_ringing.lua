@@ -7,7 +7,8 @@
 -- ARGV[3]  call id
 -- ARGV[4]  offer id
 -- ARGV[5…] agent ids (those still reserved for this offer change)
--- Returns {live, n}: live = 1 while the call is still offering this offer, n = agents changed.
+-- Returns {live, n, contact × #agents}: live = 1 while the call is still offering this
+-- offer, n = agents changed, then each agent's contact ('' when unknown), in ARGV order.
 
 local call_id, offer_id = ARGV[3], ARGV[4]
 local c = redis.call('HMGET', KEYS[2], 'state', 'offer', 'queue')
@@ -15,10 +16,12 @@ if c[1] ~= 'offering' or c[2] ~= offer_id then
   return {0, 0}
 end
 local n = 0
+local contacts = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
   local key = agent_key(id)
-  local a = redis.call('HMGET', key, 'state', 'call', 'offer')
+  local a = redis.call('HMGET', key, 'state', 'call', 'offer', 'contact')
+  contacts[#contacts + 1] = a[4] or ''
   if a[1] == 'reserved' and a[2] == call_id and a[3] == offer_id then
     redis.call('HSET', key, 'state', 'ringing', 'state_since', NOW_S)
     emit('agent-state', {'agent', id, 'state', 'ringing', 'call', call_id, 'queue', c[3],
@@ -28,4 +31,8 @@ for i = 5, #ARGV do
     agent_mark(id)
   end
 end
-return {1, n}
+local out = {1, n}
+for _, c in ipairs(contacts) do
+  out[#out + 1] = c
+end
+return out

@@ -4,7 +4,7 @@
 -- KEYS[2]  agent:<id>
 -- KEYS[3]  agents set
 -- KEYS[4]  ready zset
--- ARGV[1]  key prefix (queue:<q>:members keys are built from it)
+-- ARGV[1]  key prefix (queue:<q>:members and queue:<q>:free keys are built from it)
 -- ARGV[2]  now
 -- ARGV[3]  agent id
 -- Returns {'ok'}, {'unknown'} or {'busy', state, call}.
@@ -20,6 +20,7 @@ if a[1] == 'reserved' or a[1] == 'ringing' or a[1] == 'in-call' then
 end
 for _, q in ipairs(agent_queues(id)) do
   redis.call('ZREM', members_key(q), id)
+  redis.call('ZREM', free_key(q), id)
 end
 agent_mark(id, true)
 redis.call('DEL', KEYS[2])

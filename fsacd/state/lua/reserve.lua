@@ -1,71 +1,116 @@
--- reserve.lua: THE atomic match of a queue's head call with free agents.
+-- reserve.lua: THE atomic match of a queue's waiting calls with free agents.
 --
 -- KEYS[1]  events stream
 -- KEYS[2]  queue:<q>:waiting   zset of waiting calls
--- KEYS[3]  call:<call_id>      hash
+-- KEYS[3]  call:<call_id>      hash of the expected head call (unused when ARGV[4] is '')
 -- KEYS[4]  queue:<q>:members   zset agent id -> position
--- KEYS[5]  queue:<q>           hash; rr_last (position of the agent offered last) is set
--- ARGV[1]  key prefix (agent keys are built from it)
+-- KEYS[5]  queue:<q>           hash; rr_last (position of the agent offered last) is set;
+--                              nothing is offered while its field paused is "1"
+-- ARGV[1]  key prefix (agent and call keys are built from it)
 -- ARGV[2]  now
 -- ARGV[3]  queue name
--- ARGV[4]  call id: must still be the head of KEYS[2] and in state `waiting`
--- ARGV[5]  offer id (new, unique)
--- ARGV[6]  want: how many agents to take (0 = every free candidate: ring-all)
--- ARGV[7…] candidate agent ids in preference order
--- Returns nil when nothing changed (the call is no longer the head, or no candidate is free
--- any more), else {offer_id, owner, agent_id...}.
--- A head whose hash is not a waiting call of this queue cannot be served: it is dropped
--- from the zset (the queue is woken so matching moves on) and nil is returned.
+-- ARGV[4]  call id that must still be the head of KEYS[2], or '' to serve whatever calls head
+--          the queue now, in order
+-- ARGV[5]  offer ids (new, unique), comma-separated: one per call to serve at most
+-- ARGV[6]  want: how many agents per call (0 = every free candidate: ring-all, one call)
+-- ARGV[7…] candidate agent ids in preference order; each call takes the next free ones
+-- Returns nil when nothing changed (the expected call is no longer the head, or no candidate
+-- is free any more), else a flat list of offers: {offer_id, call_id, owner, n, agent_id × n,
+-- offer_id, …}.
+-- A waiting call whose hash is not a waiting call of this queue cannot be served: it is
+-- dropped from the zset (the queue is woken so matching moves on).
 
-local queue, call_id, offer_id, want = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local head = redis.call('ZRANGE', KEYS[2], 0, 0)
-if head[1] ~= call_id then
+local queue, expected, want = ARGV[3], ARGV[4], tonumber(ARGV[6])
+local offer_ids = split(ARGV[5])
+if redis.call('HGET', KEYS[5], 'paused') == '1' or #offer_ids == 0 then
   return false
 end
-local c = redis.call('HMGET', KEYS[3], 'state', 'queue', 'owner')
-if c[1] ~= 'waiting' or c[2] ~= queue then
-  redis.call('ZREM', KEYS[2], call_id)
-  wake(queue)
-  return false
+local calls
+if expected ~= '' then
+  calls = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if calls[1] ~= expected then
+    return false
+  end
+else
+  calls = redis.call('ZRANGE', KEYS[2], 0, #offer_ids - 1)
 end
 
-local taken, seen = {}, {}
+local cands, seen = {}, {}
 for i = 7, #ARGV do
-  local id = ARGV[i]
-  if not seen[id] then
-    seen[id] = true
-    if agent_free(id, KEYS[4]) then
-      taken[#taken + 1] = id
-      if want > 0 and #taken >= want then
-        break
+  cands[#cands + 1] = ARGV[i]
+end
+local next_i = 1
+-- the next free candidates (want of them; all when want is 0), or an empty list
+local function take()
+  local taken = {}
+  while next_i <= #cands do
+    local id = cands[next_i]
+    next_i = next_i + 1
+    if not seen[id] then
+      seen[id] = true
+      if agent_free(id, KEYS[4]) then
+        taken[#taken + 1] = id
+        if want > 0 and #taken >= want then
+          break
+        end
       end
     end
   end
-end
-if #taken == 0 then
-  return false
+  return taken
 end
 
-local owner = c[3] or ''
-local agents = table.concat(taken, ',')
-redis.call('ZREM', KEYS[2], call_id)
-redis.call('HSET', KEYS[3], 'state', 'offering', 'offer', offer_id, 'agents', agents,
-           'state_since', NOW_S)
-redis.call('HINCRBY', KEYS[3], 'offers', 1)
-for _, id in ipairs(taken) do
-  redis.call('HSET', agent_key(id), 'state', 'reserved', 'call', call_id, 'offer', offer_id,
-             'owner', owner, 'last_offer_at', NOW_S, 'state_since', NOW_S)
-  redis.call('ZREM', READY, id)
-  emit('agent-state', {'agent', id, 'state', 'reserved', 'call', call_id, 'queue', queue,
-                       'offer', offer_id})
+local out = {}
+local last_taken = nil
+local n_offers = 0
+for _, call_id in ipairs(calls) do
+  local ckey = call_key(call_id)
+  local c = redis.call('HMGET', ckey, 'state', 'queue', 'owner')
+  if c[1] ~= 'waiting' or c[2] ~= queue then
+    redis.call('ZREM', KEYS[2], call_id)
+    wake(queue)
+    if expected ~= '' then
+      return false
+    end
+  else
+    local taken = take()
+    if #taken == 0 then
+      break
+    end
+    n_offers = n_offers + 1
+    local offer_id = offer_ids[n_offers]
+    local owner = c[3] or ''
+    local agents = table.concat(taken, ',')
+    redis.call('ZREM', KEYS[2], call_id)
+    redis.call('HSET', ckey, 'state', 'offering', 'offer', offer_id, 'agents', agents,
+               'state_since', NOW_S)
+    redis.call('HINCRBY', ckey, 'offers', 1)
+    for _, id in ipairs(taken) do
+      redis.call('HSET', agent_key(id), 'state', 'reserved', 'call', call_id, 'offer', offer_id,
+                 'owner', owner, 'last_offer_at', NOW_S, 'state_since', NOW_S)
+      redis.call('ZREM', READY, id)
+      sync_free(id)
+      emit('agent-state', {'agent', id, 'state', 'reserved', 'call', call_id, 'queue', queue,
+                           'offer', offer_id})
+    end
+    emit('call-offered', {'call', call_id, 'queue', queue, 'offer', offer_id, 'agents', agents})
+    out[#out + 1] = offer_id
+    out[#out + 1] = call_id
+    out[#out + 1] = owner
+    out[#out + 1] = #taken
+    for _, id in ipairs(taken) do
+      out[#out + 1] = id
+    end
+    last_taken = taken[1]
+    if want == 0 then
+      break
+    end
+  end
 end
-local pos = redis.call('ZSCORE', KEYS[4], taken[1])
+if n_offers == 0 then
+  return false
+end
+local pos = redis.call('ZSCORE', KEYS[4], last_taken)
 if pos then
   redis.call('HSET', KEYS[5], 'rr_last', pos)
-end
-emit('call-offered', {'call', call_id, 'queue', queue, 'offer', offer_id, 'agents', agents})
-local out = {offer_id, owner}
-for _, id in ipairs(taken) do
-  out[#out + 1] = id
 end
 return out
