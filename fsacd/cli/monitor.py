@@ -179,6 +179,11 @@ def watch_cmd(app: App, interval: float, once: bool) -> None:
     from rich.live import Live
 
     try:
+        if not con.is_terminal:  # a pipe or a file: one frame after the other
+            while True:
+                con.print(frame())
+                con.file.flush()
+                time.sleep(interval)
         with Live(frame(), console=con, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
