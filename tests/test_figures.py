@@ -138,7 +138,7 @@ def test_figures_after_a_small_shift_and_a_restart(redis_url):
             assert a.time_in_state.get("idle", 0) > 0
         totals = stats.totals("queue", ["support"])["support"]
         assert totals["wait_count"] == 5 and totals["ring_count"] == 4
-        assert totals["wait_le:600"] == 5
+        assert sum(v for k, v in totals.items() if k.startswith("wait_bucket:")) == 5
     finally:
         acd.stop()
     # a new controller on the same Redis: the figures go on from where they were

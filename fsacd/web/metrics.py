@@ -31,7 +31,10 @@ def _histogram(
 ) -> HistogramMetricFamily:
     h = HistogramMetricFamily(name, doc, labels=["queue"])
     for q, t in rows.items():
-        buckets = [(str(float(b)), t.get(f"{key}_le:{b}", 0.0)) for b in bounds]
+        buckets, below = [], 0.0
+        for b in bounds:  # Redis keeps each bucket's own count: add them up
+            below += t.get(f"{key}_bucket:{b}", 0.0)
+            buckets.append((str(float(b)), below))
         buckets.append(("+Inf", t.get(f"{key}_count", 0.0)))
         h.add_metric([q], buckets, sum_value=t.get(f"{key}_sum", 0.0))
     return h

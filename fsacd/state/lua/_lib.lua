@@ -263,17 +263,22 @@ local function stats_put(kind, id, t, ints, floats, maxes)
 end
 
 -- One observation of a histogram (name 'wait' or 'ring') on the queue's total bucket:
--- cumulative <name>_le:<bound> counters, <name>_count, <name>_sum.
+-- <name>_bucket:<bound> counts the values above the bound before it up to this one
+-- (<name>_bucket:inf above the last), <name>_count, <name>_sum. Readers add them up into
+-- Prometheus' cumulative buckets.
 local function stats_observe(q, name, bounds, value)
   if not q or q == '' then
     return
   end
   local key = PREFIX .. 'stats:queue:' .. q .. ':total'
+  local bucket = 'inf'
   for _, b in ipairs(bounds) do
     if value <= b then
-      redis.call('HINCRBY', key, name .. '_le:' .. b, 1)
+      bucket = string.format('%d', b)
+      break
     end
   end
+  redis.call('HINCRBY', key, name .. '_bucket:' .. bucket, 1)
   redis.call('HINCRBY', key, name .. '_count', 1)
   redis.call('HINCRBYFLOAT', key, name .. '_sum', fmt_time(value))
 end

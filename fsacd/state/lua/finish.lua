@@ -47,6 +47,8 @@ for _, id in ipairs(split(c[4] or '')) do
 end
 
 local talk = ''
+-- figures of the queue, added in one go at the end
+local q_ints, q_floats, q_maxes = {'outcome:' .. outcome, 1}, {}, {}
 for _, id in ipairs(holders) do
   local key = agent_key(id)
   local a = redis.call('HMGET', key, 'state', 'call', 'talk_time')
@@ -57,7 +59,8 @@ for _, id in ipairs(holders) do
     end
     talk = fmt_time(t)
     stats_put('agent', id, NOW, {'handled', 1}, {'talk_time', t, 'wrap_time', wrap_up})
-    stats_put('queue', queue, NOW, {'handled', 1}, {'talk_time', t, 'wrap_time', wrap_up})
+    q_ints[#q_ints + 1], q_ints[#q_ints + 2] = 'handled', 1
+    q_floats = {'talk_time', t, 'wrap_time', wrap_up}
     redis.call('HINCRBY', key, 'answered', 1)
     redis.call('HSET', key, 'talk_time', fmt_time(num(a[3]) + t), 'last_call_end', NOW_S,
                'call', '', 'offer', '', 'owner', '', 'state_since', NOW_S)
@@ -97,7 +100,6 @@ end
 -- figures: how the call ended; an abandon (the caller hung up unanswered: event
 -- call-abandoned or outcome abandoned) with its wait (within service level or not)
 if queue ~= '' then
-  stats_put('queue', queue, NOW, {'outcome:' .. outcome, 1})
   if (etype == 'call-abandoned' or outcome == 'abandoned') and not c[5] then
     local wait = math.max(0, NOW - num(c[6] or NOW_S))
     local sl = tonumber(redis.call('HGET', PREFIX .. 'queue:' .. queue, 'service_level_seconds'))
@@ -105,10 +107,14 @@ if queue ~= '' then
     if wait <= (sl or 20) then
       in_sl = 1
     end
-    stats_put('queue', queue, NOW, {'abandoned', 1, 'abandoned_in_sl', in_sl},
-              {'wait_abandoned', wait}, {'longest_wait', wait})
+    for _, v in ipairs({'abandoned', 1, 'abandoned_in_sl', in_sl}) do
+      q_ints[#q_ints + 1] = v
+    end
+    q_floats = {'wait_abandoned', wait}
+    q_maxes = {'longest_wait', wait}
     stats_observe(queue, 'wait', WAIT_BUCKETS, wait)
   end
+  stats_put('queue', queue, NOW, q_ints, q_floats, q_maxes)
   redis.call('ZREM', inqueue_key(queue), call_id)
   local talking = 0
   if c[1] == 'bridged' then
