@@ -72,7 +72,8 @@ class Browser:
         return json.loads(raw)
 
     def open(self, url: str) -> None:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        # the first command waits for chromium to start: slow on a busy machine
+        target = self.send("Target.createTarget", {"url": "about:blank"}, timeout=90)["targetId"]
         self.session = self.send(
             "Target.attachToTarget", {"targetId": target, "flatten": True}
         )["sessionId"]

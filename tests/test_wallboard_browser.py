@@ -46,7 +46,7 @@ def test_wallboard_numbers_follow_the_calls(redis_url, tmp_path):
         def page() -> dict:
             return browser.eval(READ) or {}
 
-        wait_for(lambda: page().get("status") == "live", timeout=20, what="page live")
+        wait_for(lambda: page().get("status") == "live", timeout=60, what="page live")
         first = page()
         assert first["waiting"] == "0" and first["answered"] == "0"
         assert first["abandoned"] == "0" and first["service_level"] == "-"

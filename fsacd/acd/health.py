@@ -37,8 +37,8 @@ class ProcessMetrics:
         r = self.registry
         self.routing = Histogram(
             "fsacd_routing_seconds",
-            "From FreeSWITCH connecting a call to fsacd having its route (connect, myevents, "
-            "linger, the routing decision).",
+            "From FreeSWITCH connecting a call to fsacd having its route (connect, the event "
+            "subscription, linger, the routing decision).",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
