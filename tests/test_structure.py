@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "pop": {"pop", "state", "core", "config"},
     "verified": {"verified", "state", "core", "config", "esl"},
     "acd": {"acd", "state", "core", "config", "esl", "pop", "verified"},
-    "cli": {"cli", "acd", "state", "core", "config", "esl", "pop", "verified"},
+    "web": {"web", "state", "core", "config"},
+    "cli": {"cli", "acd", "state", "core", "config", "esl", "pop", "verified", "web"},
     "tools": {"tools", "acd", "state", "core", "config", "esl", "pop", "verified", "standin"},
     "standin": {"standin", "esl"},
 }

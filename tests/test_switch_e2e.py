@@ -605,3 +605,57 @@ def _store(redis_url: str) -> Store:
     s = Store(r, controller_id="test")
     s.sync_queues(["support"])
     return s
+
+
+# --- monitoring: the figures and /metrics after a miniature shift ----------------------------
+
+
+def test_small_shift_figures_metrics_and_health(switch, make_acd):
+    """4 agents, 5 callers, one gives up while waiting: the counters, ``fsacd web``'s /metrics
+    and serve's /healthz and /readyz say so (docs/monitoring.md)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from fsacd.state.stats import StatsStore
+    from fsacd.web.server import make_server
+
+    http = '\n[http]\nlisten = "127.0.0.1:0"\n'
+    acd = make_acd(queues(extra="service_level_seconds = 20") + http)
+    web = make_server(acd.cfg, StatsStore.of(acd.store), ("127.0.0.1", 0))
+    web.start()
+    try:
+        agents = ["1001", "1002", "1003", "1004"]
+        for pos, aid in enumerate(agents, start=1):
+            acd.agent("agent", aid, {"support": pos})
+        calls = [
+            switch.place_call(destination="5000", caller_number=f"+49221291910{i:02d}")
+            for i in range(4)
+        ]
+        for c in calls:
+            c.wait_bridged(STEP)
+        quitter = switch.place_call(destination="5000", caller_number="+4922129191099")
+        acd.wait_call(quitter.uuid, "waiting")
+        quitter.wait_app("playback", STEP, data="local_stream://moh")
+        quitter.hangup("ORIGINATOR_CANCEL")
+        acd.wait_call(quitter.uuid, "ended")
+        settle(acd, *calls, quitter)
+        f = StatsStore.of(acd.store).queue_figures(["support"], time.time() - 3600)["support"]
+        report(switch, "service level", f.service_level)
+        assert (f.offered, f.answered, f.abandoned) == (5, 4, 1)
+        assert f.answered_in_sl == 4 and f.handled == 4
+        host, port = web.address[:2]
+        text = httpx.get(f"http://{host}:{port}/metrics", timeout=10).text
+        got = {
+            (s.name, s.labels.get("outcome")): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.labels.get("queue") == "support"
+        }
+        assert got[("fsacd_calls_total", "answered")] == 4
+        assert got[("fsacd_calls_total", "abandoned")] == 1
+        assert got[("fsacd_calls_offered_total", None)] == 5
+        h, p = acd.ctl.health.address
+        assert httpx.get(f"http://{h}:{p}/healthz", timeout=10).status_code == 200
+        assert httpx.get(f"http://{h}:{p}/readyz", timeout=10).status_code == 200
+    finally:
+        web.stop()

@@ -23,11 +23,12 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
 from fsacd.pop.screen import ScreenPop
-from fsacd.state.connection import close, connect
+from fsacd.state.connection import close, connect, describe
 from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
 if TYPE_CHECKING:
+    from fsacd.acd.health import HealthServer, ProcessMetrics
     from fsacd.config import Config
     from fsacd.state.connection import Redis
 
@@ -54,12 +55,25 @@ class Controller:
         self.controller_id = cfg.server.controller_id
         self._own_redis = r is None  # ours to close (and an embedded server ours to stop)
         self.r = r if r is not None else connect(cfg.redis.url, cfg.redis.data_dir)
-        self.store = Store(self.r, prefix=cfg.redis.prefix, controller_id=self.controller_id)
+        self.store = Store(
+            self.r,
+            prefix=cfg.redis.prefix,
+            controller_id=self.controller_id,
+            events_maxlen=cfg.monitoring.events_max_length,
+        )
         self.fs = (
             fs
             if fs is not None
             else FreeSwitchClient(cfg.freeswitch.inbound_address, configmod.password(cfg))
         )
+        #: this process's metrics, served on [http] listen (acd/health.py); None when off
+        self.metrics: ProcessMetrics | None = None
+        self.health: HealthServer | None = None
+        if cfg.http.listen:
+            from fsacd.acd.health import ProcessMetrics
+
+            self.metrics = ProcessMetrics()
+            self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
         self._calls: dict[str, Queue] = {}
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
@@ -103,8 +117,36 @@ class Controller:
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
         self.matcher.start()
         self.server.start()
+        if self.cfg.monitoring.events_max_age > 0:
+            self._greenlets.append(gevent.spawn(self._trim_loop))
+        if self.cfg.http.listen and self.metrics is not None:
+            from fsacd.acd.health import HealthServer
+
+            self.health = HealthServer(
+                configmod.split_address(self.cfg.http.listen),
+                self.metrics,
+                self.store.ping,
+                self._not_ready,
+                lambda: self.active_calls,
+            )
+            self.health.start()
         host, port = self.server.address
-        log.info("fsacd controller %s listening on %s:%d", self.controller_id, host, port)
+        log.info(
+            "fsacd controller %s listening on %s:%d (config %s, Redis %s)",
+            self.controller_id,
+            host,
+            port,
+            self.config_path or "-",
+            describe(self.r),
+        )
+
+    def _not_ready(self) -> str | None:
+        """Why this controller should get no calls now (``/readyz``), or None."""
+        if self.stopping:
+            return "draining"
+        if not self.server.serving:
+            return "not listening"
+        return None
 
     def _reconcile(self) -> None:
         """Start-up: calls and agents in Redis against what FreeSWITCH still has."""
@@ -143,6 +185,8 @@ class Controller:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.drain(timeout)
+        if self.health is not None:
+            self.health.stop()
         self.server.stop(timeout=0.5)
         self.matcher.stop()
         self.callbacks.stop()
@@ -187,10 +231,19 @@ class Controller:
     # --- calls -------------------------------------------------------------------------------
 
     def handle_call(self, session: OutboundSession) -> None:
-        CallFlow(session, self).run()
+        if self.metrics is None:
+            CallFlow(session, self).run()
+            return
+        self.metrics.arrived()
+        try:
+            CallFlow(session, self).run()
+        finally:
+            self.metrics.left()
 
     def register_call(self, call_id: str, inbox: Queue) -> None:
         self._calls[call_id] = inbox
+        if self.metrics is not None:
+            self.metrics.queued()
 
     def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
@@ -289,6 +342,16 @@ class Controller:
                 self.store.renew_lease(self.cfg.server.lease)
             except Exception:  # noqa: BLE001
                 log.exception("could not renew the controller lease")
+
+    def _trim_loop(self) -> None:
+        """``[events] max_age``: drop events older than that, once a minute."""
+        m = self.cfg.monitoring
+        while True:
+            try:
+                self.store.trim_events(m.events_max_length, m.events_max_age)
+            except Exception:  # noqa: BLE001
+                log.exception("could not trim the events stream")
+            gevent.sleep(60)
 
     def _recovery_loop(self) -> None:
         while True:

@@ -55,7 +55,12 @@ class App:
         if self._store is None:
             from fsacd.state.store import Store
 
-            self._store = Store(self.redis, prefix=self.cfg.redis.prefix, controller_id="cli")
+            self._store = Store(
+                self.redis,
+                prefix=self.cfg.redis.prefix,
+                controller_id="cli",
+                events_maxlen=self.cfg.monitoring.events_max_length,
+            )
         return self._store
 
 

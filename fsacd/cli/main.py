@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from fsacd.cli.common import (
     when,
 )
 from fsacd.cli.contacts import contacts_group, pop_group
+from fsacd.cli.monitor import stats_cmd, watch_cmd, web_cmd
 from fsacd.cli.numbers import numbers_group
 from fsacd.config import ConfigError, load
 from fsacd.core import dialstring
@@ -252,7 +252,14 @@ def agent_list(app: App, as_json: bool) -> None:
     console().print(table)
 
 
-_TIME_FIELDS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
+_TIME_FIELDS = (
+    "state_since",
+    "ready_at",
+    "login_at",
+    "last_call_end",
+    "last_offer_at",
+    "tis_since",
+)
 
 
 @agent_group.command("consent")
@@ -287,10 +294,13 @@ def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool)
 @pass_app
 @handles_errors
 def agent_show(app: App, agent_id: str, as_json: bool) -> None:
-    """Everything about one agent."""
+    """Everything about one agent, with today's figures and time in each state."""
     agent = _agent_or_fail(app, agent_id)
+    from fsacd.cli.monitor import since_start, stats_store
+
+    today = stats_store(app).agent_figures([agent], since_start(app, "today"))[agent_id]
     if as_json:
-        echo_json(agent)
+        echo_json({**agent, "today": today.to_dict()})
         return
     now = time.time()
     table = Table("FIELD", "VALUE", show_header=False, box=None)
@@ -305,6 +315,14 @@ def agent_show(app: App, agent_id: str, as_json: bool) -> None:
         else:
             text = str(value) if value not in (None, "") else "-"
         table.add_row(key, text)
+    for key, value in today.to_dict().items():
+        if key == "time_in_state":
+            text = " ".join(f"{k} {duration(v)}" for k, v in value.items()) or "-"
+        elif isinstance(value, float):
+            text = duration(value)
+        else:
+            text = "-" if value is None else str(value)
+        table.add_row(f"today.{key}", text)
     console().print(table)
 
 
@@ -441,10 +459,9 @@ def serve(app: App, log_level: str) -> None:
 
     if not monkey.is_module_patched("socket"):  # the entry point patches; in-process callers
         monkey.patch_all()  # (tests) may not have
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from fsacd.acd import controller
+    from fsacd.acd import controller, logs
+
+    logs.setup(log_level, cfg.monitoring.log_format)
 
     controller.run(cfg, config_path=app.path)
 
@@ -545,6 +562,14 @@ main.add_command(pop_group)
 
 
 main.add_command(numbers_group)
+
+
+# --- monitoring (fsacd/cli/monitor.py) ---------------------------------------------------------
+
+
+main.add_command(stats_cmd)
+main.add_command(watch_cmd)
+main.add_command(web_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

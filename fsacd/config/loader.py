@@ -11,6 +11,7 @@ from typing import Any
 from fsacd.config.callerid import check_callerid, read_numbers
 from fsacd.config.ivr import check_menus, check_queue_exits, read_menus
 from fsacd.config.model import Config
+from fsacd.config.monitoring import read_http, read_monitoring, read_web
 from fsacd.config.queues import read_queues
 from fsacd.config.reader import ConfigError, Table, parse_toml
 from fsacd.config.routes import check_default_route, read_routes
@@ -81,6 +82,13 @@ def _build(
     menus = read_menus(top.raw("ivr"), errors, tts_voice=numbers_cfg.tts_voice)
     check_menus(menus, queues, errors, loops=len(errors) == n_errors)
     check_queue_exits(queues, menus, errors)
+    web = read_web(Table(top.raw("web") or {}, "web", errors))
+    http = read_http(Table(top.raw("http") or {}, "http", errors))
+    monitoring = read_monitoring(
+        Table(top.raw("stats") or {}, "stats", errors),
+        Table(top.raw("events") or {}, "events", errors),
+        Table(top.raw("log") or {}, "log", errors),
+    )
     routes_t = Table(top.raw("routes") or {}, "routes", errors)
     default_route = top.string("default_route", None)
     top.unknown()
@@ -101,4 +109,7 @@ def _build(
         history=history,
         numbers=numbers_cfg,
         ivr=menus,
+        web=web,
+        http=http,
+        monitoring=monitoring,
     )

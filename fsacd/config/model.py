@@ -138,6 +138,9 @@ class QueueConfig:
     callback_key: str | None = None
     callback_retries: int = 2
     callback_retry_delay: float = 60.0
+    #: monitoring (docs/monitoring.md): a call answered within this many seconds of entering
+    #: the queue counts towards the service level
+    service_level_seconds: float = 20.0
 
     @property
     def screen_pop_fields(self) -> tuple[str, ...]:
@@ -192,6 +195,52 @@ class NumbersConfig:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """Colours of the wallboard: a figure turns amber at ``warn`` and red at ``alert``."""
+
+    wait_warn: float = 30.0
+    wait_alert: float = 60.0
+    #: service level (a fraction) below which it is amber / red
+    sl_warn: float = 0.8
+    sl_alert: float = 0.6
+    waiting_warn: int = 3
+    waiting_alert: int = 10
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``fsacd web`` (``[web]``): the wallboard, /agent/ID and /metrics from Redis."""
+
+    listen: str = "127.0.0.1:8090"
+    token_env: str | None = "FSACD_WEB_TOKEN"
+    token_file: str | None = None
+    refresh: float = 1.0
+    title: str = "fsacd"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``fsacd serve``'s own endpoint (``[http]``): /metrics, /healthz, /readyz; off when
+    ``listen`` is None."""
+
+    listen: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """``[stats]`` (what "today" is), ``[events]`` (the stream's cap), ``[log]``."""
+
+    #: IANA time zone of "today" in figures ("local" = the machine's)
+    timezone: str = "local"
+    #: events stream: approximate maximum length (XADD MAXLEN ~) and age (XTRIM MINID, s)
+    events_max_length: int = 100000
+    events_max_age: float = 0.0
+    #: log lines: "text" or "json" (JSON lines with call ids)
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     redis: RedisConfig
@@ -207,6 +256,10 @@ class Config:
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
     #: IVR menus (``[ivr.NAME]``, docs/ivr.md)
     ivr: dict[str, Menu] = field(default_factory=dict)
+    #: monitoring: the wallboard, serve's endpoint, figures, events, logs (docs/monitoring.md)
+    web: WebConfig = field(default_factory=WebConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 def split_address(text: str) -> tuple[str, int]:

@@ -85,6 +85,9 @@ def _queue(name: str, t: Table) -> QueueConfig:
         skip_busy_agents=t.boolean("skip_busy_agents", d.skip_busy_agents),
         moh_segment=float(t.integer("moh_segment", int(d.moh_segment), 2, 3600, "seconds")),
         answer_mode=answer_mode,
+        service_level_seconds=t.seconds(
+            "service_level_seconds", d.service_level_seconds, 1, 3600
+        ),
         revoke_key=dtmf_key(t, "revoke_key", d.revoke_key),
         callback_prompt=prompt_key(t, "callback_prompt", d.callback_prompt),
         callback_invalid_prompt=prompt_key(t, "callback_invalid_prompt", d.callback_invalid_prompt),

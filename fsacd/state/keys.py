@@ -12,6 +12,13 @@ DEFAULT_PREFIX = "fsacd:"
 #: helpers (``EVENTS_MAXLEN`` in ``fsacd/state/lua/_lib.lua``) use the same number, which
 #: ``tests/test_store.py`` checks.
 EVENTS_MAXLEN = 100000
+#: Length of one interval of the figures (seconds); how long day and interval hashes are
+#: kept. ``STATS_SLOT``, ``STATS_DAY_TTL``, ``STATS_SLOT_TTL`` in ``_lib.lua`` are the same.
+STATS_SLOT = 900
+STATS_DAY_TTL = 400 * 86400
+STATS_SLOT_TTL = 35 * 86400
+#: Kinds of figures: per queue and per agent.
+STATS_KINDS = ("queue", "agent")
 
 
 class Keys:
@@ -53,6 +60,10 @@ class Keys:
     def queue_handle_times(self, name: str) -> str:
         """List: the queue's recent handle times (talk + wrap-up, seconds), newest first."""
         return f"{self.prefix}queue:{name}:aht"
+
+    def queue_inqueue(self, name: str) -> str:
+        """Zset: call id -> entered_at, calls waiting or being offered (not yet answered)."""
+        return f"{self.prefix}queue:{name}:inqueue"
 
     def queue_free(self, name: str) -> str:
         """Zset: the queue's free member agents -> their score under the queue's strategy
@@ -163,3 +174,20 @@ class Keys:
     def dnd(self) -> str:
         """Set: agents whose phone published do-not-disturb (PRESENCE_IN)."""
         return f"{self.prefix}dnd"
+
+    # figures (docs/redis.md "Figures"; written by the Lua scripts, read by state/stats.py)
+    def stats_total(self, kind: str, name: str) -> str:
+        """Hash: running totals of a queue or agent (``kind`` ``queue``/``agent``)."""
+        return f"{self.prefix}stats:{kind}:{name}:total"
+
+    def stats_day(self, kind: str, name: str, day: str) -> str:
+        """Hash: counters of one UTC day ``YYYY-MM-DD``."""
+        return f"{self.prefix}stats:{kind}:{name}:day:{day}"
+
+    def stats_slot(self, kind: str, name: str, slot: str) -> str:
+        """Hash: counters of one 15-minute interval, ``slot`` = ``YYYY-MM-DDTHH:MM`` (UTC)."""
+        return f"{self.prefix}stats:{kind}:{name}:slot:{slot}"
+
+    def queue_live(self, name: str) -> str:
+        """Hash: live gauges of a queue (``waiting``, ``oldest``, ``talking``, ``updated_at``)."""
+        return f"{self.prefix}stats:queue:{name}:live"

@@ -123,6 +123,13 @@ class PopStore(StateBase):
         newest = self.r.xrevrange(self.keys.agent_pops(agent_id), count=1)
         return newest[0][0] if newest else "0-0"
 
+    def latest_pop(self, agent_id: str, call_id: str, look_back: int = 20) -> str | None:
+        """The JSON of the agent's newest pop for ``call_id`` (its own stream), or None."""
+        for _eid, fields in self.r.xrevrange(self.keys.agent_pops(agent_id), count=look_back):
+            if fields.get("call") == call_id and fields.get("pop"):
+                return fields["pop"]
+        return None
+
     def read_pops(
         self, agent_id: str, after: str, *, count: int = 100, block_ms: int = 1000
     ) -> list[tuple[str, dict[str, Any]]]:

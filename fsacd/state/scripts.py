@@ -43,9 +43,17 @@ def source(name: str) -> str:
     return resources.files("fsacd.state").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def full_source(name: str) -> str:
+#: The line of ``_lib.lua`` that sets the events stream's length (replaced by ``[events]
+#: max_length`` when the config gives another).
+MAXLEN_LINE = "local EVENTS_MAXLEN = 100000\n"
+
+
+def full_source(name: str, events_maxlen: int | None = None) -> str:
     """What is sent to Redis for ``name``: the shared helpers, then the script."""
-    return f"{source(LIB)}\n-- ---- {name}.lua ----\n{source(name)}"
+    lib = source(LIB)
+    if events_maxlen is not None:
+        lib = lib.replace(MAXLEN_LINE, f"local EVENTS_MAXLEN = {int(events_maxlen)}\n")
+    return f"{lib}\n-- ---- {name}.lua ----\n{source(name)}"
 
 
 class Scripts:
@@ -68,6 +76,6 @@ class Scripts:
     reserve: Script
     set_status: Script
 
-    def __init__(self, r: redis.Redis) -> None:
+    def __init__(self, r: redis.Redis, events_maxlen: int | None = None) -> None:
         for name in NAMES:
-            setattr(self, name, r.register_script(full_source(name)))
+            setattr(self, name, r.register_script(full_source(name, events_maxlen)))

@@ -48,7 +48,14 @@ AGENT_STATUSES = ("logged-out", "available", "on-break")
 AGENT_STATES = ("idle", "reserved", "ringing", "in-call", "wrap-up")
 CALL_STATES = ("waiting", "offering", "bridged", "ended")
 
-_AGENT_FLOATS = ("state_since", "ready_at", "login_at", "last_call_end", "last_offer_at")
+_AGENT_FLOATS = (
+    "state_since",
+    "ready_at",
+    "login_at",
+    "last_call_end",
+    "last_offer_at",
+    "tis_since",
+)
 _AGENT_INTS = ("answered", "missed", "no_answer_streak")
 _CALL_FLOATS = ("entered_at", "answered_at", "ended_at", "state_since")
 _CALL_INTS = ("priority", "seq", "score", "offers", "overflows")
@@ -284,7 +291,14 @@ def _field(v: Any) -> str | None:
     return str(v)
 
 
-def append_event(client: Any, keys: Keys, now: float, type: str, fields: Mapping[str, Any]) -> None:
+def append_event(
+    client: Any,
+    keys: Keys,
+    now: float,
+    type: str,
+    fields: Mapping[str, Any],
+    maxlen: int = EVENTS_MAXLEN,
+) -> None:
     """XADD one event (``type``, ``ts`` and the fields that are not None or empty) to the
     events stream on ``client`` (a connection or a pipe). Every event fsacd writes from
     Python goes through here (the Lua scripts have ``emit`` in ``_lib.lua``)."""
@@ -293,7 +307,7 @@ def append_event(client: Any, keys: Keys, now: float, type: str, fields: Mapping
         s = _field(v)
         if s is not None and s != "":
             data[k] = s
-    client.xadd(keys.events(), data, maxlen=EVENTS_MAXLEN, approximate=True)
+    client.xadd(keys.events(), data, maxlen=maxlen, approximate=True)
 
 
 class Store(StateBase):
@@ -307,6 +321,7 @@ class Store(StateBase):
         *,
         call_ttl: int = CALL_TTL,
         clock: Callable[[], float] = time.time,
+        events_maxlen: int = EVENTS_MAXLEN,
     ) -> None:
         kwargs = getattr(r, "connection_pool", None)
         kwargs = getattr(kwargs, "connection_kwargs", {}) or {}
@@ -317,12 +332,22 @@ class Store(StateBase):
         self.controller_id = controller_id
         self.call_ttl = int(call_ttl)
         self.clock = clock
-        self.scripts = Scripts(r)
+        self.events_maxlen = int(events_maxlen)
+        self.scripts = Scripts(r, None if events_maxlen == EVENTS_MAXLEN else events_maxlen)
 
     @classmethod
     def of(cls, other: StateBase) -> Store:
         """A Store (no controller id) on the connection and prefix of another store."""
         return cls(other.r, prefix=other.keys.prefix)
+
+    def trim_events(self, max_length: int, max_age: float = 0.0) -> None:
+        """Cap the events stream: about ``max_length`` entries and, when ``max_age`` > 0,
+        nothing older than ``max_age`` seconds (XTRIM MAXLEN ~ / MINID ~)."""
+        key = self.keys.events()
+        self.r.xtrim(key, maxlen=int(max_length), approximate=True)
+        if max_age > 0:
+            minid = f"{int((self.clock() - max_age) * 1000)}-0"
+            self.r.xtrim(key, minid=minid, approximate=True)
 
     def _args(self) -> list[str]:
         """ARGV[1], ARGV[2] of every script: the key prefix and now."""
@@ -332,7 +357,7 @@ class Store(StateBase):
 
     def event(self, type: str, pipe: Pipe = None, **fields: Any) -> None:
         """Append an event to the events stream (fields that are None are left out)."""
-        append_event(pipe or self.r, self.keys, self.clock(), type, fields)
+        append_event(pipe or self.r, self.keys, self.clock(), type, fields, self.events_maxlen)
 
     def wake(self, queues: Iterable[str], pipe: Pipe = None) -> None:
         """PUBLISH each queue name (once) on the wake channel: matching should run for it."""
@@ -390,6 +415,9 @@ class Store(StateBase):
             strategy = getattr(cfg, "strategy", None)
             if strategy:
                 pipe.hset(self.keys.queue(name), "strategy", strategy)
+            sl = getattr(cfg, "service_level_seconds", None)
+            if sl is not None:  # read by answered.lua and finish.lua (the figures)
+                pipe.hset(self.keys.queue(name), "service_level_seconds", f"{float(sl):g}")
         pipe.execute()
 
     def configured_queues(self) -> set[str]:

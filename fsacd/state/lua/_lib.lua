@@ -8,6 +8,8 @@
 -- Key names built here must match fsacd/keys.py (tests/test_store.py checks it):
 --   <prefix>agent:<id>  <prefix>queue:<name>:members  <prefix>queue:<name>:waiting
 --   <prefix>call:<id>   <prefix>ready   <prefix>calls   channel <prefix>wake
+--   <prefix>queue:<name>:inqueue   <prefix>stats:queue:<name>:live
+--   <prefix>stats:<queue|agent>:<id>:total / :day:<YYYY-MM-DD> / :slot:<YYYY-MM-DD>T<HH:MM>
 -- Numbers written to Redis are formatted here (never Lua's tostring, which keeps only 14
 -- significant digits): times with 3 decimals, scores as integers.
 
@@ -46,6 +48,10 @@ end
 
 local function waiting_key(q)
   return PREFIX .. 'queue:' .. q .. ':waiting'
+end
+
+local function inqueue_key(q)
+  return PREFIX .. 'queue:' .. q .. ':inqueue'
 end
 
 local function call_key(id)
@@ -184,6 +190,166 @@ local function agent_free(id, members)
   return redis.call('ZSCORE', members, id) ~= false
 end
 
+-- ---- figures (docs/redis.md "Figures"; read by fsacd/state/stats.py) ----------------------
+-- Counters per queue and per agent in three buckets: the running total (never expires), the
+-- UTC day and the 15-minute interval (UTC) a change happened in. Names must match
+-- Keys.stats_* in fsacd/state/keys.py.
+local STATS_SLOT = 900
+local STATS_DAY_TTL = 400 * 86400
+local STATS_SLOT_TTL = 35 * 86400
+-- upper bounds (seconds) of the wait- and ring-time histograms, on the total bucket only
+local WAIT_BUCKETS = {5, 10, 20, 30, 60, 120, 300, 600}
+local RING_BUCKETS = {2, 5, 10, 15, 20, 30, 60}
+
+-- 'YYYY-MM-DD', 'HH:MM' of epoch seconds t in UTC (days from civil, H. Hinnant).
+local function utc_civil(t)
+  local days = math.floor(t / 86400)
+  local secs = t - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                          - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then
+    m = mp - 9
+  end
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  return string.format('%04d-%02d-%02d', y, m, d),
+         string.format('%02d:%02d', math.floor(secs / 3600), math.floor((secs % 3600) / 60))
+end
+
+-- The total, day and interval keys of one queue or agent (kind 'queue' / 'agent') at time t.
+local function stats_keys(kind, id, t)
+  local base = PREFIX .. 'stats:' .. kind .. ':' .. id
+  local day = utc_civil(t)
+  local sday, hm = utc_civil(math.floor(t / STATS_SLOT) * STATS_SLOT)
+  return {base .. ':total', base .. ':day:' .. day, base .. ':slot:' .. sday .. 'T' .. hm}
+end
+
+-- Add to counters at time t: ints and floats are flat lists {field, amount, ...}; maxes
+-- {field, value, ...} keep the largest value seen.
+local function stats_put(kind, id, t, ints, floats, maxes)
+  if not id or id == '' then
+    return
+  end
+  local keys = stats_keys(kind, id, t)
+  for i, key in ipairs(keys) do
+    for j = 1, #(ints or {}), 2 do
+      redis.call('HINCRBY', key, ints[j], ints[j + 1])
+    end
+    for j = 1, #(floats or {}), 2 do
+      if floats[j + 1] ~= 0 then
+        redis.call('HINCRBYFLOAT', key, floats[j], fmt_time(floats[j + 1]))
+      end
+    end
+    for j = 1, #(maxes or {}), 2 do
+      if num(redis.call('HGET', key, maxes[j])) < maxes[j + 1] then
+        redis.call('HSET', key, maxes[j], fmt_time(maxes[j + 1]))
+      end
+    end
+    if i == 2 then
+      redis.call('EXPIRE', key, STATS_DAY_TTL)
+    elseif i == 3 then
+      redis.call('EXPIRE', key, STATS_SLOT_TTL)
+    end
+  end
+end
+
+-- One observation of a histogram (name 'wait' or 'ring') on the queue's total bucket:
+-- <name>_bucket:<bound> counts the values above the bound before it up to this one
+-- (<name>_bucket:inf above the last), <name>_count, <name>_sum. Readers add them up into
+-- Prometheus' cumulative buckets.
+local function stats_observe(q, name, bounds, value)
+  if not q or q == '' then
+    return
+  end
+  local key = PREFIX .. 'stats:queue:' .. q .. ':total'
+  local bucket = 'inf'
+  for _, b in ipairs(bounds) do
+    if value <= b then
+      bucket = string.format('%d', b)
+      break
+    end
+  end
+  redis.call('HINCRBY', key, name .. '_bucket:' .. bucket, 1)
+  redis.call('HINCRBY', key, name .. '_count', 1)
+  redis.call('HINCRBYFLOAT', key, name .. '_sum', fmt_time(value))
+end
+
+-- Live gauges of a queue (hash stats:queue:<q>:live) from queue:<q>:inqueue (calls waiting
+-- or being offered, score = entered_at): waiting, oldest (entered_at of the longest waiting
+-- call, or empty), talking (bridged calls), updated_at.
+local function queue_live(q, talking_delta)
+  if not q or q == '' then
+    return
+  end
+  local live = PREFIX .. 'stats:queue:' .. q .. ':live'
+  local inq = inqueue_key(q)
+  local head = redis.call('ZRANGE', inq, 0, 0, 'WITHSCORES')
+  local oldest = ''
+  if head[2] then
+    oldest = fmt_time(num(head[2]))
+  end
+  redis.call('HSET', live, 'waiting', redis.call('ZCARD', inq), 'oldest', oldest,
+             'updated_at', NOW_S)
+  if talking_delta and talking_delta ~= 0 then
+    local n = redis.call('HINCRBY', live, 'talking', talking_delta)
+    if n < 0 then
+      redis.call('HSET', live, 'talking', 0)
+    end
+  end
+end
+
+-- What an agent is doing, for time in state: its call state while it has a call (reserved
+-- counts as the state before), else its status (idle = available and free).
+local function agent_activity(status, state)
+  if state == 'ringing' or state == 'in-call' or state == 'wrap-up' then
+    return state
+  end
+  if status == 'logged-out' or status == 'on-break' then
+    return status
+  end
+  return 'idle'
+end
+
+-- Time in state: after any change of an agent, the seconds since its last change are added
+-- to time:<activity> of the agent's buckets (split at interval boundaries); fields tis_state
+-- and tis_since on the agent hash hold the activity being timed. gone = the agent is removed.
+local function agent_mark(id, gone)
+  local key = agent_key(id)
+  local a = redis.call('HMGET', key, 'status', 'state', 'tis_state', 'tis_since')
+  local new = nil
+  if not gone then
+    if not a[1] then
+      return
+    end
+    new = agent_activity(a[1], a[2])
+    if new == a[3] then
+      return
+    end
+  end
+  if a[3] and a[3] ~= '' and a[4] then
+    local t = math.max(num(a[4]), NOW - 2 * 86400)
+    local n = 0
+    while t < NOW and n < 200 do
+      local stop = math.min(NOW, (math.floor(t / STATS_SLOT) + 1) * STATS_SLOT)
+      stats_put('agent', id, t, nil, {'time:' .. a[3], stop - t})
+      t = stop
+      n = n + 1
+    end
+  end
+  if not gone then
+    redis.call('HSET', key, 'tis_state', new, 'tis_since', NOW_S)
+  end
+end
+
 -- Release an agent still reserved/ringing for (call_id, offer_id), applying the outcome of
 -- its leg. rules = {max_no_answer, no_answer_delay, busy_delay, reject_delay} or nil (no
 -- penalty). Returns true if the agent was released.
@@ -228,6 +394,10 @@ local function release_agent(id, call_id, offer_id, outcome, rules, queue, reaso
     redis.call('HSET', key, 'status', 'on-break', 'break_reason', outcome)
     emit('agent-status', {'agent', id, 'status', 'on-break', 'old', a[4], 'reason', outcome})
   end
+  if streak then
+    stats_put('agent', id, NOW, {'missed', 1})
+  end
+  agent_mark(id)
   wake_agent(id)
   return true
 end
@@ -248,6 +418,7 @@ local function free_due_agents()
         if a[1] == 'wrap-up' then
           redis.call('HSET', key, 'state', 'idle', 'state_since', NOW_S)
           emit('agent-state', {'agent', id, 'state', 'idle', 'reason', 'wrap-up-over'})
+          agent_mark(id)
         end
         wake_agent(id)
       end

@@ -36,6 +36,7 @@ local etype = 'agent-updated'
 if created == 1 then
   etype = 'agent-added'
 end
+agent_mark(id)
 emit(etype, {'agent', id, 'contact', contact, 'queues', queues_json})
 wake_agent(id)
 return created

@@ -17,7 +17,7 @@ if c[1] ~= 'offering' or c[2] ~= offer_id then
   return 0
 end
 local key = agent_key(agent_id)
-local a = redis.call('HMGET', key, 'state', 'call', 'offer')
+local a = redis.call('HMGET', key, 'state', 'call', 'offer', 'state_since')
 if (a[1] ~= 'reserved' and a[1] ~= 'ringing') or a[2] ~= call_id or a[3] ~= offer_id then
   return 0
 end
@@ -36,6 +36,22 @@ local waited = ''
 if c[5] then
   waited = fmt_time(NOW - num(c[5]))
 end
+-- figures: answered (within the queue's service level?), wait and ring time
+local wait = math.max(0, NOW - num(c[5] or NOW_S))
+local ring = math.max(0, NOW - num(a[4] or NOW_S))
+local sl = tonumber(redis.call('HGET', PREFIX .. 'queue:' .. queue, 'service_level_seconds'))
+local in_sl = 0
+if wait <= (sl or 20) then
+  in_sl = 1
+end
+stats_put('queue', queue, NOW, {'answered', 1, 'answered_in_sl', in_sl},
+          {'wait_answered', wait, 'ring_time', ring}, {'longest_wait', wait})
+stats_observe(queue, 'wait', WAIT_BUCKETS, wait)
+stats_observe(queue, 'ring', RING_BUCKETS, ring)
+stats_put('agent', agent_id, NOW, {'answered', 1}, {'ring_time', ring})
+agent_mark(agent_id)
+redis.call('ZREM', inqueue_key(queue), call_id)
+queue_live(queue, 1)
 emit('call-bridged', {'call', call_id, 'queue', queue, 'agent', agent_id, 'offer', offer_id,
                       'waited', waited})
 return 1

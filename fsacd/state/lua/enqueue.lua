@@ -51,6 +51,18 @@ if not c[4] then
 end
 redis.call('ZADD', KEYS[5], score, call_id)
 redis.call('SADD', KEYS[3], call_id)
+-- figures: offered = entered this queue: a first arrival or from another queue (a call handed
+-- back by a draining controller and queued again in the same queue stays one offer)
+local entered = c[4] or NOW_S
+if c[2] and c[2] ~= queue then
+  redis.call('ZREM', inqueue_key(c[2]), call_id)
+  queue_live(c[2])
+end
+redis.call('ZADD', inqueue_key(queue), entered, call_id)
+if fresh == 1 or c[2] ~= queue then
+  stats_put('queue', queue, NOW, {'offered', 1})
+end
+queue_live(queue)
 local reentry = ''
 if fresh == 0 then
   reentry = '1'

@@ -47,6 +47,8 @@ for _, id in ipairs(split(c[4] or '')) do
 end
 
 local talk = ''
+-- figures of the queue, added in one go at the end
+local q_ints, q_floats, q_maxes = {'outcome:' .. outcome, 1}, {}, {}
 for _, id in ipairs(holders) do
   local key = agent_key(id)
   local a = redis.call('HMGET', key, 'state', 'call', 'talk_time')
@@ -56,6 +58,9 @@ for _, id in ipairs(holders) do
       t = math.max(0, NOW - num(c[5]))
     end
     talk = fmt_time(t)
+    stats_put('agent', id, NOW, {'handled', 1}, {'talk_time', t, 'wrap_time', wrap_up})
+    q_ints[#q_ints + 1], q_ints[#q_ints + 2] = 'handled', 1
+    q_floats = {'talk_time', t, 'wrap_time', wrap_up}
     redis.call('HINCRBY', key, 'answered', 1)
     redis.call('HSET', key, 'talk_time', fmt_time(num(a[3]) + t), 'last_call_end', NOW_S,
                'call', '', 'offer', '', 'owner', '', 'state_since', NOW_S)
@@ -71,6 +76,7 @@ for _, id in ipairs(holders) do
                            'reason', 'call-ended'})
       wake_agent(id)
     end
+    agent_mark(id)
   else
     release_agent(id, call_id, nil, 'none', nil, queue, 'call-ended')
   end
@@ -90,6 +96,31 @@ if c[6] then
     until_ = num(c[5])
   end
   waited = fmt_time(math.max(0, until_ - num(c[6])))
+end
+-- figures: how the call ended; an abandon (the caller hung up unanswered: event
+-- call-abandoned or outcome abandoned) with its wait (within service level or not)
+if queue ~= '' then
+  if (etype == 'call-abandoned' or outcome == 'abandoned') and not c[5] then
+    local wait = math.max(0, NOW - num(c[6] or NOW_S))
+    local sl = tonumber(redis.call('HGET', PREFIX .. 'queue:' .. queue, 'service_level_seconds'))
+    local in_sl = 0
+    if wait <= (sl or 20) then
+      in_sl = 1
+    end
+    for _, v in ipairs({'abandoned', 1, 'abandoned_in_sl', in_sl}) do
+      q_ints[#q_ints + 1] = v
+    end
+    q_floats = {'wait_abandoned', wait}
+    q_maxes = {'longest_wait', wait}
+    stats_observe(queue, 'wait', WAIT_BUCKETS, wait)
+  end
+  stats_put('queue', queue, NOW, q_ints, q_floats, q_maxes)
+  redis.call('ZREM', inqueue_key(queue), call_id)
+  local talking = 0
+  if c[1] == 'bridged' then
+    talking = -1
+  end
+  queue_live(queue, talking)
 end
 emit(etype, {'call', call_id, 'queue', queue, 'outcome', outcome, 'agent', c[3] or '',
              'waited', waited, 'talk', talk, 'position', position})

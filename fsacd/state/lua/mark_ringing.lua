@@ -27,6 +27,8 @@ for i = 5, #ARGV do
     emit('agent-state', {'agent', id, 'state', 'ringing', 'call', call_id, 'queue', c[3],
                          'offer', offer_id})
     n = n + 1
+    stats_put('agent', id, NOW, {'offered', 1})
+    agent_mark(id)
   end
 end
 local out = {1, n}

@@ -12,7 +12,7 @@
 -- Returns 1 if moved, 0 if the call is not waiting (offering, bridged, ended, unknown).
 
 local call_id, to, reason = ARGV[3], ARGV[4], ARGV[5]
-local c = redis.call('HMGET', KEYS[2], 'state', 'queue', 'score')
+local c = redis.call('HMGET', KEYS[2], 'state', 'queue', 'score', 'entered_at')
 if c[1] ~= 'waiting' then
   return 0
 end
@@ -23,6 +23,14 @@ end
 redis.call('ZADD', KEYS[3], c[3], call_id)
 redis.call('HSET', KEYS[2], 'queue', to, 'state_since', NOW_S)
 redis.call('HINCRBY', KEYS[2], 'overflows', 1)
+if from ~= '' then
+  redis.call('ZREM', inqueue_key(from), call_id)
+  stats_put('queue', from, NOW, {'overflowed', 1})
+  queue_live(from)
+end
+redis.call('ZADD', inqueue_key(to), c[4] or NOW_S, call_id)
+stats_put('queue', to, NOW, {'offered', 1})
+queue_live(to)
 emit('call-overflowed', {'call', call_id, 'queue', to, 'from', from, 'reason', reason})
 wake(to)
 return 1

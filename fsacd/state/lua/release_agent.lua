@@ -21,5 +21,6 @@ end
 redis.call('HSET', KEYS[2], 'state', 'idle', 'state_since', NOW_S, 'call', '', 'offer', '',
            'owner', '')
 emit('agent-state', {'agent', agent_id, 'state', 'idle', 'call', call_id, 'reason', reason})
+agent_mark(agent_id)
 wake_agent(agent_id)
 return 1

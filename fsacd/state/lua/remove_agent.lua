@@ -22,6 +22,7 @@ for _, q in ipairs(agent_queues(id)) do
   redis.call('ZREM', members_key(q), id)
   redis.call('ZREM', free_key(q), id)
 end
+agent_mark(id, true)
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], id)

@@ -35,5 +35,6 @@ else
 end
 emit('agent-status', {'agent', id, 'status', status, 'old', old, 'reason', new_reason,
                       'state', a[2] or ''})
+agent_mark(id)
 wake_agent(id)
 return old
