@@ -495,6 +495,10 @@ class CallFlow:
                 if self.state.phase == "done":
                     return
                 continue
+            if offer.queue != self.state.queue and offer.queue in self.cfg.queues:
+                # a supervisor moved the waiting call (fsacd call move / queue drain)
+                self.state.queue = offer.queue
+                qcfg = self._queue_cfg(offer.queue)
             if self._offer(offer, qcfg):
                 return
 
@@ -1010,6 +1014,19 @@ class CallFlow:
         if kind == "event":
             name = item.name
             if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DISCONNECT", "SOCKET_CLOSED"):
+                if self.state.phase == "bridged":
+                    self.state.phase = "done"
+                raise CallGone()
+            if name == "CHANNEL_EXECUTE_COMPLETE" and item.get("Application") == "socket":
+                # the channel left the socket app: transferred (fsacd call transfer, or the
+                # dialplan moved it on); the call is no longer fsacd's
+                self.state.outcome = self.state.outcome or "transferred"
+                # closing the socket with socket_resume=true would reset the channel
+                # (CS_RESET), breaking whatever its new extension runs
+                try:
+                    self.session.api(f"uuid_setvar {self.state.uuid} socket_resume false")
+                except ESLError:
+                    pass  # the socket is gone already: nothing to reset
                 if self.state.phase == "bridged":
                     self.state.phase = "done"
                 raise CallGone()

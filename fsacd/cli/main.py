@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from fsacd import __version__
+from fsacd.cli import agents_io, doctor, floor, supervise
 from fsacd.cli.common import (
     App,
     ago,
@@ -208,12 +209,19 @@ _status_command(
 
 @agent_group.command("break")
 @click.argument("agent_id")
-@click.option("--reason", default="break", show_default=True, help="Why (1-64 characters).")
+@click.option(
+    "--reason", default=None, help="One of agents.break_reasons (default: the first of them)."
+)
 @json_flag
 @pass_app
 @handles_errors
-def agent_break(app: App, agent_id: str, reason: str, as_json: bool) -> None:
+def agent_break(app: App, agent_id: str, reason: str | None, as_json: bool) -> None:
     """Put an agent on break: no calls until `agent available`."""
+    reasons = app.cfg.agents.break_reasons
+    if reason is None:
+        reason = reasons[0]
+    elif reason not in reasons:
+        fail(f"unknown break reason {reason!r} (agents.break_reasons: {', '.join(reasons)})")
     previous = app.store.set_break(agent_id, reason)
     _report_change(
         app,
@@ -348,6 +356,7 @@ def queue_list(app: App, as_json: bool) -> None:
             {
                 "name": name,
                 "strategy": q.strategy,
+                "paused": v.get("paused", False),
                 "priority": q.priority,
                 "waiting": c.get("waiting", 0),
                 "offering": c.get("offering", 0),
@@ -545,6 +554,14 @@ main.add_command(pop_group)
 
 
 main.add_command(numbers_group)
+
+
+# --- the floor: live calls, queues paused and drained, listening in, bulk, doctor -------------
+
+floor.register(main, call_group, queue_group)
+supervise.register(main)
+agents_io.register(agent_group)
+doctor.register(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

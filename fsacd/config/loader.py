@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fsacd.config.callerid import check_callerid, read_numbers
+from fsacd.config.floor import read_agents, read_supervisor
 from fsacd.config.ivr import check_menus, check_queue_exits, read_menus
 from fsacd.config.model import Config
 from fsacd.config.queues import read_queues
@@ -81,6 +82,8 @@ def _build(
     menus = read_menus(top.raw("ivr"), errors, tts_voice=numbers_cfg.tts_voice)
     check_menus(menus, queues, errors, loops=len(errors) == n_errors)
     check_queue_exits(queues, menus, errors)
+    supervisor = read_supervisor(Table(top.raw("supervisor") or {}, "supervisor", errors))
+    agents = read_agents(Table(top.raw("agents") or {}, "agents", errors))
     routes_t = Table(top.raw("routes") or {}, "routes", errors)
     default_route = top.string("default_route", None)
     top.unknown()
@@ -101,4 +104,6 @@ def _build(
         history=history,
         numbers=numbers_cfg,
         ivr=menus,
+        supervisor=supervisor,
+        agents=agents,
     )

@@ -192,6 +192,25 @@ class NumbersConfig:
 
 
 @dataclass(frozen=True)
+class SupervisorConfig:
+    """``[supervisor]``: the phone ``fsacd listen|whisper|barge`` rings (fsacd/config/floor.py)."""
+
+    contact: str | None = None
+    ring_timeout: int = 30
+
+
+#: Break reasons when ``[agents] break_reasons`` is not set.
+DEFAULT_BREAK_REASONS = ("break", "lunch", "meeting", "training", "technical")
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """``[agents]``: the break reasons ``fsacd agent break --reason`` accepts."""
+
+    break_reasons: tuple[str, ...] = DEFAULT_BREAK_REASONS
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     redis: RedisConfig
@@ -207,6 +226,8 @@ class Config:
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
     #: IVR menus (``[ivr.NAME]``, docs/ivr.md)
     ivr: dict[str, Menu] = field(default_factory=dict)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
 
 
 def split_address(text: str) -> tuple[str, int]:

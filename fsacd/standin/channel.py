@@ -241,8 +241,10 @@ class Channel:
         self.extension: list[tuple[str, str | None]] = []
         self.call = None  # the Call handle for callers
         self.leg = None  # the Leg handle for agent legs
+        self.eavesdrop: dict | None = None  # while it runs eavesdrop (apps.app_eavesdrop)
         self.originating: Channel | None = None  # the caller that dialled this leg
         self.pending_extension: str | None = None
+        self.pending_dialplan: str | None = None
         self.exported: dict[str, str | None] = {}
         self._hangup_external = False
         self._settled = False

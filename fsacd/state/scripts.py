@@ -30,6 +30,7 @@ NAMES = (
     "remove_agent",
     "reserve",
     "set_status",
+    "supervise_call",
 )
 
 LIB = "_lib"
@@ -63,6 +64,7 @@ class Scripts:
     remove_agent: Script
     reserve: Script
     set_status: Script
+    supervise_call: Script
 
     def __init__(self, r: redis.Redis) -> None:
         for name in NAMES:
