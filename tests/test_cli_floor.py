@@ -31,7 +31,8 @@ def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(
     talking = acd.fs.place_call(destination="5001", caller_number="+4922129191999")
     talking.wait_bridged(8)
     hidden = acd.fs.place_call(
-        destination="5000", caller_number="anonymous", variables={"privacy": "number"}
+        destination="5000", caller_number="+4922129191998", caller_name="Secret",
+        variables={"privacy": "yes"},
     )
     waiting(floor, hidden)
     rows = {r["id"]: r for r in floor.json("calls")}
@@ -42,6 +43,7 @@ def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(
     )  # fmt: skip
     assert (h["state"], h["queue"], h["agent"]) == ("waiting", "support", "")
     assert h["caller"] == "anonymous" and h["name"] == ""
+    assert acd.store.get_call(hidden.uuid)["number_status"] == "hidden"
     assert h["talked"] == 0 and h["waited"] >= 0
     table = floor.ok("calls").stdout
     assert "anonymous" in table and "1001" in table and "bridged" in table

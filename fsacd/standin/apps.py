@@ -777,7 +777,7 @@ def app_eavesdrop(ch: Channel, arg: str | None) -> None:
         ch.note("eavesdrop_unsupported", "all")
         return
     enable = ch.get_var("eavesdrop_enable_dtmf")
-    flags = {
+    flags: dict = {
         "dtmf": is_true(enable) if enable is not None else True,
         "mux_read": is_true(ch.get_var("eavesdrop_whisper_aleg")),
         "mux_write": is_true(ch.get_var("eavesdrop_whisper_bleg")),
@@ -795,7 +795,8 @@ def app_eavesdrop(ch: Channel, arg: str | None) -> None:
     if not (target.answered or target.early):
         return
     ch.pre_answer()
-    ch.eavesdrop = {"target": target.uuid, **flags}
+    flags["target"] = target.uuid
+    ch.eavesdrop = flags
     target.note("eavesdropped", ch.uuid)
     ch.note("eavesdrop", f"{target.uuid} {_ed_mode(flags)}")
 
