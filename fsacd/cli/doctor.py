@@ -70,6 +70,12 @@ def config_prompts(cfg: Any) -> list[tuple[str, str, str | None]]:
 
             s = Sounds()
             add(f"queues.{name}.announce_every", [s.you_are_number, s.in_line, s.estimated_wait])
+    # ``say LANG number ...`` (announcements, verification calls) plays the digit files
+    digits = [f"digits/{d}.wav" for d in "0123456789"]
+    if any(q.announce_every for q in cfg.queues.values()):
+        add("announce_every (say number)", digits)
+    if cfg.numbers.gateway and cfg.numbers.call_app == "say":
+        add("numbers.call_app = say (verification calls)", digits)
     for name, m in cfg.ivr.items():
         for key in ("greeting", "prompt", "invalid_prompt", "no_input_prompt", "closed_prompt"):
             add(f"ivr.{name}.{key}", getattr(m, key), m.sound_prefix)
