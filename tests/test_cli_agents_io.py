@@ -61,14 +61,20 @@ def test_import_creates_then_a_reimport_changes_nothing(run, r, tmp_path):
     assert r.xlen(store.keys.events()) == events_before
     # a changed file updates only what differs; status and counters stay
     store.login("1002")
-    csv_file(tmp_path, GOOD.replace("1002,sofia/gateway/gw1/+4930123456,support,",
-                                    "1002,user/1002@pbx.example,sales:3,yes"))  # fmt: skip
+    csv_file(
+        tmp_path,
+        GOOD.replace(
+            "1002,sofia/gateway/gw1/+4930123456,support,", "1002,user/1002@pbx.example,sales:3,yes"
+        ),
+    )
     out = json.loads(run("agent", "import", path, "--json").stdout)
     assert out["updated"] == ["1002"] and out["consent_changed"] == ["1002"]
     b = store.get_agent("1002")
     assert (b["contact"], b["queues"], b["status"]) == (
-        "user/1002@pbx.example", {"sales": 3}, "available",
-    )  # fmt: skip
+        "user/1002@pbx.example",
+        {"sales": 3},
+        "available",
+    )
 
 
 def test_export_is_what_import_reads_back(run, r, tmp_path):
@@ -81,7 +87,9 @@ def test_export_is_what_import_reads_back(run, r, tmp_path):
     assert lines[3] == "1003,${sofia_contact(1003@pbx.example)},sales:0,"  # never consented
     # into a fresh database: the same agents
     r.flushdb()
-    out = json.loads(run("agent", "import", csv_file(tmp_path, res.stdout, "x.csv"), "--json").stdout)
+    out = json.loads(
+        run("agent", "import", csv_file(tmp_path, res.stdout, "x.csv"), "--json").stdout
+    )
     assert out["created"] == ["1001", "1002", "1003"]
     assert run("agent", "export").stdout == res.stdout
 

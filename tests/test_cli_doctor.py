@@ -55,9 +55,7 @@ def fs():
 
 def doctor(fs, redis_url, tmp_path, password="ClueCon"):
     path = tmp_path / "fsacd.toml"
-    path.write_text(
-        CONFIG.format(listen=8099, redis_url=redis_url, inbound=fs.inbound_address[1])
-    )
+    path.write_text(CONFIG.format(listen=8099, redis_url=redis_url, inbound=fs.inbound_address[1]))
     res = CliRunner().invoke(
         main,
         ["--config", str(path), "doctor", "--json"],
@@ -79,7 +77,9 @@ def test_a_switch_without_sound_files_or_tts_fails_with_what_to_fix(fs, redis_ur
     assert checks["hold-music stream moh"]["status"] == "ok"
     assert checks["module mod_flite"]["status"] == "fail"
     assert "load mod_flite" in checks["module mod_flite"]["fix"]
-    missing = {n for n, c in checks.items() if n.startswith("prompt file ") and c["status"] == "fail"}
+    missing = {
+        n for n, c in checks.items() if n.startswith("prompt file ") and c["status"] == "fail"
+    }
     assert missing == {f"prompt file {SOUNDS}/{p}" for p in NEEDED}
     assert checks["dialplan socket extension"]["status"] == "ok"
 

@@ -19,10 +19,13 @@ def floor(redis_url, tmp_path):
 
 def waiting(floor, call, queue="support"):
     wait_for(
-        lambda: (c := floor.acd.store.get_call(call.uuid)) and c["state"] == "waiting"
-        and c["queue"] == queue,
+        lambda: (
+            (c := floor.acd.store.get_call(call.uuid))
+            and c["state"] == "waiting"
+            and c["queue"] == queue
+        ),
         what=f"call waiting in {queue}",
-    )  # fmt: skip
+    )
 
 
 def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(floor):
@@ -31,7 +34,9 @@ def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(
     talking = acd.fs.place_call(destination="5001", caller_number="+4922129191999")
     talking.wait_bridged(8)
     hidden = acd.fs.place_call(
-        destination="5000", caller_number="+4922129191998", caller_name="Secret",
+        destination="5000",
+        caller_number="+4922129191998",
+        caller_name="Secret",
         variables={"privacy": "yes"},
     )
     waiting(floor, hidden)
@@ -39,8 +44,11 @@ def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(
     assert set(rows) == {talking.uuid, hidden.uuid}
     t, h = rows[talking.uuid], rows[hidden.uuid]
     assert (t["state"], t["queue"], t["agent"], t["caller"]) == (
-        "bridged", "sales", "1001", "+4922129191999",
-    )  # fmt: skip
+        "bridged",
+        "sales",
+        "1001",
+        "+4922129191999",
+    )
     assert (h["state"], h["queue"], h["agent"]) == ("waiting", "support", "")
     assert h["caller"] == "anonymous" and h["name"] == ""
     assert acd.store.get_call(hidden.uuid)["number_status"] == "hidden"

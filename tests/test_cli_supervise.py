@@ -62,14 +62,19 @@ def test_dtmf_switches_between_listen_whisper_and_barge(floor):
     floor.ok("listen", "1001")
     leg = acd.fs.leg(SUP)
     wait_for(lambda: leg.channel.eavesdrop, what="eavesdrop running")
-    for digit, want in (("1", (True, False)), ("3", (True, True)), ("2", (False, True)),
-                        ("0", (False, False))):  # fmt: skip
+    for digit, want in (
+        ("1", (True, False)),
+        ("3", (True, True)),
+        ("2", (False, True)),
+        ("0", (False, False)),
+    ):
         leg.channel.queue_dtmf(digit)
         wait_for(
-            lambda want=want: (leg.channel.eavesdrop["mux_read"],
-                               leg.channel.eavesdrop["mux_write"]) == want,
+            lambda want=want: (
+                (leg.channel.eavesdrop["mux_read"], leg.channel.eavesdrop["mux_write"]) == want
+            ),
             what=f"mode after {digit}",
-        )  # fmt: skip
+        )
     leg.channel.queue_dtmf("*")  # leaves eavesdrop
     wait_for(lambda: leg.channel.eavesdrop is None, what="eavesdrop left")
     assert call.is_up
