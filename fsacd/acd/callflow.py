@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd.acd import ivr_esl, presence, recovery
+from fsacd.acd import ivr_esl, presence, prompts, recovery
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -838,6 +838,9 @@ class CallFlow:
                 moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
                 if ev.name == "CHANNEL_EXECUTE_COMPLETE" and moh_done:
                     # the hold music ended by itself (a finite file): play it again
+                    prompts.check_playback(
+                        qcfg.moh, ev.get("Application-Response"), self.state.uuid
+                    )
                     self.state.moh_app_uuid = None
                     gevent.sleep(0.2)
                     self._start_moh(self._queue_cfg(self.state.queue))
