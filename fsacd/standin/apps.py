@@ -38,7 +38,7 @@ KNOWN_NOOP = frozenset(
     "bind_meta_app unbind_meta_app tone_detect stop_tone_detect fax_detect start_dtmf "
     "stop_dtmf start_dtmf_generate stop_dtmf_generate queue_dtmf flush_dtmf wait_for_silence "
     "detect_speech deflect redirect jitterbuffer media_reset mkdir rename soft_hold strftime "
-    "check_acl set_audio_level set_mute wait_for_answer phrase speak clear_speech_cache "
+    "check_acl set_audio_level set_mute wait_for_answer phrase clear_speech_cache "
     "bind_digit_action clear_digit_action digit_action_set_realm capture session_loglevel "
     "enable_heartbeat enable_keepalive remove_bugs sound_test echo delay_echo gentones "
     "set_zombie_exec push unshift filter_codecs video_refresh".split()
@@ -401,8 +401,37 @@ def app_say(ch: Channel, arg: str | None) -> None:
     parts = separate_string(arg, " ", 5)
     if len(parts) not in (4, 5):
         return
+    module = parts[0].split(":")[0]
+    if f"mod_say_{module}" not in ch.fs.modules:
+        ch.note("log_error", f"Invalid SAY Interface [{module}]!")
+        return  # switch_ivr_say: no say module, nothing is played
+    if parts[2] == "iterated":
+        # mod_say_en: each digit is digits/N.wav (switch_ivr_play_file: missing files are
+        # skipped silently, playback_samples only set by one that played)
+        for digit in (c for c in parts[-1] if c.isdigit()):
+            if play_file(ch, f"digits/{digit}.wav", _terminator_dtmf(ch)) in ("hangup", "dtmf"):
+                return
+        return
     ch.hear("file")
     media_wait(ch, 0.1 + 0.05 * len(parts[-1]), on_dtmf=_terminator_dtmf(ch))
+    if ch.up():
+        ch.hear("silence")
+
+
+@app("speak")
+def app_speak(ch: Channel, arg: str | None) -> None:
+    """``speak engine|voice|text``: nothing without the engine's module (mod_flite, ...);
+    else the text is "spoken" for 10 ms a character."""
+    parts = (arg or "").split("|", 2)
+    if len(parts) < 3:
+        engine, text = ch.get_var("tts_engine") or "", parts[-1]
+    else:
+        engine, text = parts[0], parts[2]
+    if not engine or f"mod_{engine}" not in ch.fs.modules:
+        ch.note("log_error", f"Invalid TTS module {engine}!")
+        return
+    ch.hear("speech")
+    media_wait(ch, 0.01 * len(text), on_dtmf=_terminator_dtmf(ch))
     if ch.up():
         ch.hear("silence")
 
