@@ -393,7 +393,8 @@ def queue_show(app: App, name: str, as_json: bool) -> None:
         echo_json({**v, "config": settings})
         return
     con = console()
-    con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else ""))
+    paused = " [paused: no offers until fsacd queue resume]" if v.get("paused") else ""
+    con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else "") + paused)
     grid = Table("SETTING", "VALUE", show_header=False, box=None, padding=(0, 2))
     for key, val in settings.items():
         if val not in (None, "") and key != "display_name":
