@@ -112,14 +112,19 @@ def run_supervise(app: App, mode: str, agent_id: str, contact: str | None) -> di
     leg_uuid = str(uuidlib.uuid4())
     ring = cfg.supervisor.ring_timeout
     command = originate_command(mode, contact, call_id, leg_uuid, agent_id, ring)
+    from fsacd.esl.session import ESLError
+
     client = switch.connect(app, command_timeout=ring + 15)
     try:
-        client.subscribe(["CHANNEL_EXECUTE", "CHANNEL_HANGUP"])
-        from fsacd.esl.session import ESLError
-
         try:
+            client.subscribe(["CHANNEL_EXECUTE", "CHANNEL_HANGUP"])
             reply = (client.bgapi(command, timeout=ring + 15) or "").strip()
         except ESLError as exc:
+            # an originate still under way must not join the call later
+            try:
+                client.api(f"uuid_kill {leg_uuid}")
+            except ESLError:
+                pass
             fail(f"FreeSWITCH: originate: {exc}")
         if not reply.startswith("+OK"):
             fail(f"the supervisor's phone {contact} was not connected: {reply or 'no reply'}")
