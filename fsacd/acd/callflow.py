@@ -734,7 +734,9 @@ class CallFlow:
         estimate = announce.estimate_wait(position, times, len(free), staffed)
         self._stop_moh()
         for app, arg in announce.announcement_phrases(position, estimate, self.language):
-            self._run_app(app, arg)
+            done = self._run_app(app, arg)
+            if app == "playback" and done is not None:
+                prompts.check_playback(arg, done.get("Application-Response"), self.state.uuid)
         self._start_moh(qcfg)
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
