@@ -192,3 +192,34 @@ def test_break_reasons_come_from_the_config(floor):
         "unknown break reason 'smoking' (agents.break_reasons: break, lunch, coaching)"
         in res.output
     )
+
+
+MOVE_QUEUES = """
+[queues.support]
+max_wait = 1
+overflow = "spill"
+
+[queues.vip]
+max_wait = 1
+overflow = "sales"
+
+[queues.spill]
+
+[queues.sales]
+"""
+
+
+def test_a_moved_call_follows_the_rules_of_its_new_queue(redis_url, tmp_path):
+    floor = Floor(redis_url, tmp_path, queues=MOVE_QUEUES)
+    try:
+        acd = floor.acd
+        call = acd.fs.place_call(destination="5000")
+        waiting(floor, call)
+        floor.ok("call", "move", call.uuid, "vip")
+        # support's max_wait would overflow it to spill; vip's sends it to sales
+        ev = wait_for(lambda: acd.events("call-overflowed"), what="overflow")[0]
+        assert (ev["from"], ev["queue"]) == ("vip", "sales")
+        assert acd.store.get_call(call.uuid)["queue"] == "sales"
+        call.hangup()
+    finally:
+        floor.stop()

@@ -597,6 +597,12 @@ class CallFlow:
         no agent left and ``leave_empty`` is set). An offer made meanwhile wins."""
         why = "empty" if self.state.leaving_empty else "max-wait"
         self.state.leaving_empty = False
+        stored = (self.store.get_call(self.state.uuid) or {}).get("queue")
+        if stored and stored != self.state.queue and stored in self.cfg.queues:
+            # a supervisor moved the call (fsacd call move): the new queue's rules from now
+            self.state.queue = stored
+            self.state.queue_entered_at = time.time()
+            return None
         if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
             if self.store.move_call(self.state.uuid, qcfg.overflow, reason=why):
                 log.info(
