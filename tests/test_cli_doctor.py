@@ -114,3 +114,34 @@ def test_a_wrong_password_is_the_one_failure_named(fs, redis_url, tmp_path):
     first, rest = report["checks"]
     assert first["status"] == "fail" and "FSACD_TEST_ESL_PASSWORD" in first["detail"]
     assert rest["status"] == "skip"
+
+
+RECORDING = """
+[queues.support]
+recording = "ask"
+recording_notice = "tone_stream://%(100,0,600)"
+"""
+
+
+def test_the_recordings_directory_is_tried_by_freeswitch_itself(fs, redis_url, tmp_path):
+    from fsacd.standin import PhoneBehaviour as P
+
+    fs.phones.register("null/fsacd-doctor", P.answers())  # FreeSWITCH's null endpoint
+    fs.modules.add("mod_flite")
+    fs.files.update(f"{SOUNDS}/{p}" for p in NEEDED)
+    path = tmp_path / "fsacd.toml"
+    text = CONFIG.format(listen=8099, redis_url=redis_url, inbound=fs.inbound_address[1])
+    path.write_text(text.replace("[queues.support]\n", RECORDING))
+    env = {"FSACD_TEST_ESL_PASSWORD": "ClueCon"}
+    name = f"recordings directory {fs.recordings_dir}"
+
+    def check():
+        res = CliRunner().invoke(main, ["--config", str(path), "doctor", "--json"], env=env)
+        return res.exit_code, by_name(json.loads(res.stdout))[name]
+
+    code, c = check()
+    assert code == 0 and c["status"] == "ok" and "a test recording started" in c["detail"]
+    fs.unwritable.add(fs.recordings_dir)
+    code, c = check()
+    assert code == 1 and c["status"] == "fail" and "cannot open a recording" in c["detail"]
+    assert not [ch for ch in fs.all_channels.values() if ch.up()]  # the test leg is gone

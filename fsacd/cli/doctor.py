@@ -254,7 +254,47 @@ class Doctor:
                 continue
             self.add(f"recordings directory {directory}", *self._writable(directory))
 
+    def _probe_recording(self, directory: str) -> bool | None:
+        """Ask FreeSWITCH itself: a ``null/`` channel runs ``record_session`` into
+        ``directory``; RECORD_START comes only if the file could be opened. The file is
+        shorter than ``RECORD_MIN_SEC`` and FreeSWITCH deletes it. None: cannot be asked."""
+        import time
+        import uuid as uuidlib
+
+        from fsacd.esl.session import ESLError
+
+        leg = str(uuidlib.uuid4())
+        try:
+            self.client.subscribe(["RECORD_START", "CHANNEL_HANGUP_COMPLETE"])
+            reply = self.api(
+                f"originate {{origination_uuid={leg},RECORD_MIN_SEC=3}}null/fsacd-doctor "
+                f"&record_session({directory}/fsacd-doctor-{leg}.wav)"
+            )
+            if not reply.startswith("+OK"):
+                return None
+            end = time.time() + 5.0
+            while time.time() < end:
+                ev = self.client.next_event(max(0.05, end - time.time()))
+                if ev is None or ev.get("Unique-ID") != leg:
+                    continue
+                if ev.name == "RECORD_START":
+                    self.api(f"uuid_kill {leg}")
+                    return True
+                if ev.name == "CHANNEL_HANGUP_COMPLETE":
+                    return False
+        except ESLError:
+            return None
+        self.api(f"uuid_kill {leg}")
+        return None
+
     def _writable(self, directory: str) -> tuple[bool | None, str, str]:
+        probed = self._probe_recording(directory)
+        if probed is True:
+            return True, "FreeSWITCH can record there (a test recording started)", ""
+        if probed is False:
+            return False, "FreeSWITCH cannot open a recording there", (
+                "make it writable by the user FreeSWITCH runs as"
+            )
         host = self.cfg.freeswitch.inbound_address[0]
         try:
             local = ipaddress.ip_address(host).is_loopback

@@ -39,6 +39,8 @@ class Switch(EventSource, Protocol):
     connect_timeout: float
     #: where a relative recording path goes without the channel's ``sound_prefix``
     sounds_dir: str
+    #: directories a recording cannot be opened in (permissions)
+    unwritable: set[str]
     errors: list[tuple[str, BaseException]]
 
     def next_session_id(self) -> int: ...
@@ -650,6 +652,12 @@ class Channel:
             # sound_prefix (the stock vars.xml: the sounds directory), not the recordings one
             prefix = self.get_var("sound_prefix") or self.fs.sounds_dir
             path = f"{prefix.rstrip('/')}/{path}"
+        directory = path.rsplit("/", 1)[0]
+        if any(directory == d or directory.startswith(d.rstrip("/") + "/")
+               for d in self.fs.unwritable):  # fmt: skip
+            # switch_ivr_record_session: the file cannot be opened, no RECORD_START
+            self.note("log_error", f"Error opening {path}")
+            return
         self.recordings[path] = time.time()
         self.note("record_start", path)
         self.fire("RECORD_START", after=[("Record-File-Path", path)])

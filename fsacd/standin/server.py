@@ -75,6 +75,8 @@ class FakeFreeSwitch:
         self.modules: set[str] = set(DEFAULT_MODULES)
         self.files: set[str] = {self.recordings_dir, self.sounds_dir}
         self.local_streams: dict[str, str] = {"moh": f"{self.sounds_dir}/music/8000"}
+        #: directories where a recording cannot be opened (a permission problem)
+        self.unwritable: set[str] = set()
         #: seconds from ``connect`` to the socket channel's first tick (None: one tick); the
         #: phase is arbitrary on a real switch, the transcript replay sets the recorded one
         self.first_tick = first_tick
