@@ -223,3 +223,12 @@ def test_a_moved_call_follows_the_rules_of_its_new_queue(redis_url, tmp_path):
         call.hangup()
     finally:
         floor.stop()
+
+
+def test_queue_show_says_paused(floor):
+    floor.ok("queue", "pause", "sales")
+    assert (
+        "(paused: no offers until fsacd queue resume)" in floor.ok("queue", "show", "sales").stdout
+    )
+    assert floor.json("queue", "show", "sales")["paused"] is True
+    assert "paused" not in floor.ok("queue", "show", "support").stdout.split("\n")[0]

@@ -393,7 +393,7 @@ def queue_show(app: App, name: str, as_json: bool) -> None:
         echo_json({**v, "config": settings})
         return
     con = console()
-    paused = " [paused: no offers until fsacd queue resume]" if v.get("paused") else ""
+    paused = " (paused: no offers until fsacd queue resume)" if v.get("paused") else ""
     con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else "") + paused)
     grid = Table("SETTING", "VALUE", show_header=False, box=None, padding=(0, 2))
     for key, val in settings.items():
