@@ -72,3 +72,43 @@ def test_listen_runs_eavesdrop_on_the_agents_call(switch, redis_url, tmp_path, m
         if leg:
             switch.api(f"uuid_kill {leg}")
         acd.stop()
+
+
+def test_transfer_sends_the_call_to_an_extension_and_it_leaves_fsacd(
+    switch, redis_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FSACD_TEST_ESL_PASSWORD", switch.password)
+    if not switch.real:  # the test dialplan's agent-ID extension: answers, talks
+        switch.fs.extensions["agent-moved1"] = [("answer", None), ("sleep", "600000")]
+    acd = Acd(switch, redis_url, queues())
+    try:
+        acd.agent("agent", "1001", {"support": 1})
+        call = switch.place_call(destination="5000")
+        call.wait_bridged(STEP)
+        call_id = acd.agent_state("1001")["call"]
+        path = tmp_path / "fsacd.toml"
+        path.write_text(
+            CLI_CONFIG.format(
+                redis_url=redis_url,
+                inbound="{}:{}".format(*switch.inbound),
+                supervisor="user/none@x",
+                queues=queues(),
+            )
+        )
+        res = CliRunner().invoke(
+            main,
+            ["--config", str(path), "call", "transfer", call_id, "agent-moved1"],
+            env={"FSACD_TEST_ESL_PASSWORD": switch.password},
+        )
+        assert res.exit_code == 0, res.output
+        ended = acd.wait_call(call_id, "ended")
+        assert ended["outcome"] in ("answered", "transferred")
+        acd.wait_state("1001", "wrap-up", "idle")
+        poll(
+            lambda: "sleep" in switch.api(f"uuid_getvar {call_id} current_application"),
+            STEP,
+            "the caller runs the new extension",
+        )
+        assert call.is_up
+    finally:
+        acd.stop()
