@@ -33,6 +33,7 @@ def test_calls_lists_waiting_and_talking_calls_with_the_anonymous_caller_masked(
     acd.agent("1001", P.answers(after=0.1, talk=30), {"sales": 1})
     talking = acd.fs.place_call(destination="5001", caller_number="+4922129191999")
     talking.wait_bridged(8)
+    wait_for(lambda: acd.store.get_call(talking.uuid)["state"] == "bridged", what="bridged")
     hidden = acd.fs.place_call(
         destination="5000",
         caller_number="+4922129191998",
@@ -72,7 +73,7 @@ def test_move_a_waiting_call_to_another_queue_where_an_agent_takes_it(floor):
     assert out["from"] == "support" and out["queue"] == "sales"
     leg = call.wait_bridged(8)
     assert leg.endpoint == "user/2001@pbx.example"
-    assert acd.store.get_call(call.uuid)["agent"] == "2001"
+    wait_for(lambda: acd.store.get_call(call.uuid).get("agent") == "2001", what="answered by 2001")
     assert any(e["type"] == "call-moved" and e["from"] == "support" for e in acd.events())
     # a bridged call cannot be moved
     res = floor.cli("call", "move", call.uuid, "support")
