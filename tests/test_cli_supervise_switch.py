@@ -85,7 +85,7 @@ def test_transfer_sends_the_call_to_an_extension_and_it_leaves_fsacd(
         acd.agent("agent", "1001", {"support": 1})
         call = switch.place_call(destination="5000")
         call.wait_bridged(STEP)
-        call_id = acd.agent_state("1001")["call"]
+        call_id = acd.wait_state("1001", "in-call")["call"]
         path = tmp_path / "fsacd.toml"
         path.write_text(
             CLI_CONFIG.format(
