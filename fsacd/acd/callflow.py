@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.queue import Empty, Queue
 
-from fsacd.acd import ivr_esl, presence, recovery
+from fsacd.acd import ivr_esl, presence, prompts, recovery
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -508,6 +508,10 @@ class CallFlow:
                 if self.state.phase == "done":
                     return
                 continue
+            if offer.queue != self.state.queue and offer.queue in self.cfg.queues:
+                # a supervisor moved the waiting call (fsacd call move / queue drain)
+                self.state.queue = offer.queue
+                qcfg = self._queue_cfg(offer.queue)
             if self._offer(offer, qcfg):
                 return
 
@@ -606,6 +610,12 @@ class CallFlow:
         no agent left and ``leave_empty`` is set). An offer made meanwhile wins."""
         why = "empty" if self.state.leaving_empty else "max-wait"
         self.state.leaving_empty = False
+        stored = (self.store.get_call(self.state.uuid) or {}).get("queue")
+        if stored and stored != self.state.queue and stored in self.cfg.queues:
+            # a supervisor moved the call (fsacd call move): the new queue's rules from now
+            self.state.queue = stored
+            self.state.queue_entered_at = time.time()
+            return None
         if qcfg.overflow and qcfg.overflow not in self.state.overflowed:
             if self.store.move_call(self.state.uuid, qcfg.overflow, reason=why):
                 log.info(
@@ -743,7 +753,9 @@ class CallFlow:
         estimate = announce.estimate_wait(position, times, len(free), staffed)
         self._stop_moh()
         for app, arg in announce.announcement_phrases(position, estimate, self.language):
-            self._run_app(app, arg)
+            done = self._run_app(app, arg)
+            if app == "playback" and done is not None:
+                prompts.check_playback(arg, done.get("Application-Response"), self.state.uuid)
         self._start_moh(qcfg)
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
@@ -847,6 +859,9 @@ class CallFlow:
                 moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
                 if ev.name == "CHANNEL_EXECUTE_COMPLETE" and moh_done:
                     # the hold music ended by itself (a finite file): play it again
+                    prompts.check_playback(
+                        qcfg.moh, ev.get("Application-Response"), self.state.uuid
+                    )
                     self.state.moh_app_uuid = None
                     gevent.sleep(0.2)
                     self._start_moh(self._queue_cfg(self.state.queue))
@@ -1035,6 +1050,19 @@ class CallFlow:
         if kind == "event":
             name = item.name
             if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "DISCONNECT", "SOCKET_CLOSED"):
+                if self.state.phase == "bridged":
+                    self.state.phase = "done"
+                raise CallGone()
+            if name == "CHANNEL_EXECUTE_COMPLETE" and item.get("Application") == "socket":
+                # the channel left the socket app: transferred (fsacd call transfer, or the
+                # dialplan moved it on); the call is no longer fsacd's
+                self.state.outcome = self.state.outcome or "transferred"
+                # closing the socket with socket_resume=true would reset the channel
+                # (CS_RESET), breaking whatever its new extension runs
+                try:
+                    self.session.api(f"uuid_setvar {self.state.uuid} socket_resume false")
+                except ESLError:
+                    pass  # the socket is gone already: nothing to reset
                 if self.state.phase == "bridged":
                     self.state.phase = "done"
                 raise CallGone()

@@ -16,10 +16,12 @@ checked; spoken text goes through :func:`fsacd.core.dialstring.app_arg_safe` fir
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from fsacd.acd import prompts
 from fsacd.core import dialstring, ivr
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, OutboundSession
@@ -191,7 +193,12 @@ class EslIvrCall:
             regex,
             digit_timeout_ms,
         )
-        return digits_result(self._run("play_and_get_digits", arg), var)
+        started = time.monotonic()
+        result = digits_result(self._run("play_and_get_digits", arg), var)
+        elapsed = time.monotonic() - started
+        keys = result.digits or result.invalid  # a key was pressed: the prompt was heard
+        prompts.check_read(render_prompt(prompt), keys, elapsed, timeout_ms)
+        return result
 
     def playback(self, prompt: Sequence[str]) -> bool:
         """Play a prompt that accepts no input; True if FreeSWITCH says it was played."""
@@ -199,7 +206,9 @@ class EslIvrCall:
         if not target:
             return False
         event = self._run("playback", target)
-        return event.get("Application-Response") == "FILE PLAYED"
+        response = event.get("Application-Response")
+        prompts.check_playback(target, response)
+        return response == "FILE PLAYED"
 
     def set_language(
         self, language: str | None, sound_prefix: str | None, tts_voice: str | None

@@ -13,6 +13,7 @@ import click
 from rich.table import Table
 
 from fsacd import __version__
+from fsacd.cli import agents_io, doctor, floor, supervise
 from fsacd.cli.common import (
     App,
     ago,
@@ -208,12 +209,19 @@ _status_command(
 
 @agent_group.command("break")
 @click.argument("agent_id")
-@click.option("--reason", default="break", show_default=True, help="Why (1-64 characters).")
+@click.option(
+    "--reason", default=None, help="One of agents.break_reasons (default: the first of them)."
+)
 @json_flag
 @pass_app
 @handles_errors
-def agent_break(app: App, agent_id: str, reason: str, as_json: bool) -> None:
+def agent_break(app: App, agent_id: str, reason: str | None, as_json: bool) -> None:
     """Put an agent on break: no calls until `agent available`."""
+    reasons = app.cfg.agents.break_reasons
+    if reason is None:
+        reason = reasons[0]
+    elif reason not in reasons:
+        fail(f"unknown break reason {reason!r} (agents.break_reasons: {', '.join(reasons)})")
     previous = app.store.set_break(agent_id, reason)
     _report_change(
         app,
@@ -366,6 +374,7 @@ def queue_list(app: App, as_json: bool) -> None:
             {
                 "name": name,
                 "strategy": q.strategy,
+                "paused": v.get("paused", False),
                 "priority": q.priority,
                 "waiting": c.get("waiting", 0),
                 "offering": c.get("offering", 0),
@@ -402,7 +411,8 @@ def queue_show(app: App, name: str, as_json: bool) -> None:
         echo_json({**v, "config": settings})
         return
     con = console()
-    con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else ""))
+    paused = " (paused: no offers until fsacd queue resume)" if v.get("paused") else ""
+    con.print(f"queue {name}" + (f" ({q.display_name})" if q.display_name else "") + paused)
     grid = Table("SETTING", "VALUE", show_header=False, box=None, padding=(0, 2))
     for key, val in settings.items():
         if val not in (None, "") and key != "display_name":
@@ -570,6 +580,14 @@ main.add_command(numbers_group)
 main.add_command(stats_cmd)
 main.add_command(watch_cmd)
 main.add_command(web_cmd)
+
+
+# --- the floor: live calls, queues paused and drained, listening in, bulk, doctor -------------
+
+floor.register(main, call_group, queue_group)
+supervise.register(main)
+agents_io.register(agent_group)
+doctor.register(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

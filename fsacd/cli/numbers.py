@@ -23,6 +23,7 @@ from fsacd.verified.registry import (
     NumberEntry,
     NumberError,
     VerifiedNumbers,
+    code_spoken,
     require_e164,
     verify_call_command,
 )
@@ -133,9 +134,23 @@ def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
         )
         client.connect()
         try:
+            # subscribed before the call is placed: the first say/speak is not missed
+            client.subscribe(
+                ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP_COMPLETE"]
+            )
             result = reg.verify_via_call(number, client)
+            spoken, why = code_spoken(client, result["uuid"], reg.settings.call_app)
         finally:
             client.close()
+        result["spoken"] = spoken
+        if spoken is False:
+            reg.void_unspoken(number, result["uuid"], why)
+            fail(
+                f"the call to {number} was answered but FreeSWITCH did not speak the code: {why}."
+                " The code is void; fix the switch (fsacd doctor) and ask again"
+            )
+        if spoken is None:
+            click.echo(f"warning: cannot tell whether the code was spoken: {why}", err=True)
     else:
         result = reg.verify_via_sms(number)
     if as_json:

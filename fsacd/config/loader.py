@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fsacd.config.callerid import check_callerid, read_numbers
+from fsacd.config.floor import read_agents, read_supervisor
 from fsacd.config.ivr import check_menus, check_queue_exits, read_menus
 from fsacd.config.model import Config
 from fsacd.config.monitoring import read_http, read_monitoring, read_web
@@ -89,6 +90,8 @@ def _build(
         Table(top.raw("events") or {}, "events", errors),
         Table(top.raw("log") or {}, "log", errors),
     )
+    supervisor = read_supervisor(Table(top.raw("supervisor") or {}, "supervisor", errors))
+    agents = read_agents(Table(top.raw("agents") or {}, "agents", errors))
     routes_t = Table(top.raw("routes") or {}, "routes", errors)
     default_route = top.string("default_route", None)
     top.unknown()
@@ -112,4 +115,6 @@ def _build(
         web=web,
         http=http,
         monitoring=monitoring,
+        supervisor=supervisor,
+        agents=agents,
     )

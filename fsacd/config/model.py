@@ -241,6 +241,25 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class SupervisorConfig:
+    """``[supervisor]``: the phone ``fsacd listen|whisper|barge`` rings (fsacd/config/floor.py)."""
+
+    contact: str | None = None
+    ring_timeout: int = 30
+
+
+#: Break reasons when ``[agents] break_reasons`` is not set.
+DEFAULT_BREAK_REASONS = ("break", "lunch", "meeting", "training", "technical")
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """``[agents]``: the break reasons ``fsacd agent break --reason`` accepts."""
+
+    break_reasons: tuple[str, ...] = DEFAULT_BREAK_REASONS
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     redis: RedisConfig
@@ -260,6 +279,8 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
 
 
 def split_address(text: str) -> tuple[str, int]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from .apps import transfer
+from .apps import inline_apps, transfer
 from .bridge import originate
 from .causes import str2cause
 from .channel import Channel
@@ -36,6 +36,11 @@ class ApiSwitch(DialSwitch, Protocol):
     started_at: float
     session_count: int
     peak: int
+    modules: set[str]
+    files: set[str]
+    local_streams: dict[str, str]
+    socket_target: tuple[str, int]
+    socket_arg: str
 
 
 class Api:
@@ -63,6 +68,10 @@ class Api:
             "hupall": self.hupall,
             "show": self.show,
             "sofia": self.sofia,
+            "module_exists": self.module_exists,
+            "file_exists": self.file_exists,
+            "local_stream": self.local_stream,
+            "xml_locate": self.xml_locate,
         }
 
     def run(self, name: str, arg: str | None, listener: Listener | None = None) -> str:
@@ -110,6 +119,52 @@ class Api:
             "Current Stack Size/Max 240K/8192K\n"
         )
 
+    def module_exists(self, arg: str | None) -> str:
+        """mod_commands: ``true``/``false``, nothing at all without an argument."""
+        if not arg:
+            return ""
+        return "true" if arg.strip() in self.fs.modules else "false"
+
+    def file_exists(self, arg: str | None) -> str:
+        return "true" if arg and arg in self.fs.files else "false"
+
+    def local_stream(self, arg: str | None) -> str:
+        """mod_local_stream's ``show NAME`` (the other sub-commands are not modelled)."""
+        argv = (arg or "").split()
+        if "mod_local_stream" not in self.fs.modules:
+            return "-ERR local_stream Command not found!\n"
+        if not argv:
+            return "-USAGE: <show|start|reload|stop|hup> <local_stream_name>\n"
+        if argv[0].lower() != "show":
+            return ""  # mod_local_stream writes nothing: "-ERR no reply"
+        if len(argv) < 2:
+            return "".join(f"{n},{loc}\n" for n, loc in self.fs.local_streams.items())
+        location = self.fs.local_streams.get(argv[1])
+        if location is None:
+            return f"-ERR Cannot locate local_stream {argv[1]}!\n"
+        return (
+            f"{argv[1]}\n  location: {location}\n  channels: 1\n  rate:     8000\n"
+            "  interval: 20\n  samples:  160\n  prebuf:   65536\n  timer:    soft\n"
+            "  total:    0\n  shuffle:  false\n  ready:    true\n  stopped:  false\n"
+            "  reloading: false\n"
+        )
+
+    def xml_locate(self, arg: str | None) -> str:
+        """``xml_locate dialplan``: the stand-in's routing as XML: the 50xx callers go to
+        ``socket <socket_target> <socket_arg>`` (its other sections are not modelled)."""
+        if (arg or "").split()[:1] != ["dialplan"]:
+            return "can't find anything\n"
+        host, port = self.fs.socket_target
+        return (
+            '<section name="dialplan" description="Regex/XML Dialplan">\n'
+            '    <context name="default">\n'
+            '      <extension name="fsacd">\n'
+            '          <condition field="destination_number" expression="^(50\\d\\d)$">\n'
+            f'              <action application="socket" data="{host}:{port} '
+            f'{self.fs.socket_arg}"></action>\n\n'
+            "    </condition>\n\n  </extension>\n\n    </context>\n</section>\n"
+        )
+
     def _locate(self, uid: str) -> Channel | None:
         return self.fs.locate(uid)
 
@@ -138,11 +193,7 @@ class Api:
                 app_name, _, app_arg = app_name.partition(" ")
             ch.extension.append((app_name, app_arg or None))
         elif len(argv) > 2 and argv[2] == "inline":
-            # mod_dptools' inline dialplan: "app:arg,app:arg" (no ${} expansion here)
-            for item in exten.split(","):
-                app_name, _, app_arg = item.partition(":")
-                if app_name.strip():
-                    ch.extension.append((app_name.strip(), app_arg or None))
+            ch.extension.extend(inline_apps(exten))
         else:
             apps = self.fs.route(ch, exten)
             if apps is None:
@@ -247,8 +298,8 @@ class Api:
         ch = self._locate(argv[0])
         if ch is None:
             return "-ERR No such channel!\n"
-        dest = argv[2] if argv[1].startswith("-") and len(argv) > 2 else argv[1]
-        transfer(ch, dest)
+        rest = argv[2:] if argv[1].startswith("-") and len(argv) > 2 else argv[1:]
+        transfer(ch, rest[0], rest[1] if len(rest) > 1 else None)
         return "+OK\n"
 
     def uuid_recv_dtmf(self, arg: str | None) -> str:

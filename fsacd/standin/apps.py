@@ -34,11 +34,11 @@ APPS: dict[str, AppFunc] = {}
 KNOWN_NOOP = frozenset(
     "info log event sched_hangup sched_transfer sched_broadcast sched_cancel set_global "
     "set_profile_var verbose_events presence displace_session stop_displace_session "
-    "eavesdrop three_way intercept limit hash db group system bgsystem set_user "
+    "three_way intercept limit hash db group system bgsystem set_user "
     "bind_meta_app unbind_meta_app tone_detect stop_tone_detect fax_detect start_dtmf "
     "stop_dtmf start_dtmf_generate stop_dtmf_generate queue_dtmf flush_dtmf wait_for_silence "
     "detect_speech deflect redirect jitterbuffer media_reset mkdir rename soft_hold strftime "
-    "check_acl set_audio_level set_mute wait_for_answer phrase speak clear_speech_cache "
+    "check_acl set_audio_level set_mute wait_for_answer phrase clear_speech_cache "
     "bind_digit_action clear_digit_action digit_action_set_realm capture session_loglevel "
     "enable_heartbeat enable_keepalive remove_bugs sound_test echo delay_echo gentones "
     "set_zombie_exec push unshift filter_codecs video_refresh".split()
@@ -401,8 +401,37 @@ def app_say(ch: Channel, arg: str | None) -> None:
     parts = separate_string(arg, " ", 5)
     if len(parts) not in (4, 5):
         return
+    module = parts[0].split(":")[0]
+    if f"mod_say_{module}" not in ch.fs.modules:
+        ch.note("log_error", f"Invalid SAY Interface [{module}]!")
+        return  # switch_ivr_say: no say module, nothing is played
+    if parts[2] == "iterated":
+        # mod_say_en: each digit is digits/N.wav (switch_ivr_play_file: missing files are
+        # skipped silently, playback_samples only set by one that played)
+        for digit in (c for c in parts[-1] if c.isdigit()):
+            if play_file(ch, f"digits/{digit}.wav", _terminator_dtmf(ch)) in ("hangup", "dtmf"):
+                return
+        return
     ch.hear("file")
     media_wait(ch, 0.1 + 0.05 * len(parts[-1]), on_dtmf=_terminator_dtmf(ch))
+    if ch.up():
+        ch.hear("silence")
+
+
+@app("speak")
+def app_speak(ch: Channel, arg: str | None) -> None:
+    """``speak engine|voice|text``: nothing without the engine's module (mod_flite, ...);
+    else the text is "spoken" for 10 ms a character."""
+    parts = (arg or "").split("|", 2)
+    if len(parts) < 3:
+        engine, text = ch.get_var("tts_engine") or "", parts[-1]
+    else:
+        engine, text = parts[0], parts[2]
+    if not engine or f"mod_{engine}" not in ch.fs.modules:
+        ch.note("log_error", f"Invalid TTS module {engine}!")
+        return
+    ch.hear("speech")
+    media_wait(ch, 0.01 * len(text), on_dtmf=_terminator_dtmf(ch))
     if ch.up():
         ch.hear("silence")
 
@@ -686,12 +715,23 @@ def app_transfer(ch: Channel, arg: str | None) -> None:
         transfer(ch, parts[0], parts[1] if len(parts) > 1 else None)
 
 
+def inline_apps(text: str) -> list[tuple[str, str | None]]:
+    """mod_dptools' ``inline`` dialplan: ``app:arg,app:arg`` (no ``${}`` expansion here)."""
+    out: list[tuple[str, str | None]] = []
+    for item in text.split(","):
+        name, _, arg = item.partition(":")
+        if name.strip():
+            out.append((name.strip(), arg or None))
+    return out
+
+
 def transfer(ch: Channel, exten: str, dialplan: str | None = None) -> None:
     """switch_ivr_session_transfer (minimal): leave the current app/socket, route ``exten``."""
     ch.flags.add("TRANSFER")
     ch.profile.times.transferred = now_us()
     ch.profile.destination_number = exten
     ch.pending_extension = exten
+    ch.pending_dialplan = dialplan
     ch.note("transfer", exten)
     ch.kick()
 
@@ -743,3 +783,71 @@ def app_multiset(ch: Channel, arg: str | None) -> None:
         name, value = _split_assignment(item)
         if name:
             ch.set_var(name, value)
+
+
+# --- eavesdrop (mod_dptools eavesdrop_function, switch_ivr_eavesdrop_session) ----------------
+
+#: The eavesdrop flags a stand-in channel reports, in ``ch.eavesdrop`` while it listens:
+#: ``mux_read`` (the target's read stream gets the listener's voice: on a caller's uuid the
+#: agent hears it), ``mux_write`` (mixed into what the target hears: the caller), ``dtmf``,
+#: ``bridge_read``/``bridge_write`` (which streams the listener hears).
+EAVESDROP_MODES = {"1": (True, False), "2": (False, True), "3": (True, True), "0": (False, False)}
+
+
+@app("eavesdrop")
+def app_eavesdrop(ch: Channel, arg: str | None) -> None:
+    """``eavesdrop <uuid>``: listen to another channel until it or this one hangs up, or
+    ``*``; with ``eavesdrop_enable_dtmf`` (default on) 1/2/3/0 switch who hears the listener.
+    ``eavesdrop all`` is not modelled (it ends at once, noted as such)."""
+    if not arg:
+        ch.note("log_error", "Usage: [all | <uuid>]")
+        return
+    if arg.strip().lower() == "all":
+        ch.note("eavesdrop_unsupported", "all")
+        return
+    enable = ch.get_var("eavesdrop_enable_dtmf")
+    flags: dict = {
+        "dtmf": is_true(enable) if enable is not None else True,
+        "mux_read": is_true(ch.get_var("eavesdrop_whisper_aleg")),
+        "mux_write": is_true(ch.get_var("eavesdrop_whisper_bleg")),
+        "bridge_read": is_true(ch.get_var("eavesdrop_bridge_aleg")),
+        "bridge_write": is_true(ch.get_var("eavesdrop_bridge_bleg")),
+    }
+    if not (flags["bridge_read"] or flags["bridge_write"]):
+        flags["bridge_read"] = flags["bridge_write"] = True  # "defaults to both"
+    target = ch.fs.locate(arg)
+    if target is None or not (ch.answered or ch.early):
+        return
+    if target is ch:
+        ch.note("log_error", "Eavesdrop target invalid.")
+        return
+    if not (target.answered or target.early):
+        return
+    ch.pre_answer()
+    flags["target"] = target.uuid
+    ch.eavesdrop = flags
+    target.note("eavesdropped", ch.uuid)
+    ch.note("eavesdrop", f"{target.uuid} {_ed_mode(flags)}")
+
+    def on_dtmf(digit: str) -> bool:
+        if digit == "*":
+            return True
+        if digit in EAVESDROP_MODES:
+            flags["mux_read"], flags["mux_write"] = EAVESDROP_MODES[digit]
+            ch.note("eavesdrop_mode", _ed_mode(flags))
+        return False
+
+    try:
+        while target.up() and ch.ready():
+            status = media_wait(ch, 0.2, on_dtmf=on_dtmf if flags["dtmf"] else None)
+            if status in ("dtmf", "hangup"):
+                break
+    finally:
+        ch.eavesdrop = None
+
+
+def _ed_mode(flags: dict[str, bool]) -> str:
+    """``listen``, ``whisper-aleg`` (the target's read side hears), ``whisper-bleg`` or
+    ``barge`` (both)."""
+    r, w = flags["mux_read"], flags["mux_write"]
+    return "barge" if r and w else "whisper-aleg" if r else "whisper-bleg" if w else "listen"

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import gevent
 
-from .apps import execute_application
+from .apps import execute_application, inline_apps
 from .channel import CallerProfile, Channel, Switch
 from .phones import Leg
 
@@ -229,8 +229,9 @@ def run_extension(ch: Channel, apps: list) -> None:
         if ch.pending_extension is not None and ch.up():
             exten = ch.pending_extension
             ch.pending_extension = None
+            dialplan, ch.pending_dialplan = ch.pending_dialplan, None
             ch.flags.discard("TRANSFER")
-            routed = ch.fs.route(ch, exten)
+            routed = inline_apps(exten) if dialplan == "inline" else ch.fs.route(ch, exten)
             if routed is None:
                 ch.hangup("NO_ROUTE_DESTINATION")
                 return

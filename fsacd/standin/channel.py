@@ -39,6 +39,8 @@ class Switch(EventSource, Protocol):
     connect_timeout: float
     #: where a relative recording path goes without the channel's ``sound_prefix``
     sounds_dir: str
+    #: directories a recording cannot be opened in (permissions)
+    unwritable: set[str]
     errors: list[tuple[str, BaseException]]
 
     def next_session_id(self) -> int: ...
@@ -241,8 +243,10 @@ class Channel:
         self.extension: list[tuple[str, str | None]] = []
         self.call = None  # the Call handle for callers
         self.leg = None  # the Leg handle for agent legs
+        self.eavesdrop: dict | None = None  # while it runs eavesdrop (apps.app_eavesdrop)
         self.originating: Channel | None = None  # the caller that dialled this leg
         self.pending_extension: str | None = None
+        self.pending_dialplan: str | None = None
         self.exported: dict[str, str | None] = {}
         self._hangup_external = False
         self._settled = False
@@ -648,6 +652,12 @@ class Channel:
             # sound_prefix (the stock vars.xml: the sounds directory), not the recordings one
             prefix = self.get_var("sound_prefix") or self.fs.sounds_dir
             path = f"{prefix.rstrip('/')}/{path}"
+        directory = path.rsplit("/", 1)[0]
+        if any(directory == d or directory.startswith(d.rstrip("/") + "/")
+               for d in self.fs.unwritable):  # fmt: skip
+            # switch_ivr_record_session: the file cannot be opened, no RECORD_START
+            self.note("log_error", f"Error opening {path}")
+            return
         self.recordings[path] = time.time()
         self.note("record_start", path)
         self.fire("RECORD_START", after=[("Record-File-Path", path)])

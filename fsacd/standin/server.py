@@ -21,6 +21,12 @@ from .eventheaders import make_event
 from .listener import Listener
 from .phones import Leg, PhoneBehaviour, PhoneRegistry
 
+#: Modules ``module_exists`` finds by default: what fsacd's test dialplan needs.
+DEFAULT_MODULES = frozenset(
+    "mod_event_socket mod_commands mod_dptools mod_dialplan_xml mod_loopback mod_sofia "
+    "mod_sndfile mod_local_stream mod_tone_stream mod_say_en".split()
+)
+
 
 class FakeFreeSwitch:
     """A FreeSWITCH stand-in speaking the event-socket protocol (see package docstring)."""
@@ -65,6 +71,12 @@ class FakeFreeSwitch:
         #: FreeSWITCH's $${recordings_dir} and $${sounds_dir} (global_getvar)
         self.recordings_dir = "/var/lib/freeswitch/recordings"
         self.sounds_dir = "/usr/share/freeswitch/sounds"
+        #: what ``module_exists`` / ``file_exists`` / ``local_stream show`` find (fsacd doctor)
+        self.modules: set[str] = set(DEFAULT_MODULES)
+        self.files: set[str] = {self.recordings_dir, self.sounds_dir}
+        self.local_streams: dict[str, str] = {"moh": f"{self.sounds_dir}/music/8000"}
+        #: directories where a recording cannot be opened (a permission problem)
+        self.unwritable: set[str] = set()
         #: seconds from ``connect`` to the socket channel's first tick (None: one tick); the
         #: phase is arbitrary on a real switch, the transcript replay sets the recorded one
         self.first_tick = first_tick

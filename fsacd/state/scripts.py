@@ -32,6 +32,7 @@ NAMES = (
     "remove_agent",
     "reserve",
     "set_status",
+    "supervise_call",
 )
 
 LIB = "_lib"
@@ -75,6 +76,7 @@ class Scripts:
     remove_agent: Script
     reserve: Script
     set_status: Script
+    supervise_call: Script
 
     def __init__(self, r: redis.Redis, events_maxlen: int | None = None) -> None:
         for name in NAMES:

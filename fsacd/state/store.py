@@ -517,6 +517,7 @@ class Store(StateBase):
             "name": name,
             "configured": bool(configured),
             "strategy": qhash.get("strategy", ""),
+            "paused": qhash.get("paused") == "1",
             "waiting": waiting,
             "active": active,
             "members": member_rows,
@@ -861,6 +862,74 @@ class Store(StateBase):
             args=[*self._args(), call_id, to_queue, reason],
         )
         return bool(res)
+
+    # --- supervisors: pause a queue, move a waiting call, change its priority ------------
+
+    def set_queue_paused(self, queue: str, paused: bool, by: str = "") -> bool:
+        """Pause (``paused`` = "1" in ``queue:{name}``: no offers) or resume a queue, with an
+        event ``queue-paused`` / ``queue-resumed``; resuming wakes it. Returns the previous
+        state (True: it was paused)."""
+        self._check_queues([queue])
+        key = self.keys.queue(queue)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hget(key, "paused")
+        if paused:
+            pipe.hset(key, "paused", "1")
+        else:
+            pipe.hdel(key, "paused")
+        self.event("queue-paused" if paused else "queue-resumed", pipe, queue=queue, by=by)
+        if not paused:
+            self.wake([queue], pipe)
+        was = pipe.execute()[0]
+        return was == "1"
+
+    def queue_paused(self, queue: str) -> bool:
+        """True while the queue is paused (``fsacd queue pause``)."""
+        return self.r.hget(self.keys.queue(queue), "paused") == "1"
+
+    def _supervise(self, op: str, call_id: str, arg: str, by: str) -> tuple[bool, str]:
+        ok, info = self.scripts.supervise_call(
+            keys=[self.keys.events(), self.keys.call(check_id(call_id, "call id"))],
+            args=[*self._args(), op, call_id, arg, str(PRIORITY_MAX), by],
+        )
+        return bool(ok), str(info or "")
+
+    def supervisor_move(self, call_id: str, to_queue: str, by: str = "") -> tuple[bool, str]:
+        """A waiting call moves to ``to_queue`` keeping its place in the order (priority and
+        arrival): ``(True, old queue)``, or ``(False, why)`` when it is not waiting in a
+        queue (``unknown``, its state, ``not-queued``, ``already-there``)."""
+        self._check_queues([to_queue])
+        return self._supervise("move", call_id, to_queue, by)
+
+    def supervisor_priority(self, call_id: str, priority: int, by: str = "") -> tuple[bool, str]:
+        """A waiting call gets ``priority`` (same arrival, so it stays behind earlier calls of
+        that priority): ``(True, old priority)`` or ``(False, why)`` as for
+        :meth:`supervisor_move`."""
+        return self._supervise("priority", call_id, str(check_priority(priority)), by)
+
+    def waiting_ids(self, queue: str) -> list[str]:
+        """The ids of the calls waiting in ``queue``, in the order they will be served."""
+        return list(self.r.zrange(self.keys.queue_waiting(queue), 0, -1))
+
+    def call_events(self, call_id: str, since: float | None = None, scan: int = 20000) -> list:
+        """The events of one call, oldest first, each with its stream ``id``: read from the
+        events stream from ``since`` (default: the call's ``entered_at``, less a minute),
+        at most ``scan`` entries."""
+        if since is None:
+            call = self.get_call(call_id)
+            since = (call or {}).get("entered_at") or (self.clock() - 3600)
+        start = f"{max(0, int((since - 60) * 1000))}-0"
+        out: list[dict[str, str]] = []
+        seen = 0
+        while seen < scan:
+            rows = self.r.xrange(self.keys.events(), min=start, count=min(1000, scan - seen))
+            if not rows:
+                break
+            seen += len(rows)
+            out += [{"id": eid, **f} for eid, f in rows if f.get("call") == call_id]
+            ms, _, n = rows[-1][0].partition("-")
+            start = f"{ms}-{int(n) + 1}"
+        return out
 
     def _finish(self, call_id: str, outcome: str, wrap_up: float, etype: str) -> bool:
         if not math.isfinite(wrap_up) or wrap_up < 0:

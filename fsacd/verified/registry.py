@@ -28,6 +28,7 @@ import re
 import secrets
 import subprocess
 import time
+import uuid as uuidlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,7 +216,9 @@ def code_hash(code: str, salt: bytes, number: str) -> str:
     return hashlib.scrypt(code.encode(), salt=salt + number.encode(), **_SCRYPT).hex()
 
 
-def verify_call_command(number: str, code: str, settings: NumbersConfig) -> str:
+def verify_call_command(
+    number: str, code: str, settings: NumbersConfig, uuid: str | None = None
+) -> str:
     """The ``originate`` command of a verification call (for ``api``/``bgapi``).
 
     ``originate {vars}sofia/gateway/GW/+E164 'sleep:1000,say:en number iterated 123456,...'
@@ -244,6 +247,10 @@ def verify_call_command(number: str, code: str, settings: NumbersConfig) -> str:
             "ignore_early_media": "true",
         }
     )
+    if uuid is not None:
+        if not uuid or not all(c.isalnum() or c == "-" for c in uuid) or len(uuid) > 64:
+            raise ValueError("not a channel uuid")
+        variables["origination_uuid"] = uuid
     spaced = " ".join(code)
     if settings.call_app == "speak":
         text = f"Your verification code is {spaced}. Again: {spaced}. Once more: {spaced}."
@@ -500,6 +507,13 @@ class VerifiedNumbers:
         extra = () if delivered else ("code_sent_at",)
         self.db.drop_fields(number, (*_CODE_FIELDS, *extra), event=event, number=number, **fields)
 
+    def void_unspoken(self, number: str, uuid: str, reason: str) -> None:
+        """The call was answered but the code was not spoken (:func:`code_spoken`): the
+        code is void and may be asked for again at once."""
+        self._drop_code(
+            number, "number-code-failed", delivered=False, via="call", uuid=uuid, reason=reason
+        )
+
     def verify_via_call(self, number: str, esl: Any) -> dict[str, Any]:
         """Call ``number`` through FreeSWITCH (``esl``: a connected
         :class:`fsacd.esl.session.InboundClient`) and speak a new code.
@@ -514,7 +528,7 @@ class VerifiedNumbers:
         # a misconfigured gateway fails here, before a code is issued
         verify_call_command(number, "0" * self.settings.code_digits, self.settings)
         code = self.issue_code(number, "call")
-        command = verify_call_command(number, code, self.settings)
+        command = verify_call_command(number, code, self.settings, str(uuidlib.uuid4()))
         try:
             body = esl.bgapi(command, timeout=self.settings.call_timeout + 15)
         except ESLError as exc:
@@ -740,3 +754,61 @@ def _block(raw: str) -> BlockEntry:
         at=float(d.get("at") or 0),
         expires_at=float(d.get("expires_at") or 0),
     )
+
+
+#: Shortest ``speak`` of the code that can have been heard (a failed one ends at once).
+MIN_SPEAK_SECONDS = 0.5
+#: The answered call's first event (its ``sleep``) comes at once; none within this: give up.
+QUIET_LIMIT = 2.0
+
+
+def code_spoken(esl: Any, uuid: str, app: str, timeout: float = 20.0) -> tuple[bool | None, str]:
+    """Watch the verification call ``uuid`` (``esl`` an InboundClient subscribed to
+    CHANNEL_EXECUTE, CHANNEL_EXECUTE_COMPLETE and CHANNEL_HANGUP_COMPLETE before the call was
+    placed) until its first ``say``/``speak`` of the code ends: ``(True, "")`` if FreeSWITCH
+    played it, ``(False, why)`` if not, ``(None, why)`` if that cannot be told.
+
+    ``say`` plays the digit files with ``switch_ivr_play_file``, which sets
+    ``playback_samples`` only for a file it played; a fresh channel has none before. ``speak``
+    reports nothing: a TTS engine that is missing makes it end at once, so a speak shorter
+    than :data:`MIN_SPEAK_SECONDS` was not heard.
+    """
+    end = time.time() + timeout
+    quiet_until = time.time() + QUIET_LIMIT
+    started: float | None = None
+    seen = False
+    while time.time() < end:
+        if not seen and time.time() > quiet_until:
+            return None, "FreeSWITCH sent no events for the call"
+        ev = esl.next_event(max(0.05, min(end, quiet_until) - time.time()))
+        if ev is None:
+            continue
+        if ev.name in ("SOCKET_CLOSED", "DISCONNECT"):
+            return None, "the event socket closed"
+        if ev.get("Unique-ID") != uuid:
+            continue
+        seen = True
+        if ev.name == "CHANNEL_HANGUP_COMPLETE":
+            return None, f"the call ended ({ev.get('Hangup-Cause') or '?'}) before the code"
+        if ev.get("Application") != app:
+            continue
+        stamp = _float(ev.get("Event-Date-Timestamp")) / 1e6
+        if ev.name == "CHANNEL_EXECUTE":
+            started = stamp
+        elif ev.name == "CHANNEL_EXECUTE_COMPLETE":
+            if app == "say":
+                if _float(ev.get("variable_playback_samples")) > 0:
+                    return True, ""
+                return False, "say played no sound (the say module or its digit files missing)"
+            took = stamp - started if started else 0.0
+            if took >= MIN_SPEAK_SECONDS:
+                return True, ""
+            return False, f"speak ended after {took:.2f}s (the TTS engine missing)"
+    return None, f"the code was not spoken within {timeout:.0f}s"
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
