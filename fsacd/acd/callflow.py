@@ -21,6 +21,7 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from fsacd.acd import ivr_esl, presence, recovery
+from fsacd.acd.outage import Durable, RedisUnavailable
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -108,7 +109,8 @@ class CallFlow:
         self.session = session
         self.ctl = controller
         self.cfg = controller.cfg
-        self.store = controller.store
+        # every Redis step of a call rides out an outage (fsacd/acd/outage.py)
+        self.store = Durable(controller.store)
         self.inbox: Queue = Queue()
         self.state = CallState(uuid="")
         self.data: dict[str, str] = {}
@@ -173,6 +175,9 @@ class CallFlow:
             self.state.outcome = "handed-back"
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
+        except RedisUnavailable as exc:
+            log.warning("call %s: gave up in %s: %s", self.state.uuid, self.state.phase, exc)
+            self.state.outcome = self.state.outcome or "error"
         except ESLError as exc:
             log.warning(
                 "call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc
@@ -373,7 +378,7 @@ class CallFlow:
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         prepare = (
-            self.ctl.pop.prepare,
+            self._pop.prepare,
             self.state.uuid,
             target.name,
             caller,
@@ -439,6 +444,11 @@ class CallFlow:
                     prev.get("owner"),
                 )
                 self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
+
+    @property
+    def _pop(self) -> Any:
+        """The screen pop (re-read: a reload replaces it), riding out Redis outages."""
+        return Durable(self.ctl.pop)
 
     def _queue_cfg(self, name: str) -> QueueConfig:
         return self.cfg.queues[name]
@@ -862,7 +872,7 @@ class CallFlow:
             self.store.cancel_offer(offer)
             return False
         waited = time.time() - self.state.entered_at
-        pop_headers = self.ctl.pop.offered(self.state.uuid, list(legs.values()), waited)
+        pop_headers = self._pop.offered(self.state.uuid, list(legs.values()), waited)
         for leg_vars, _ in leg_specs:
             leg_vars.update(pop_headers.get(leg_vars["fsacd_agent"], {}))
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
@@ -898,8 +908,8 @@ class CallFlow:
                     log.warning("call %s: bridged to a leg we did not place", self.state.uuid)
                     continue
                 if not self.store.answered(offer, winner):
-                    log.error("call %s: agent %s answered a stale offer", self.state.uuid, winner)
-                self.ctl.pop.answered(self.state.uuid, winner)
+                    self._claim_stale(offer, winner)
+                self._pop.answered(self.state.uuid, winner)
                 self.state.agent = winner
                 self.winner_leg = ev.get("Other-Leg-Unique-ID", "")
                 self.ctl.register_leg(self.winner_leg, self.state.uuid)
@@ -913,6 +923,27 @@ class CallFlow:
                 self.store.offer_failed(offer, results, qcfg)
                 self._prepare_channel(qcfg, "true", answer=False)
                 return False
+
+    def _claim_stale(self, offer: Offer, winner: str) -> None:
+        """FreeSWITCH bridged to ``winner`` but Redis refused the offer as stale: the agent
+        talks to this caller, so the records are made to say so (never a talking agent shown
+        free). A retry whose first try went through (its reply lost in an outage) finds the
+        call already bridged to the agent."""
+        rec = self.store.get_call(self.state.uuid) or {}
+        if rec.get("state") == "bridged" and rec.get("agent") == winner:
+            return
+        if self.store.claim_bridged(offer, winner):
+            log.warning(
+                "call %s: agent %s answered a stale offer; recorded as bridged",
+                self.state.uuid,
+                winner,
+            )
+        else:
+            log.error(
+                "call %s: agent %s answered a stale offer while in-call for another call",
+                self.state.uuid,
+                winner,
+            )
 
     def _bench_agent(self, agent_id: str, problem: str) -> None:
         """An agent whose contact cannot be dialled (it was stored before the checks, or by
@@ -1090,10 +1121,13 @@ class CallFlow:
         qcfg = self._queue_cfg(self.state.queue)
         try:
             self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up)
-        except Exception:  # noqa: BLE001 - Redis down: the sweep and leases recover later
+        except RedisUnavailable as exc:  # recovery records it once Redis is back
+            log.warning("call %s: could not record the end of the call: %s", self.state.uuid, exc)
+            return
+        except Exception:  # noqa: BLE001 - a bug: recovery and the sweep clean up later
             log.exception("call %s: could not record the end of the call", self.state.uuid)
             return
-        self.ctl.pop.finished(self.state.uuid, self.state.agent or None, outcome)
+        self._pop.finished(self.state.uuid, self.state.agent or None, outcome)
         if self.state.agent and self.answered_at:
             handled = time.time() - self.answered_at + qcfg.wrap_up
             self.store.record_handle_time(self.state.queue, handled)

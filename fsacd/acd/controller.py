@@ -16,6 +16,7 @@ from fsacd import config as configmod
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
 from fsacd.acd.matcher import Matcher
+from fsacd.acd.outage import quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.esl.client import FreeSwitchClient
@@ -281,20 +282,20 @@ class Controller:
     # --- lease and recovery --------------------------------------------------------------------
 
     def _lease_loop(self) -> None:
+        """Renew the lease every third of its TTL; while Redis is away, every half second, so
+        the lease is renewed as soon as Redis is back (before other controllers' recovery
+        could take a lapsed lease for a dead controller)."""
+        delay = self.cfg.server.lease / 3
         while True:
-            gevent.sleep(self.cfg.server.lease / 3)
-            try:
-                self.store.renew_lease(self.cfg.server.lease)
-            except Exception:  # noqa: BLE001
-                log.exception("could not renew the controller lease")
+            gevent.sleep(delay)
+            renewed = quietly("lease renewal", self.store.renew_lease, self.cfg.server.lease)
+            delay = self.cfg.server.lease / 3 if renewed else 0.5
 
     def _recovery_loop(self) -> None:
+        """The periodic recovery pass (skipped while Redis is away: one log line per outage)."""
         while True:
             gevent.sleep(self.cfg.server.recovery_interval)
-            try:
-                self.recovery.run_pass()
-            except Exception:  # noqa: BLE001
-                log.exception("recovery pass failed")
+            quietly("recovery pass", self.recovery.run_pass)
 
 
 def run(cfg: Config, config_path: Path | None = None) -> None:

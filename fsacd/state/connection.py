@@ -10,18 +10,30 @@ import os
 from pathlib import Path
 
 import redis
-from redis.exceptions import ConnectionError, RedisError, ResponseError, WatchError
+from redis.exceptions import (
+    ConnectionError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+    WatchError,
+)
 
 __all__ = [
     "ConnectionError",
     "Redis",
     "RedisError",
     "ResponseError",
+    "TRANSIENT_ERRORS",
     "WatchError",
     "close",
     "connect",
     "url_of",
 ]
+
+#: Errors that mean "Redis is away for now" (down, restarting, loading its AOF, a half-open
+#: connection timing out, a replica after a failover): retry, do not give up on the call.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
 
 #: The client type (for annotations outside fsacd/state).
 Redis = redis.Redis

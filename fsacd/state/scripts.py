@@ -20,6 +20,7 @@ NAMES = (
     "adopt",
     "answered",
     "callback",
+    "claim_bridged",
     "enqueue",
     "finish",
     "free_due",
@@ -53,6 +54,7 @@ class Scripts:
     adopt: Script
     answered: Script
     callback: Script
+    claim_bridged: Script
     enqueue: Script
     finish: Script
     free_due: Script

@@ -727,6 +727,17 @@ class Store(StateBase):
         )
         return bool(res)
 
+    def claim_bridged(self, offer: Offer, agent_id: str) -> bool:
+        """FreeSWITCH bridged the call to ``agent_id`` although :meth:`answered` refused the
+        offer as stale: the records are made to say so (agent in-call, call bridged), so a
+        talking agent is never shown free. False when the agent is in-call for another call
+        or unknown."""
+        res = self.scripts.claim_bridged(
+            keys=[self.keys.events(), self.keys.call(offer.call_id)],
+            args=[*self._args(), offer.call_id, offer.offer_id, agent_id, self.controller_id],
+        )
+        return bool(res)
+
     def _release(
         self, offer: Offer, results: Mapping[str, str], rules: QueueRules, reason: str
     ) -> bool:
