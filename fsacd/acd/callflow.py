@@ -14,8 +14,9 @@ import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 from gevent.queue import Empty, Queue
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from fsacd.state.store import Offer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Played to a caller whose call cannot be routed, before the hang-up (SIT-like tones).
 ERROR_TONE = "tone_stream://%(274,0,913.8);%(274,0,1370.6);%(380,0,1776.7)"
@@ -75,6 +77,11 @@ class CallGone(Exception):
 
 class HandBack(Exception):
     """The controller is stopping: give a waiting caller back to the dialplan."""
+
+
+class DialogInterrupted(Exception):
+    """An offer came during a dialog (consent notice, callback dialog, announcement): the
+    running prompt was stopped so the reserved agent rings now, not after the dialog."""
 
 
 class WaitingKey(Exception):
@@ -135,6 +142,8 @@ class CallFlow:
         self._answered = False
         self._vars_for = ""  # the queue whose channel variables were sent
         self._socket_resume = ""  # the socket_resume value last sent
+        self._in_dialog = False  # an offer interrupts the prompt that runs (see _dialog)
+        self._breaking = ""  # the application a uuid_break was sent for
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -372,6 +381,8 @@ class CallFlow:
             },
             target.name,
             self.state.priority,
+            # the recording notice comes first: no agent is reserved while it plays
+            parked=self._consent_dialog(qcfg),
         )
         self.state.queue = target.name
         self.state.queue_entered_at = now
@@ -559,18 +570,23 @@ class CallFlow:
         self._prepare_channel(qcfg, "true", answer=True)
         region = qcfg.region or self.cfg.freeswitch.default_region
         call = ivr_esl.EslIvrCall(self._ivr_app)
-        res = call.play_and_get_digits(
-            1,
-            15,
-            2,
-            6000,
-            "#",
-            tuple(qcfg.callback_prompt),
-            tuple(qcfg.callback_invalid_prompt),
-            "fsacd_callback_number",
-            "\\d+",
-            3000,
+        done, res = self._dialog(
+            lambda: call.play_and_get_digits(
+                1,
+                15,
+                2,
+                6000,
+                "#",
+                tuple(qcfg.callback_prompt),
+                tuple(qcfg.callback_invalid_prompt),
+                "fsacd_callback_number",
+                "\\d+",
+                3000,
+            ),
+            park=True,
         )
+        if not done or res is None:
+            return False  # an agent is free for the caller now: no callback needed
         digits = res.digits or ""
         if digits == "1" and self.caller.e164:
             number = self.caller.e164
@@ -587,6 +603,31 @@ class CallFlow:
         ivr_esl.EslIvrCall(self._ivr_app).playback(qcfg.callback_confirmed_prompt)
         self._run_app("hangup", "NORMAL_CLEARING", wait=False)
         return True
+
+    def _dialog(self, run: Callable[[], T], *, park: bool = False) -> tuple[bool, T | None]:
+        """Run a dialog with the caller while queued; (completed, result).
+
+        No agent is left ``reserved`` while it runs: an offer that comes meanwhile stops it
+        (an announcement: the agent rings now). With ``park`` (the recording notice, the
+        callback dialog: long, and the caller's answer matters) the caller first leaves the
+        queue's waiting list, keeping its place, so no offer is made for it meanwhile and
+        the callers behind are served; it is put back in its place afterwards. A caller that
+        cannot be parked has an offer on its way: the dialog is skipped."""
+        if self._deferred:
+            return False, None
+        if park and not self.store.park(self.state.uuid):
+            log.info("call %s: an offer is on its way; dialog skipped", self.state.uuid)
+            return False, None
+        self._in_dialog = True
+        try:
+            return True, run()
+        except DialogInterrupted:
+            log.info("call %s: dialog stopped: an agent is reserved", self.state.uuid)
+            return False, None
+        finally:
+            self._in_dialog = False
+            if park:
+                self.store.unpark(self.state.uuid)
 
     def _ivr_app(self, app: str, arg: str | None = None) -> Event:
         return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT, app)
@@ -629,20 +670,29 @@ class CallFlow:
 
     # --- recording only with consent (fsacd/core/consent.py) -----------------------------------
 
+    @staticmethod
+    def _consent_dialog(qcfg: QueueConfig) -> bool:
+        return qcfg.recording in ("ask", "always-announced") and bool(qcfg.recording_notice)
+
     def _ask_recording_consent(self, qcfg: QueueConfig) -> None:
         """``ask``: the notice, then a key; ``always-announced``: the notice. Before the wait."""
         policy = qcfg.recording
         self.recording = {"policy": policy, "key": None, "notice": False}
         if policy in ("ask", "always-announced") and qcfg.recording_notice:
             self._prepare_channel(qcfg, "true", answer=True)
+        # an offer during the notice stops it: no key / notice not played, so no recording
         if policy == "ask" and qcfg.recording_notice:
             call = ivr_esl.EslIvrCall(self._ivr_app)
-            self.recording["key"] = ivr.ask_key(
-                call, qcfg.recording_notice, expect=qcfg.consent_key
+            _, self.recording["key"] = self._dialog(
+                lambda: ivr.ask_key(call, qcfg.recording_notice, expect=qcfg.consent_key),
+                park=True,
             )
         elif policy == "always-announced" and qcfg.recording_notice:
             call = ivr_esl.EslIvrCall(self._ivr_app)
-            self.recording["notice"] = bool(call.playback(qcfg.recording_notice))
+            done, played = self._dialog(
+                lambda: call.playback(qcfg.recording_notice), park=True
+            )
+            self.recording["notice"] = bool(done and played)
 
     def _start_recording(self, qcfg: QueueConfig, agent_id: str) -> None:
         """At the bridge: record only if the caller and the agent consented."""
@@ -739,9 +789,15 @@ class CallFlow:
         staffed = self.store.staffed(self.state.queue)
         estimate = announce.estimate_wait(position, times, len(free), staffed)
         self._stop_moh()
-        for app, arg in announce.announcement_phrases(position, estimate, self.language):
-            self._run_app(app, arg)
-        self._start_moh(qcfg)
+        phrases = announce.announcement_phrases(position, estimate, self.language)
+
+        def say() -> None:
+            for app, arg in phrases:
+                self._run_app(app, arg)
+
+        done, _ = self._dialog(say)
+        if done:
+            self._start_moh(qcfg)  # else an offer is here: the agent rings next
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
         """Answer (per ``answer_mode``), the channel variables and the hold music, sent back
@@ -1075,16 +1131,25 @@ class CallFlow:
     def _wait_app_complete(self, app_uuid: str, timeout: float, app: str = "") -> Event:
         """The application's CHANNEL_EXECUTE_COMPLETE. Only waited for once its
         CHANNEL_EXECUTE came (within :data:`APP_START_TIMEOUT`): one that never starts was
-        flushed and will never complete. Raises ESLError, saying why, when a wait runs out."""
+        flushed and will never complete. Raises ESLError, saying why, when a wait runs out;
+        DialogInterrupted (once the application ended) when an offer came in a dialog."""
         what = app or "application"
         started_by = time.time() + APP_START_TIMEOUT
         deadline = time.time() + timeout
         while True:
+            started = app_uuid in self._apps_started
+            if self._in_dialog and self._deferred and started and self._breaking != app_uuid:
+                # an agent is reserved for this caller: end the prompt now (a plain
+                # uuid_break stops the running application only)
+                self._breaking = app_uuid
+                self._api_quiet(f"uuid_break {self.state.uuid}")
             done = self._apps_done.pop(app_uuid, None)
             if done is not None:
+                if self._in_dialog and self._deferred:
+                    self._breaking = ""
+                    raise DialogInterrupted()
                 return done
             now = time.time()
-            started = app_uuid in self._apps_started
             if not started and now >= started_by:
                 raise ESLError(
                     f"{what} did not start within {APP_START_TIMEOUT:.0f}s "

@@ -26,6 +26,7 @@ NAMES = (
     "free_due",
     "mark_ringing",
     "move_call",
+    "park",
     "release_agent",
     "release_offer",
     "remove_agent",
@@ -60,6 +61,7 @@ class Scripts:
     free_due: Script
     mark_ringing: Script
     move_call: Script
+    park: Script
     release_agent: Script
     release_offer: Script
     remove_agent: Script

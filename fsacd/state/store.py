@@ -579,10 +579,13 @@ class Store(StateBase):
 
     # --- calls ------------------------------------------------------------------------------
 
-    def enqueue(self, call: Mapping[str, Any], queue: str, priority: int = 0) -> dict[str, Any]:
+    def enqueue(
+        self, call: Mapping[str, Any], queue: str, priority: int = 0, *, parked: bool = False
+    ) -> dict[str, Any]:
         """A call enters ``queue`` (or re-enters: it keeps its seq). ``call`` holds ``id`` and
         optional ``owner`` (default this controller), ``number``, ``number_raw``, ``name``
-        and further string fields. Returns the call. Wakes the queue.
+        and further string fields. Returns the call. Wakes the queue. With ``parked`` the
+        call has its place but is not offered before :meth:`unpark` (a dialog comes first).
 
         ValueError for a bad id/priority, CallBusy while the call is offering or bridged.
         """
@@ -603,6 +606,7 @@ class Store(StateBase):
                     str(PRIORITY_MAX),
                     owner,
                     json.dumps(extra),
+                    "1" if parked else "",
                 ],
             )
         except redis.ResponseError as exc:
@@ -777,6 +781,22 @@ class Store(StateBase):
         res = self.scripts.move_call(
             keys=[self.keys.events(), self.keys.call(call_id), self.keys.queue_waiting(to_queue)],
             args=[*self._args(), call_id, to_queue, reason],
+        )
+        return bool(res)
+
+    def park(self, call_id: str) -> bool:
+        """A waiting caller enters a dialog: out of the queue's ``waiting`` zset (nobody is
+        reserved for it meanwhile), place kept. False if it is not waiting."""
+        return self._park(call_id, "park")
+
+    def unpark(self, call_id: str) -> bool:
+        """The dialog is over: back in its place in the queue (woken). False if not parked."""
+        return self._park(call_id, "unpark")
+
+    def _park(self, call_id: str, op: str) -> bool:
+        res = self.scripts.park(
+            keys=[self.keys.events(), self.keys.call(call_id)],
+            args=[*self._args(), call_id, op],
         )
         return bool(res)
 
