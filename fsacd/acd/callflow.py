@@ -84,6 +84,15 @@ class DialogInterrupted(Exception):
     running prompt was stopped so the reserved agent rings now, not after the dialog."""
 
 
+class Reroute(Exception):
+    """The caller left the queue for an IVR that leads to a queue again: served afresh from
+    the top of the call (no recursion, no state carried over from the first queue)."""
+
+    def __init__(self, target: routing.Target) -> None:
+        super().__init__(target.name)
+        self.target = target
+
+
 class WaitingKey(Exception):
     """A waiting caller pressed the queue's exit or callback key."""
 
@@ -176,7 +185,13 @@ class CallFlow:
                 target = self._run_ivr(target.name)
                 if target is None:
                     return
-            self._serve_queue(target)
+            while True:
+                try:
+                    self._serve_queue(target)
+                    break
+                except Reroute as again:
+                    target = again.target
+                    self._reset_for_requeue()
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
         except HandBack:
@@ -407,6 +422,20 @@ class CallFlow:
         self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
         self._wait_loop()
 
+    def _reset_for_requeue(self) -> None:
+        """What the call knew about its first stay in a queue is over (that stay was
+        recorded as ``exit-with-key``): a new stay starts with a fresh state. What
+        FreeSWITCH was told (answer, channel variables, running applications) is kept."""
+        for offer in self._deferred:  # offers for the stay that ended
+            self.store.cancel_offer(offer)
+        self._deferred = []
+        self.state = CallState(uuid=self.state.uuid)
+        self._finished = False
+        self.became_callback = False
+        self.answered_at = 0.0
+        self.last_announced = None
+        self.recording = {}
+
     def _admit(self, queue: str) -> str | None:
         """The queue this caller may join (``join_empty``, ``max_length``, then ``overflow``),
         or None when the call was turned away (recorded, hung up)."""
@@ -550,10 +579,7 @@ class CallFlow:
             target = self._run_ivr(action.target)
             if target is None:
                 return True
-            self._finished = False
-            self.state.outcome = ""
-            self._serve_queue(target)
-            return True
+            raise Reroute(target)  # served afresh by run(), not from inside this wait
         if action.kind in ("voicemail", "transfer"):
             self._run_app("transfer", dialstring.app_arg_safe(action.target), wait=False)
         else:
