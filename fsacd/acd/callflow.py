@@ -211,11 +211,13 @@ class CallFlow:
             log.exception("call %s: unexpected error in %s", self.state.uuid, self.state.phase)
             self.state.outcome = self.state.outcome or "error"
         finally:
+            # recorded first, then forgotten: an offer made before the end is released by
+            # finish_call; one that finds no inbox here would end the call controller-lost
+            self._finish()
             if registered:
                 self.ctl.unregister_call(self.state.uuid)
             if self.winner_leg:
                 self.ctl.unregister_leg(self.winner_leg)
-            self._finish()
             if self._pump is not None:
                 self._pump.kill(block=False)
             self.session.close()

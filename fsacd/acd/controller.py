@@ -210,10 +210,19 @@ class Controller:
         return set(self._calls)
 
     def deliver_offer(self, offer: Offer) -> bool:
+        """An offer for a call this controller owns, whichever controller matched it (the
+        matcher here, or another one's hand-off): into the call's inbox. A call without a
+        socket here is orphaned the same way on both paths (agents freed; a callback taken
+        over, else the call ends ``controller-lost``), never requeued: a requeue would be
+        matched again by the other controller and handed back here, over and over."""
         inbox = self._calls.get(offer.call_id)
-        if inbox is None:
-            return False
-        inbox.put(("offer", offer))
+        if inbox is not None:
+            inbox.put(("offer", offer))
+            return True
+        log.info("offer %s: call %s has no socket here", offer.offer_id, offer.call_id)
+        self.store.cancel_offer(offer)
+        if not self.callbacks.claim_orphan(offer.call_id):
+            self.store.finish_call(offer.call_id, "controller-lost", 0.0)
         return True
 
     def deliver(self, call_id: str, item: tuple[str, object]) -> bool:
