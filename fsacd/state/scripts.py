@@ -27,6 +27,7 @@ NAMES = (
     "mark_ringing",
     "move_call",
     "park",
+    "presence_sync",
     "release_agent",
     "release_offer",
     "remove_agent",
@@ -62,6 +63,7 @@ class Scripts:
     mark_ringing: Script
     move_call: Script
     park: Script
+    presence_sync: Script
     release_agent: Script
     release_offer: Script
     remove_agent: Script
