@@ -24,7 +24,7 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
 from fsacd.pop.screen import ScreenPop
-from fsacd.state.connection import close, connect
+from fsacd.state.connection import close, connect, refuse_cluster
 from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
@@ -95,6 +95,7 @@ class Controller:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        refuse_cluster(self.r)  # one clear line instead of CROSSSLOT errors on every call
         self.store.sync_queues(self.cfg.queues)
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()

@@ -445,8 +445,12 @@ def serve(app: App, log_level: str) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from fsacd.acd import controller
+    from fsacd.state.connection import RedisSetupError
 
-    controller.run(cfg, config_path=app.path)
+    try:
+        controller.run(cfg, config_path=app.path)
+    except RedisSetupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group("call")
