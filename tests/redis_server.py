@@ -28,19 +28,26 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """``config``: further redis.conf lines (ACL users, ...), in a file beside the data."""
+
+    def __init__(self, config: str = "", password: str = "") -> None:
         self.dir = tempfile.mkdtemp(prefix="fsacd-redis-")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.config = config
+        self.password = password  # of the default user, for the start-up probe
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        conf = Path(self.dir) / "extra.conf"
+        conf.write_text(self.config)
         self.proc = subprocess.Popen(
             [
                 server_binary(),
+                str(conf),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -62,7 +69,8 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    reply = s.recv(64)
+                    if reply.startswith((b"+PONG", b"-NOAUTH", b"-NOPERM")):
                         return self
             except OSError:
                 time.sleep(0.05)

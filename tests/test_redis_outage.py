@@ -112,6 +112,10 @@ def test_calls_bridged_during_a_redis_outage_keep_true_records(server, caplog):
             lambda: all(acd.agent_state(a)["state"] == "ringing" for a in agents),
             what="all three agents ringing",
         )
+        wait_for(  # and FreeSWITCH rings their phones (the bridges were sent)
+            lambda: {leg.variables.get("fsacd_agent") for leg in acd.fs.legs} >= set(agents),
+            what="three agent legs",
+        )
         server.kill()
         for call in calls:
             call.wait_bridged(5)  # FreeSWITCH bridges while Redis is away
