@@ -154,3 +154,25 @@ def test_a_call_arriving_during_an_outage_waits_and_is_served_when_redis_is_back
         assert ended == {call.uuid: "answered"}
     finally:
         acd.stop()
+
+
+def test_repeated_identical_log_lines_are_held_back():
+    import logging
+
+    from fsacd.acd.outage import RepeatFilter
+
+    f = RepeatFilter(every=30.0)
+
+    def rec(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("fsacd.acd.matcher", logging.ERROR, "x", 1, msg, args, None)
+
+    passed = [f.filter(rec("sweep failed")) for _ in range(50)]
+    assert passed == [True] + [False] * 49
+    assert f.filter(rec("call %s: gone", "a"))  # another message passes
+    assert f.filter(rec("call %s: gone", "b"))  # another call: another line
+    assert not f.filter(rec("call %s: gone", "b"))  # the same again: held
+    info = logging.LogRecord("fsacd", logging.INFO, "x", 1, "caller gone", (), None)
+    assert all(f.filter(info) for _ in range(5))  # info lines always pass
+    f._seen[("fsacd.acd.matcher", logging.ERROR, "sweep failed")] = (time.time() - 31, 49)
+    r = rec("sweep failed")
+    assert f.filter(r) and "[49 more like this" in r.getMessage()

@@ -16,7 +16,7 @@ from fsacd import config as configmod
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
 from fsacd.acd.matcher import Matcher
-from fsacd.acd.outage import quietly
+from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.esl.client import FreeSwitchClient
@@ -310,6 +310,8 @@ class Controller:
 
 def run(cfg: Config, config_path: Path | None = None) -> None:
     """``fsacd serve``: run until SIGTERM/SIGINT; SIGHUP reloads the config file."""
+    for handler in logging.getLogger().handlers:  # a failing loop: one line per 30 s
+        handler.addFilter(RepeatFilter())
     ctl = Controller(cfg, config_path=config_path)
     ctl.start()
     stopping = gevent.event.Event()

@@ -122,3 +122,33 @@ def quietly(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> boo
         return False
     OUTAGE.ok()
     return True
+
+
+class RepeatFilter(logging.Filter):
+    """Lets an identical warning or error (same logger, level and text) through once per
+    ``every`` seconds; the next one that passes says how many were held back. ``fsacd serve``
+    puts it on its log handlers: a loop failing each second during an outage writes one line
+    (with its traceback) per ``every`` seconds, not one per pass. Info lines and lines that
+    differ (another call, another agent) always pass."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        super().__init__()
+        self.every = every
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        now = time.time()
+        last, held = self._seen.get(key, (0.0, 0))
+        if now - last < self.every:
+            self._seen[key] = (last, held + 1)
+            return False
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in {now - last:.0f} s]"
+        self._seen[key] = (now, 0)
+        if len(self._seen) > 10_000:  # bounded: forget the oldest half
+            for k in sorted(self._seen, key=lambda k: self._seen[k][0])[:5_000]:
+                del self._seen[k]
+        return True
