@@ -5,9 +5,10 @@ or ``--redis-url``). Callers are placed so that ``--calls`` are up at any time; 
 is served or gives up (some hang up while waiting, some while ringing, most talk until the
 agent hangs up). Every ``--sample`` seconds it records the process RSS, the live greenlets and
 the calls up (the RSS is the whole process: controller and stand-in; the stand-in forgets a
-call 10 s after it ended). At the end it waits for every call to end and counts stuck agents
-(not idle and not in wrap-up) and calls without an outcome (placed, but no ``call-ended``,
-``call-abandoned`` or ``call-rejected`` in the event stream). Exit status 1 if either is
+call, its legs and its closed sockets 10 s after it ended). At the end it waits for every
+call to end and counts stuck agents (not idle and not in wrap-up) and calls without an
+outcome (placed, but no ``call-ended``, ``call-abandoned`` or ``call-rejected`` in the event
+stream). Exit status 1 if either is
 not 0 or the RSS grew by more than ``--max-growth`` MB from the second to the last quarter
 of the run (the first is warm-up).
 """
@@ -132,7 +133,8 @@ def _caller(
         fs.calls.remove(call)
     except ValueError:
         pass
-    fs.legs[:] = [leg for leg in fs.legs if leg.variables.get("fsacd_call") != call.uuid]
+    fs.legs[:] = [leg for leg in fs.legs if leg.call is not call]
+    fs.listeners[:] = [li for li in fs.listeners if li.running]
 
 
 def run(calls: int, duration: float, agents: int, sample: float, url: str | None) -> Report:
