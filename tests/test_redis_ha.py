@@ -46,9 +46,7 @@ def test_a_cluster_url_is_refused_with_one_line():
 
 def test_a_cluster_node_is_refused_at_start(tmp_path):
     """A redis:// URL that leads to a Redis Cluster node: refused before any call."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _cluster_port()
     proc = subprocess.Popen(
         [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
          "--cluster-enabled", "yes", "--save", ""],
@@ -63,6 +61,23 @@ def test_a_cluster_node_is_refused_at_start(tmp_path):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and exists too."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def _pings(client) -> bool:
@@ -104,7 +119,7 @@ def test_calls_go_on_through_a_sentinel_failover(sentinel_setup):
         assert url_of(acd.ctl.r) == url
         acd.agent("1001", P.answers(after=0.2, talk=2.0), {"support": 1})
         first = acd.fs.place_call(destination="5000", caller_number="+4922129191001")
-        first.wait_bridged(8)
+        first.wait_bridged(15)
         wait_for(lambda: acd.agent_state("1001")["state"] == "in-call", what="talking")
         wait_for(lambda: _synced(replica), what="replica in sync")
         assert sentinels[0].command("SENTINEL FAILOVER mymaster").startswith("+OK")
