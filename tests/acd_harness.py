@@ -71,7 +71,12 @@ class Acd:
     """A running controller and stand-in; agents added through the Store like the CLI does."""
 
     def __init__(self, redis_url: str, queues: str = DEFAULT_QUEUES, extra_routes: str = ""):
-        self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+        if redis_url.startswith("redis+sentinel://"):
+            from fsacd.state.connection import connect
+
+            self.r = connect(redis_url)  # the master, as the sentinels say
+        else:
+            self.r = redis.Redis.from_url(redis_url, decode_responses=True)
         self.fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon")
         self.fs.start()
         os.environ["FSACD_TEST_ESL_PASSWORD"] = "ClueCon"

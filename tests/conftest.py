@@ -58,3 +58,19 @@ def transcripts_dir():
     if not TRANSCRIPTS.is_dir():
         pytest.fail(f"ESL transcripts not found at {TRANSCRIPTS}")
     return TRANSCRIPTS
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "long: a long run (soak, failover, fuzzing): only with scripts/test --long"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """``long`` tests run only with FSACD_LONG=1 (``scripts/test --long`` sets it)."""
+    if os.environ.get("FSACD_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="long run: scripts/test --long (FSACD_LONG=1)")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)

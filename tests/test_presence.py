@@ -108,3 +108,43 @@ def test_agent_keys_reported(r):
     p.on_agent_dtmf = lambda uuid, digit: seen.append((uuid, digit))
     p.on_event(ev("DTMF", **{"Unique-ID": "leg-1", "DTMF-Digit": "*"}))
     assert seen == [("leg-1", "*")]
+
+
+def test_a_resync_keeps_the_busy_state_of_another_freeswitch(r):
+    """Issue 11 item 11: two FreeSWITCH servers, one watcher each. The watcher of switch A
+    reconnects and resyncs from A's (empty) channel list: agent 1002's outside call on switch
+    B stays; B's own resync, with the call gone there, clears it."""
+    from fsacd.esl.session import InboundClient
+    from fsacd.standin import FakeFreeSwitch
+
+    switches = [FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon") for _ in "AB"]
+    for fs in switches:
+        fs.start()
+    try:
+        watch_a, watch_b = make(r), make(r)
+        core_b = switches[1].core_uuid
+        watch_b.on_event(
+            ev(
+                "CHANNEL_CREATE",
+                **{
+                    "Unique-ID": "b-call",
+                    "Core-UUID": core_b,
+                    "variable_presence_id": "1002@pbx.example",
+                },
+            )
+        )
+        assert watch_a.busy_agents() == {"1002"}
+        for watcher, fs in zip((watch_a, watch_b), switches, strict=True):
+            client = InboundClient(*fs.inbound_address, "ClueCon")
+            client.connect()
+            try:
+                watcher.on_connect(client)
+            finally:
+                client.close()
+            if watcher is watch_a:
+                assert watch_a.busy_agents() == {"1002"}  # A's resync left B's call alone
+            assert watcher.core == fs.core_uuid
+        assert watch_b.busy_agents() == set()  # B has no such channel any more
+    finally:
+        for fs in switches:
+            fs.stop()

@@ -44,6 +44,7 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from fsacd import config as configmod
+from fsacd.acd.outage import Durable, RedisUnavailable
 from fsacd.acd.recovery import format_legs, parse_legs
 from fsacd.core import callerid, dialstring, numbers, outcomes
 from fsacd.esl.feed import ReconnectingFeed
@@ -196,7 +197,8 @@ class _Runner:
     def __init__(self, cbs: Callbacks, call_id: str) -> None:
         self.cbs = cbs
         self.ctl = cbs.ctl
-        self.store = cbs.ctl.store
+        # a try rides out a Redis outage (fsacd/acd/outage.py)
+        self.store = Durable(cbs.ctl.store)
         self.call_id = call_id
         self.inbox: Queue = Queue()
         self.events: Queue = Queue()
@@ -216,6 +218,9 @@ class _Runner:
                         return
                 except gevent.GreenletExit:
                     raise
+                except RedisUnavailable as exc:
+                    log.warning("callback %s: %s; retrying", self.call_id, exc)
+                    gevent.sleep(2.0)
                 except Exception:  # noqa: BLE001 - Redis trouble or a bug: retry, never strand
                     log.exception("callback %s: failed; retrying", self.call_id)
                     gevent.sleep(2.0)
@@ -380,15 +385,17 @@ class _Runner:
             cid=cid,
             reason="" if hidden else reason,
         )
-        gevent.spawn(self._run_job, cmd, int(qcfg.ring_timeout) + MARGIN + 5.0)
+        gevent.spawn(self._run_job, offer.offer_id, cmd, int(qcfg.ring_timeout) + MARGIN + 5.0)
         self._follow(t)
 
-    def _run_job(self, cmd: str, timeout: float) -> None:
+    def _run_job(self, offer_id: str, cmd: str, timeout: float) -> None:
+        """The originate of one try; its result is tagged with the try's offer, so a late
+        ``-ERR`` of an earlier try can never fail the next one."""
         try:
-            self.events.put(("job", self.cbs.feed.bgapi(cmd, timeout)))
+            self.events.put(("job", (offer_id, self.cbs.feed.bgapi(cmd, timeout))))
         except ESLError as exc:
             log.warning("callback %s: originate: %s", self.call_id, type(exc).__name__)
-            self.events.put(("job-lost", None))
+            self.events.put(("job-lost", (offer_id, None)))
 
     def _resume(self, rec: dict[str, Any]) -> None:
         """The call is offering or bridged but no try of this greenlet is running: a restart,
@@ -463,6 +470,11 @@ class _Runner:
                 self.events.get_nowait()
 
     def _absorb(self, t: _Try, kind: str, item: Any) -> None:
+        if kind in ("job", "job-lost"):
+            offer_id, item = item
+            if offer_id != t.offer.offer_id:
+                log.info("callback %s: late originate result of an earlier try", self.call_id)
+                return
         if kind == "job":
             t.job_pending = False
             text = (item or "").strip()
@@ -626,7 +638,21 @@ class _Runner:
         t.customer_answered = True
         t.talking_since = time.time()
         if not self.store.answered(t.offer, t.winner):
-            log.error("callback %s: agent %s answered a stale offer", self.call_id, t.winner)
+            # both legs talk: the records must say so (never a talking agent shown free)
+            rec = self.store.get_call(self.call_id) or {}
+            if rec.get("state") != "bridged" or rec.get("agent") != t.winner:
+                if self.store.claim_bridged(t.offer, t.winner):
+                    log.warning(
+                        "callback %s: agent %s answered a stale offer; recorded as bridged",
+                        self.call_id,
+                        t.winner,
+                    )
+                else:
+                    log.error(
+                        "callback %s: agent %s answered a stale offer while in another call",
+                        self.call_id,
+                        t.winner,
+                    )
         self.store.set_call_fields(self.call_id, callback_state="talking")
         self.ctl.pop.answered(self.call_id, t.winner)
 

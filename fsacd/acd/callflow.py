@@ -14,13 +14,15 @@ import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 from gevent.queue import Empty, Queue
 
 from fsacd.acd import ivr_esl, presence, prompts, recovery
+from fsacd.acd.outage import Durable, RedisUnavailable
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from fsacd.state.store import Offer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Played to a caller whose call cannot be routed, before the hang-up (SIT-like tones).
 ERROR_TONE = "tone_stream://%(274,0,913.8);%(274,0,1370.6);%(380,0,1776.7)"
@@ -88,6 +91,20 @@ class HandBack(Exception):
     """The controller is stopping: give a waiting caller back to the dialplan."""
 
 
+class DialogInterrupted(Exception):
+    """An offer came during a dialog (consent notice, callback dialog, announcement): the
+    running prompt was stopped so the reserved agent rings now, not after the dialog."""
+
+
+class Reroute(Exception):
+    """The caller left the queue for an IVR that leads to a queue again: served afresh from
+    the top of the call (no recursion, no state carried over from the first queue)."""
+
+    def __init__(self, target: routing.Target) -> None:
+        super().__init__(target.name)
+        self.target = target
+
+
 class WaitingKey(Exception):
     """A waiting caller pressed the queue's exit or callback key."""
 
@@ -120,7 +137,8 @@ class CallFlow:
         self.session = session
         self.ctl = controller
         self.cfg = controller.cfg
-        self.store = controller.store
+        # every Redis step of a call rides out an outage (fsacd/acd/outage.py)
+        self.store = Durable(controller.store)
         self.inbox: Queue = Queue()
         self.state = CallState(uuid="")
         self.data: dict[str, str] = {}
@@ -147,6 +165,8 @@ class CallFlow:
         self._answered = False
         self._vars_for = ""  # the queue whose channel variables were sent
         self._socket_resume = ""  # the socket_resume value last sent
+        self._in_dialog = False  # an offer interrupts the prompt that runs (see _dialog)
+        self._breaking = ""  # the application a uuid_break was sent for
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -178,7 +198,13 @@ class CallFlow:
                 target = self._run_ivr(target.name)
                 if target is None:
                     return
-            self._serve_queue(target)
+            while True:
+                try:
+                    self._serve_queue(target)
+                    break
+                except Reroute as again:
+                    target = again.target
+                    self._reset_for_requeue()
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
         except HandBack:
@@ -186,6 +212,9 @@ class CallFlow:
             self.state.outcome = "handed-back"
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
+        except RedisUnavailable as exc:
+            log.warning("call %s: gave up in %s: %s", self.state.uuid, self.state.phase, exc)
+            self.state.outcome = self.state.outcome or "error"
         except ESLError as exc:
             log.warning(
                 "call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc
@@ -195,11 +224,13 @@ class CallFlow:
             log.exception("call %s: unexpected error in %s", self.state.uuid, self.state.phase)
             self.state.outcome = self.state.outcome or "error"
         finally:
+            # recorded first, then forgotten: an offer made before the end is released by
+            # finish_call; one that finds no inbox here would end the call controller-lost
+            self._finish()
             if registered:
                 self.ctl.unregister_call(self.state.uuid)
             if self.winner_leg:
                 self.ctl.unregister_leg(self.winner_leg)
-            self._finish()
             if self._pump is not None:
                 self._pump.kill(block=False)
             self.session.close()
@@ -380,13 +411,15 @@ class CallFlow:
             },
             target.name,
             self.state.priority,
+            # the recording notice comes first: no agent is reserved while it plays
+            parked=self._consent_dialog(qcfg),
         )
         self.state.queue = target.name
         self.state.queue_entered_at = now
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         prepare = (
-            self.ctl.pop.prepare,
+            self._pop.prepare,
             self.state.uuid,
             target.name,
             caller,
@@ -403,6 +436,20 @@ class CallFlow:
         self._ask_recording_consent(qcfg)
         self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
         self._wait_loop()
+
+    def _reset_for_requeue(self) -> None:
+        """What the call knew about its first stay in a queue is over (that stay was
+        recorded as ``exit-with-key``): a new stay starts with a fresh state. What
+        FreeSWITCH was told (answer, channel variables, running applications) is kept."""
+        for offer in self._deferred:  # offers for the stay that ended
+            self.store.cancel_offer(offer)
+        self._deferred = []
+        self.state = CallState(uuid=self.state.uuid)
+        self._finished = False
+        self.became_callback = False
+        self.answered_at = 0.0
+        self.last_announced = None
+        self.recording = {}
 
     def _admit(self, queue: str) -> str | None:
         """The queue this caller may join (``join_empty``, ``max_length``, then ``overflow``),
@@ -452,6 +499,11 @@ class CallFlow:
                     prev.get("owner"),
                 )
                 self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
+
+    @property
+    def _pop(self) -> Any:
+        """The screen pop (re-read: a reload replaces it), riding out Redis outages."""
+        return Durable(self.ctl.pop)
 
     def _queue_cfg(self, name: str) -> QueueConfig:
         return self.cfg.queues[name]
@@ -546,10 +598,7 @@ class CallFlow:
             target = self._run_ivr(action.target)
             if target is None:
                 return True
-            self._finished = False
-            self.state.outcome = ""
-            self._serve_queue(target)
-            return True
+            raise Reroute(target)  # served afresh by run(), not from inside this wait
         if action.kind in ("voicemail", "transfer"):
             self._run_app("transfer", dialstring.app_arg_safe(action.target), wait=False)
         else:
@@ -566,18 +615,23 @@ class CallFlow:
         self._prepare_channel(qcfg, "true", answer=True)
         region = qcfg.region or self.cfg.freeswitch.default_region
         call = ivr_esl.EslIvrCall(self._ivr_app)
-        res = call.play_and_get_digits(
-            1,
-            15,
-            2,
-            6000,
-            "#",
-            tuple(qcfg.callback_prompt),
-            tuple(qcfg.callback_invalid_prompt),
-            "fsacd_callback_number",
-            "\\d+",
-            3000,
+        done, res = self._dialog(
+            lambda: call.play_and_get_digits(
+                1,
+                15,
+                2,
+                6000,
+                "#",
+                tuple(qcfg.callback_prompt),
+                tuple(qcfg.callback_invalid_prompt),
+                "fsacd_callback_number",
+                "\\d+",
+                3000,
+            ),
+            park=True,
         )
+        if not done or res is None:
+            return False  # an agent is free for the caller now: no callback needed
         digits = res.digits or ""
         if digits == "1" and self.caller.e164:
             number = self.caller.e164
@@ -594,6 +648,31 @@ class CallFlow:
         ivr_esl.EslIvrCall(self._ivr_app).playback(qcfg.callback_confirmed_prompt)
         self._run_app("hangup", "NORMAL_CLEARING", wait=False)
         return True
+
+    def _dialog(self, run: Callable[[], T], *, park: bool = False) -> tuple[bool, T | None]:
+        """Run a dialog with the caller while queued; (completed, result).
+
+        No agent is left ``reserved`` while it runs: an offer that comes meanwhile stops it
+        (an announcement: the agent rings now). With ``park`` (the recording notice, the
+        callback dialog: long, and the caller's answer matters) the caller first leaves the
+        queue's waiting list, keeping its place, so no offer is made for it meanwhile and
+        the callers behind are served; it is put back in its place afterwards. A caller that
+        cannot be parked has an offer on its way: the dialog is skipped."""
+        if self._deferred:
+            return False, None
+        if park and not self.store.park(self.state.uuid):
+            log.info("call %s: an offer is on its way; dialog skipped", self.state.uuid)
+            return False, None
+        self._in_dialog = True
+        try:
+            return True, run()
+        except DialogInterrupted:
+            log.info("call %s: dialog stopped: an agent is reserved", self.state.uuid)
+            return False, None
+        finally:
+            self._in_dialog = False
+            if park:
+                self.store.unpark(self.state.uuid)
 
     def _ivr_app(self, app: str, arg: str | None = None) -> Event:
         return self._wait_app_complete(self.session.execute(app, arg), ivr_esl.IVR_APP_TIMEOUT, app)
@@ -642,20 +721,29 @@ class CallFlow:
 
     # --- recording only with consent (fsacd/core/consent.py) -----------------------------------
 
+    @staticmethod
+    def _consent_dialog(qcfg: QueueConfig) -> bool:
+        return qcfg.recording in ("ask", "always-announced") and bool(qcfg.recording_notice)
+
     def _ask_recording_consent(self, qcfg: QueueConfig) -> None:
         """``ask``: the notice, then a key; ``always-announced``: the notice. Before the wait."""
         policy = qcfg.recording
         self.recording = {"policy": policy, "key": None, "notice": False}
         if policy in ("ask", "always-announced") and qcfg.recording_notice:
             self._prepare_channel(qcfg, "true", answer=True)
+        # an offer during the notice stops it: no key / notice not played, so no recording
         if policy == "ask" and qcfg.recording_notice:
             call = ivr_esl.EslIvrCall(self._ivr_app)
-            self.recording["key"] = ivr.ask_key(
-                call, qcfg.recording_notice, expect=qcfg.consent_key
+            _, self.recording["key"] = self._dialog(
+                lambda: ivr.ask_key(call, qcfg.recording_notice, expect=qcfg.consent_key),
+                park=True,
             )
         elif policy == "always-announced" and qcfg.recording_notice:
             call = ivr_esl.EslIvrCall(self._ivr_app)
-            self.recording["notice"] = bool(call.playback(qcfg.recording_notice))
+            done, played = self._dialog(
+                lambda: call.playback(qcfg.recording_notice), park=True
+            )
+            self.recording["notice"] = bool(done and played)
 
     def _start_recording(self, qcfg: QueueConfig, agent_id: str) -> None:
         """At the bridge: record only if the caller and the agent consented."""
@@ -752,11 +840,17 @@ class CallFlow:
         staffed = self.store.staffed(self.state.queue)
         estimate = announce.estimate_wait(position, times, len(free), staffed)
         self._stop_moh()
-        for app, arg in announce.announcement_phrases(position, estimate, self.language):
-            done = self._run_app(app, arg)
-            if app == "playback" and done is not None:
-                prompts.check_playback(arg, done.get("Application-Response"), self.state.uuid)
-        self._start_moh(qcfg)
+        phrases = announce.announcement_phrases(position, estimate, self.language)
+
+        def say() -> None:
+            for app, arg in phrases:
+                done = self._run_app(app, arg)
+                if app == "playback" and done is not None:
+                    prompts.check_playback(arg, done.get("Application-Response"), self.state.uuid)
+
+        done, _ = self._dialog(say)
+        if done:
+            self._start_moh(qcfg)  # else an offer is here: the agent rings next
 
     def _start_moh(self, qcfg: QueueConfig) -> None:
         """Answer (per ``answer_mode``), the channel variables and the hold music, sent back
@@ -898,7 +992,7 @@ class CallFlow:
             )
 
         self._pop_ready()
-        pop_headers = self.ctl.pop.offered(
+        pop_headers = self._pop.offered(
             self.state.uuid, list(legs.values()), waited, also=record_legs
         )
         for leg_vars, _ in leg_specs:
@@ -932,8 +1026,8 @@ class CallFlow:
                     log.warning("call %s: bridged to a leg we did not place", self.state.uuid)
                     continue
                 if not self.store.answered(offer, winner):
-                    log.error("call %s: agent %s answered a stale offer", self.state.uuid, winner)
-                self.ctl.pop.answered(self.state.uuid, winner)
+                    self._claim_stale(offer, winner)
+                self._pop.answered(self.state.uuid, winner)
                 self.state.agent = winner
                 self.winner_leg = ev.get("Other-Leg-Unique-ID", "")
                 self.ctl.register_leg(self.winner_leg, self.state.uuid)
@@ -953,6 +1047,27 @@ class CallFlow:
         if self._prepare is not None:
             self._prepare.join(timeout=POP_PREPARE_WAIT)
             self._prepare = None
+
+    def _claim_stale(self, offer: Offer, winner: str) -> None:
+        """FreeSWITCH bridged to ``winner`` but Redis refused the offer as stale: the agent
+        talks to this caller, so the records are made to say so (never a talking agent shown
+        free). A retry whose first try went through (its reply lost in an outage) finds the
+        call already bridged to the agent."""
+        rec = self.store.get_call(self.state.uuid) or {}
+        if rec.get("state") == "bridged" and rec.get("agent") == winner:
+            return
+        if self.store.claim_bridged(offer, winner):
+            log.warning(
+                "call %s: agent %s answered a stale offer; recorded as bridged",
+                self.state.uuid,
+                winner,
+            )
+        else:
+            log.error(
+                "call %s: agent %s answered a stale offer while in-call for another call",
+                self.state.uuid,
+                winner,
+            )
 
     def _bench_agent(self, agent_id: str, problem: str) -> None:
         """An agent whose contact cannot be dialled (it was stored before the checks, or by
@@ -1097,16 +1212,25 @@ class CallFlow:
     def _wait_app_complete(self, app_uuid: str, timeout: float, app: str = "") -> Event:
         """The application's CHANNEL_EXECUTE_COMPLETE. Only waited for once its
         CHANNEL_EXECUTE came (within :data:`APP_START_TIMEOUT`): one that never starts was
-        flushed and will never complete. Raises ESLError, saying why, when a wait runs out."""
+        flushed and will never complete. Raises ESLError, saying why, when a wait runs out;
+        DialogInterrupted (once the application ended) when an offer came in a dialog."""
         what = app or "application"
         started_by = time.time() + APP_START_TIMEOUT
         deadline = time.time() + timeout
         while True:
+            started = app_uuid in self._apps_started
+            if self._in_dialog and self._deferred and started and self._breaking != app_uuid:
+                # an agent is reserved for this caller: end the prompt now (a plain
+                # uuid_break stops the running application only)
+                self._breaking = app_uuid
+                self._api_quiet(f"uuid_break {self.state.uuid}")
             done = self._apps_done.pop(app_uuid, None)
             if done is not None:
+                if self._in_dialog and self._deferred:
+                    self._breaking = ""
+                    raise DialogInterrupted()
                 return done
             now = time.time()
-            started = app_uuid in self._apps_started
             if not started and now >= started_by:
                 raise ESLError(
                     f"{what} did not start within {APP_START_TIMEOUT:.0f}s "
@@ -1143,10 +1267,13 @@ class CallFlow:
         qcfg = self._queue_cfg(self.state.queue)
         try:
             self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up)
-        except Exception:  # noqa: BLE001 - Redis down: the sweep and leases recover later
+        except RedisUnavailable as exc:  # recovery records it once Redis is back
+            log.warning("call %s: could not record the end of the call: %s", self.state.uuid, exc)
+            return
+        except Exception:  # noqa: BLE001 - a bug: recovery and the sweep clean up later
             log.exception("call %s: could not record the end of the call", self.state.uuid)
             return
-        self.ctl.pop.finished(self.state.uuid, self.state.agent or None, outcome)
+        self._pop.finished(self.state.uuid, self.state.agent or None, outcome)
         if self.state.agent and self.answered_at:
             handled = time.time() - self.answered_at + qcfg.wrap_up
             self.store.record_handle_time(self.state.queue, handled)

@@ -16,6 +16,7 @@ from fsacd import config as configmod
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
 from fsacd.acd.matcher import Matcher
+from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.esl.client import FreeSwitchClient
@@ -23,7 +24,7 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
 from fsacd.pop.screen import ScreenPop
-from fsacd.state.connection import close, connect, describe
+from fsacd.state.connection import close, connect, describe, refuse_cluster
 from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
@@ -108,6 +109,7 @@ class Controller:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        refuse_cluster(self.r)  # one clear line instead of CROSSSLOT errors on every call
         self.store.sync_queues(self.cfg.queues)
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
@@ -262,10 +264,19 @@ class Controller:
         return set(self._calls)
 
     def deliver_offer(self, offer: Offer) -> bool:
+        """An offer for a call this controller owns, whichever controller matched it (the
+        matcher here, or another one's hand-off): into the call's inbox. A call without a
+        socket here is orphaned the same way on both paths (agents freed; a callback taken
+        over, else the call ends ``controller-lost``), never requeued: a requeue would be
+        matched again by the other controller and handed back here, over and over."""
         inbox = self._calls.get(offer.call_id)
-        if inbox is None:
-            return False
-        inbox.put(("offer", offer))
+        if inbox is not None:
+            inbox.put(("offer", offer))
+            return True
+        log.info("offer %s: call %s has no socket here", offer.offer_id, offer.call_id)
+        self.store.cancel_offer(offer)
+        if not self.callbacks.claim_orphan(offer.call_id):
+            self.store.finish_call(offer.call_id, "controller-lost", 0.0)
         return True
 
     def deliver(self, call_id: str, item: tuple[str, object]) -> bool:
@@ -336,12 +347,14 @@ class Controller:
     # --- lease and recovery --------------------------------------------------------------------
 
     def _lease_loop(self) -> None:
+        """Renew the lease every third of its TTL; while Redis is away, every half second, so
+        the lease is renewed as soon as Redis is back (before other controllers' recovery
+        could take a lapsed lease for a dead controller)."""
+        delay = self.cfg.server.lease / 3
         while True:
-            gevent.sleep(self.cfg.server.lease / 3)
-            try:
-                self.store.renew_lease(self.cfg.server.lease)
-            except Exception:  # noqa: BLE001
-                log.exception("could not renew the controller lease")
+            gevent.sleep(delay)
+            renewed = quietly("lease renewal", self.store.renew_lease, self.cfg.server.lease)
+            delay = self.cfg.server.lease / 3 if renewed else 0.5
 
     def _trim_loop(self) -> None:
         """``[events] max_age``: drop events older than that, once a minute."""
@@ -354,16 +367,16 @@ class Controller:
             gevent.sleep(60)
 
     def _recovery_loop(self) -> None:
+        """The periodic recovery pass (skipped while Redis is away: one log line per outage)."""
         while True:
             gevent.sleep(self.cfg.server.recovery_interval)
-            try:
-                self.recovery.run_pass()
-            except Exception:  # noqa: BLE001
-                log.exception("recovery pass failed")
+            quietly("recovery pass", self.recovery.run_pass)
 
 
 def run(cfg: Config, config_path: Path | None = None) -> None:
     """``fsacd serve``: run until SIGTERM/SIGINT; SIGHUP reloads the config file."""
+    for handler in logging.getLogger().handlers:  # a failing loop: one line per 30 s
+        handler.addFilter(RepeatFilter())
     ctl = Controller(cfg, config_path=config_path)
     ctl.start()
     stopping = gevent.event.Event()

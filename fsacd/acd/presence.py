@@ -8,7 +8,8 @@ do-not-disturb (``PRESENCE_IN`` with rpid ``dnd`` or a DND note) is in ``dnd`` u
 publishes something else. An agent is matched to
 a channel by the user of its contact (``user/1001@pbx.example`` -> ``1001@pbx.example``)
 against the channel's ``presence_id`` or ``dialed_user@dialed_domain``. fsacd's own legs
-(``fsacd_agent``/``fsacd_call`` set) are left out. ``sofia::unregister`` marks an agent
+(``fsacd_agent``/``fsacd_call`` set) are left out. Channels are kept per FreeSWITCH (by its
+Core-UUID): a watcher's resync replaces only its own switch's. ``sofia::unregister`` marks an agent
 unregistered until the next ``sofia::register``. Queues with ``skip_busy_agents`` (default on)
 do not offer calls to such agents.
 """
@@ -20,9 +21,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from fsacd.acd.outage import OUTAGE
 from fsacd.esl.feed import ReconnectingFeed
 from fsacd.esl.framing import Event
 from fsacd.esl.session import InboundClient
+from fsacd.state.connection import TRANSIENT_ERRORS
 from fsacd.state.presence import PresenceStore
 from fsacd.state.store import Store
 
@@ -81,6 +84,10 @@ class Presence(ReconnectingFeed):
         self.sets = PresenceStore.of(store)
         self._index: dict[str, str] = {}
         self._index_at = 0.0
+        #: Core-UUID of the FreeSWITCH this watcher follows (learnt at each connect)
+        self.core = ""
+        #: events were lost to a Redis outage: resync at the next event once Redis is back
+        self._stale = False
         #: called with (channel uuid, digit) for every key FreeSWITCH reports
         self.on_agent_dtmf: Callable[[str, str], None] | None = None
 
@@ -104,10 +111,24 @@ class Presence(ReconnectingFeed):
         return None
 
     def on_connect(self, client: InboundClient) -> None:
-        self._resync(client)
+        try:
+            self._resync(client)
+        except TRANSIENT_ERRORS as exc:  # Redis away: resync at the first event after it
+            OUTAGE.failed("presence resync", exc)
+            self._stale = True
+
+    def _core_of(self, client: InboundClient) -> str:
+        """The Core-UUID of the FreeSWITCH ``client`` talks to ("" if it does not say)."""
+        reply = (client.api("global_getvar core_uuid") or "").strip()
+        return reply if reply and not reply.startswith("-") and "/" not in reply else ""
 
     def _resync(self, client: InboundClient) -> None:
-        """After (re)connecting: rebuild the ``ext`` keys from FreeSWITCH's channel list."""
+        """After (re)connecting: rebuild this FreeSWITCH's part of the ``ext`` keys from its
+        channel list (other FreeSWITCH servers' channels are theirs to keep, per Core-UUID).
+        A new Core-UUID (the switch restarted) drops what the old one reported."""
+        core = self._core_of(client) or self.core or "unknown"
+        earlier = tuple(c for c in (self.core,) if c and c != core)
+        self.core = core
         reply = client.api("show channels as json")
         try:
             rows = json.loads(reply).get("rows") or []
@@ -119,11 +140,23 @@ class Presence(ReconnectingFeed):
             agent = self._agent_for(channel_users(headers))
             if agent and row.get("uuid"):
                 busy.setdefault(agent, set()).add(row["uuid"])
-        self.sets.replace_external(busy)
+        self.sets.replace_external(busy, core, earlier)
+        self._stale = False
 
     def on_event(self, ev: Event) -> None:
-        """Apply one FreeSWITCH event (public for tests)."""
+        """Apply one FreeSWITCH event (public for tests). While Redis is away events are
+        dropped (one log line per outage) and a resync follows once it is back."""
+        try:
+            if self._stale and self._client is not None:
+                self._resync(self._client)
+            self._apply(ev)
+        except TRANSIENT_ERRORS as exc:
+            OUTAGE.failed("presence", exc)
+            self._stale = True
+
+    def _apply(self, ev: Event) -> None:
         h = ev.headers
+        core = h.get("Core-UUID") or self.core or "unknown"
         name = ev.name
         if name == "CUSTOM":
             sub = h.get("Event-Subclass", "")
@@ -157,9 +190,9 @@ class Presence(ReconnectingFeed):
         if agent is None or not uuid:
             return
         if name == "CHANNEL_CREATE":
-            self.sets.external_started(agent, uuid)
+            self.sets.external_started(agent, uuid, core)
             return
-        if self.sets.external_ended(agent, uuid):
+        if self.sets.external_ended(agent, uuid, core):
             self.store.wake(self._queues_of(agent))
 
     def _presence(self, h: dict[str, str]) -> None:

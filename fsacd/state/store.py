@@ -611,10 +611,13 @@ class Store(StateBase):
 
     # --- calls ------------------------------------------------------------------------------
 
-    def enqueue(self, call: Mapping[str, Any], queue: str, priority: int = 0) -> dict[str, Any]:
+    def enqueue(
+        self, call: Mapping[str, Any], queue: str, priority: int = 0, *, parked: bool = False
+    ) -> dict[str, Any]:
         """A call enters ``queue`` (or re-enters: it keeps its seq). ``call`` holds ``id`` and
         optional ``owner`` (default this controller), ``number``, ``number_raw``, ``name``
-        and further string fields. Returns the call. Wakes the queue.
+        and further string fields. Returns the call. Wakes the queue. With ``parked`` the
+        call has its place but is not offered before :meth:`unpark` (a dialog comes first).
 
         ValueError for a bad id/priority, CallBusy while the call is offering or bridged.
         """
@@ -635,6 +638,7 @@ class Store(StateBase):
                     str(PRIORITY_MAX),
                     owner,
                     json.dumps(extra),
+                    "1" if parked else "",
                 ],
             )
         except redis.ResponseError as exc:
@@ -821,6 +825,17 @@ class Store(StateBase):
         )
         return bool(res)
 
+    def claim_bridged(self, offer: Offer, agent_id: str) -> bool:
+        """FreeSWITCH bridged the call to ``agent_id`` although :meth:`answered` refused the
+        offer as stale: the records are made to say so (agent in-call, call bridged), so a
+        talking agent is never shown free. False when the agent is in-call for another call
+        or unknown."""
+        res = self.scripts.claim_bridged(
+            keys=[self.keys.events(), self.keys.call(offer.call_id)],
+            args=[*self._args(), offer.call_id, offer.offer_id, agent_id, self.controller_id],
+        )
+        return bool(res)
+
     def _release(
         self, offer: Offer, results: Mapping[str, str], rules: QueueRules, reason: str
     ) -> bool:
@@ -930,6 +945,22 @@ class Store(StateBase):
             ms, _, n = rows[-1][0].partition("-")
             start = f"{ms}-{int(n) + 1}"
         return out
+
+    def park(self, call_id: str) -> bool:
+        """A waiting caller enters a dialog: out of the queue's ``waiting`` zset (nobody is
+        reserved for it meanwhile), place kept. False if it is not waiting."""
+        return self._park(call_id, "park")
+
+    def unpark(self, call_id: str) -> bool:
+        """The dialog is over: back in its place in the queue (woken). False if not parked."""
+        return self._park(call_id, "unpark")
+
+    def _park(self, call_id: str, op: str) -> bool:
+        res = self.scripts.park(
+            keys=[self.keys.events(), self.keys.call(call_id)],
+            args=[*self._args(), call_id, op],
+        )
+        return bool(res)
 
     def _finish(self, call_id: str, outcome: str, wrap_up: float, etype: str) -> bool:
         if not math.isfinite(wrap_up) or wrap_up < 0:

@@ -14,6 +14,8 @@
 -- ARGV[6]  PRIORITY_MAX
 -- ARGV[7]  owner (controller id)
 -- ARGV[8]  JSON object of further string fields for the call hash (number, name, ...)
+-- ARGV[9]  '1': enter parked (a dialog comes first, see park.lua): the call has its place
+--          but is not in `waiting` until unparked; else '' (optional)
 -- Returns {seq, score, new} (new = 1 for a first arrival); an error reply if the call is
 -- offering or bridged.
 
@@ -49,7 +51,13 @@ redis.call('HSET', KEYS[2], 'id', call_id, 'queue', queue, 'priority', string.fo
 if not c[4] then
   redis.call('HSET', KEYS[2], 'entered_at', NOW_S)
 end
-redis.call('ZADD', KEYS[5], score, call_id)
+local parked = ARGV[9] == '1'
+if parked then
+  redis.call('HSET', KEYS[2], 'parked', '1')
+else
+  redis.call('HDEL', KEYS[2], 'parked')
+  redis.call('ZADD', KEYS[5], score, call_id)
+end
 redis.call('SADD', KEYS[3], call_id)
 -- figures: offered = entered this queue: a first arrival or from another queue (a call handed
 -- back by a draining controller and queued again in the same queue stays one offer)
@@ -69,5 +77,7 @@ if fresh == 0 then
 end
 emit('call-entered', {'call', call_id, 'queue', queue, 'priority', string.format('%d', prio),
                       'number', extra['number'] or '', 'reentry', reentry})
-wake(queue)
+if not parked then
+  wake(queue)
+end
 return {seq, score, fresh}
