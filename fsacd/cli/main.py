@@ -31,6 +31,7 @@ from fsacd.cli.common import (
 )
 from fsacd.cli.contacts import contacts_group, pop_group
 from fsacd.cli.numbers import numbers_group
+from fsacd.cli.simulate import simulate
 from fsacd.config import ConfigError, load
 from fsacd.core import dialstring
 
@@ -545,6 +546,7 @@ main.add_command(pop_group)
 
 
 main.add_command(numbers_group)
+main.add_command(simulate)  # capacity planning (fsacd/cli/simulate.py, docs/simulate.md)
 
 
 if __name__ == "__main__":  # pragma: no cover
