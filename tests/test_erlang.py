@@ -115,3 +115,31 @@ def test_bad_inputs_are_refused() -> None:
             erlang.predict_c(*args)
     with pytest.raises(ValueError):
         erlang.predict_a(1, 1, 1, 0)
+
+
+def test_replay_ideal_queue_by_hand() -> None:
+    from fsacd.core.replay import Caller, replay
+
+    # one agent; calls at 0, 1, 2 of 10 s each: waits 0, 9, 18; patience 15 on the third
+    out = replay([Caller(0, 10), Caller(1, 10), Caller(2, 10, patience=15)], 1, 10)
+    assert out["calls"] == 3 and out["abandoned"] == pytest.approx(1 / 3)
+    assert out["asa"] == pytest.approx(4.5) and out["service_level"] == pytest.approx(2 / 3)
+    # two agents: nobody waits; warm-up callers shape the queue but are not counted
+    out = replay([Caller(0, 10, measured=False), Caller(1, 10), Caller(2, 10)], 2, 0)
+    assert out["calls"] == 2 and out["asa"] == pytest.approx(4.0)
+
+
+def test_replay_converges_to_erlang_c() -> None:
+    import random
+
+    from fsacd.core.replay import Caller, replay
+
+    rng = random.Random(5)
+    t, callers = 0.0, []
+    while t < 2_000_000:  # 10 erlangs on 12 agents, ~11,000 calls
+        t += rng.expovariate(1 / 180)
+        callers.append(Caller(t, rng.expovariate(1 / 1800), measured=t > 50_000))
+    out = replay(callers, 12, 200)
+    pred = erlang.predict_c(12, 1 / 180, 1800, 200)
+    assert out["service_level"] == pytest.approx(pred.service_level, abs=0.05)
+    assert out["asa"] == pytest.approx(pred.asa, rel=0.25)

@@ -31,6 +31,7 @@ from fsacd.acd import callflow
 from fsacd.acd.controller import Controller
 from fsacd.config import Config
 from fsacd.core import erlang
+from fsacd.core.replay import Caller, replay
 from fsacd.esl.client import FreeSwitchClient
 from fsacd.esl.session import InboundClient, OutboundSession
 from fsacd.standin import FakeFreeSwitch, PhoneBehaviour
@@ -86,6 +87,7 @@ class QueueResult:
     wrap_up: float
     prediction: dict[str, Any]
     erlang_a: dict[str, Any] | None
+    ideal: dict[str, Any]
     measured: dict[str, Any]
     waiting_series: list[tuple[float, int]] = field(default_factory=list)
 
@@ -355,10 +357,14 @@ class Simulation:
                 if self.p.patience
                 else None
             )
-            calls = [
-                c for c in self.calls
-                if c.queue == q and c.arrived - self.t0 >= self.p.warmup
-            ]  # fmt: skip
+            mine = [c for c in self.calls if c.queue == q]
+            calls = [c for c in mine if c.arrived - self.t0 >= self.p.warmup]
+            ideal = replay(
+                [Caller(c.arrived - self.t0, c.handle + qcfg.wrap_up + self.p.ring_time,
+                        c.patience, c.arrived - self.t0 >= self.p.warmup) for c in mine],
+                self.p.agents,
+                self.p.threshold,
+            )  # fmt: skip
             out.append(
                 QueueResult(
                     q,
@@ -366,6 +372,7 @@ class Simulation:
                     qcfg.wrap_up,
                     _prediction(pred_c),
                     _prediction(pred_a) if pred_a else None,
+                    {k: (round(v, 4) if isinstance(v, float) else v) for k, v in ideal.items()},
                     self._measure(calls, self.busy[q]),
                     self.series[q],
                 )

@@ -22,6 +22,7 @@ def queue_json(r: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"erlang_c": r.prediction, "measured": r.measured}
     if r.erlang_a is not None:
         out["erlang_a"] = r.erlang_a
+    out["ideal_replay"] = r.ideal
     out["queue"] = {"name": r.name, "strategy": r.strategy, "wrap_up": r.wrap_up}
     return out
 
@@ -108,7 +109,9 @@ def render(args: Any, results: list[tuple[Any, list[Any], float]]) -> str:
             f"\nqueue {r.name} ({r.strategy}, wrap-up {r.wrap_up:g} s), {params.agents} agents,"
             f" {e['offered_load']:.2f} erlangs offered; {m['calls']} calls measured"
         )
-        head = f"{'':18}{'Erlang C':>10}" + (f"{'Erlang A':>10}" if a else "") + f"{'measured':>10}"
+        ideal = r.ideal
+        head = (f"{'':18}{'Erlang C':>10}" + (f"{'Erlang A':>10}" if a else "")
+                + f"{'ideal':>10}{'measured':>10}")  # fmt: skip
         lines.append(head)
         rows = [
             (f"service level {params.threshold:g}s", "service_level", _pct),
@@ -119,6 +122,7 @@ def render(args: Any, results: list[tuple[Any, list[Any], float]]) -> str:
         ]
         for label, key, f in rows:
             cells = f"{f(e.get(key)):>10}" + (f"{f(a.get(key)):>10}" if a else "")
+            cells += f"{f(ideal.get(key)) if key in ideal else '':>10}"
             lines.append(f"{label:18}{cells}{f(m.get(key)) if key in m else '':>10}")
         lines.append(
             f"answered {m['answered']}, gave up {m['gave_up']}, ended by fsacd "
@@ -130,6 +134,8 @@ def render(args: Any, results: list[tuple[Any, list[Any], float]]) -> str:
             f"arrival -> bridge with a free agent: {_sec(m['setup_overhead'])} simulated "
             f"(real latency x speed; part of every measured wait)"
         )
+        lines.append("ideal: the same callers (arrivals, handle times, patience) through a "
+                     "perfect FCFS queue with no overhead")  # fmt: skip
         lines.append(f"waiting callers: {sketch(r.waiting_series)}")
     lines.append(f"wall time {wall:.0f} s")
     return "\n".join(lines)
