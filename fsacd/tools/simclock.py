@@ -12,11 +12,12 @@ fsacd module is imported (``Store(clock=time.time)`` binds the function at impor
   divides by ``speed``).
 
 and makes libev wait with ``select`` (microsecond timeouts; epoll's are whole
-milliseconds, ``speed`` ms of simulated time each). So fsacd's timers (ring timeouts, wrap-up, ``max_wait``, the matcher's ready-at timers and
-sweep, leases), ``Store.clock`` and the stand-in's media ticks, ring delays and epoch-second
-``leg_timeout`` all run on the same simulated clock, and no code path changes. What is *not*
-scaled: CPU time, and the time Redis and the loopback sockets take. A step that costs 5 ms of
-real time costs ``5 ms * speed`` of simulated time (0.6 s at speed 120); see docs/simulate.md.
+milliseconds, ``speed`` ms of simulated time each). So fsacd's timers (ring timeouts,
+wrap-up, ``max_wait``, the matcher's ready-at timers and sweep, leases), ``Store.clock`` and
+the stand-in's media ticks, ring delays and epoch-second ``leg_timeout`` all run on the same
+simulated clock, and no code path changes. What is *not* scaled: CPU time, and the time Redis
+and the loopback sockets take. A step that costs 5 ms of real time costs ``5 ms * speed`` of
+simulated time (0.6 s at speed 120); see docs/simulate.md.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ Agent occupancy is sampled from fsacd's own agent states in Redis.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -127,6 +128,7 @@ def stretch_guards(speed: float) -> None:
     _stretched.append(speed)
     callflow.APP_TIMEOUT *= speed
     callflow.APP_START_TIMEOUT *= speed
+    callflow.BRIDGE_MARGIN *= speed  # a bridge whose result never comes
     for cls in (InboundClient, OutboundSession):
         kw = cls.__init__.__kwdefaults__ or {}
         for name in ("timeout", "command_timeout"):
@@ -218,6 +220,8 @@ class Simulation:
             for call in list(self.fs.calls):
                 call.hangup()
             self.ctl.stop(timeout=2)
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - the figures are taken already
+            log.debug("stopping the controller", exc_info=True)
         finally:
             self.fs.stop()
             if self.clean:  # remove this run's keys
@@ -303,12 +307,14 @@ class Simulation:
         """A few calls one at a time to free agents: what arrival → bridge costs in simulated
         seconds at this speed (real latency × speed): the floor of every measured wait."""
         q = self.queues[0]
-        for _ in range(3):
+        for _ in range(8):
             rec = CallRec(q, time.time(), None, 0.0)
             g = gevent.spawn(self._caller, rec, False)
             g.join(timeout=60)
             if rec.wait is not None:
                 self.overhead.append(rec.wait)
+        log.debug("calibration waits: %s", self.overhead)
+        del self.overhead[:3]  # the first calls open connections and load scripts
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -335,9 +341,20 @@ class Simulation:
             while time.time() < deadline and any(self._pending(c) for c in self.calls):
                 gevent.sleep(1.0)
             log.debug("run overran its wall time by %.1f s", simclock.real_monotonic() - wall_end)
+            dump = os.environ.get("FSACD_SIM_DUMP")
+            if dump:  # every caller, for looking into a run
+                with open(dump, "w") as fh:
+                    json.dump([dataclasses.asdict(c) | {"t": c.arrived - self.t0}
+                               for c in self.calls], fh)  # fmt: skip
+            self.final_agents = {a["id"]: a for a in self.store.list_agents()}
             return self._results()
         finally:
             self._stop()
+
+    def _warnings(self) -> list[str]:
+        median = statistics.median(self.overhead) if self.overhead else None
+        w = overhead_warning(median, simclock.speed(), self.p.handle, self.p.threshold)
+        return [w] if w else []
 
     @staticmethod
     def _pending(c: CallRec) -> bool:
@@ -381,6 +398,7 @@ class Simulation:
 
     def _measure(self, calls: list[CallRec], busy: list[float]) -> dict[str, Any]:
         n = len(calls)
+        ids = {a for q in {c.queue for c in calls} for a in self.agents.get(q, [])}
         t = self.p.threshold
         answered = [c for c in calls if c.answered_at is not None]
         waits = sorted(c.wait for c in answered if c.wait is not None)
@@ -413,10 +431,34 @@ class Simulation:
             "wait_p90": q(0.9),
             "wait_max": round(waits[-1], 3) if waits else None,
             "setup_overhead": round(statistics.median(self.overhead), 3) if self.overhead else None,
+            "warnings": self._warnings(),
+            "agents_on_break_at_end": sorted(
+                f"{a['id']}:{a.get('break_reason') or '?'}"
+                for a in getattr(self, "final_agents", {}).values()
+                if a.get("status") == "on-break" and a["id"] in ids
+            ),
             "max_waiting": max((w for _, w in self.series[calls[0].queue]), default=0)
             if calls
             else 0,
         }
+
+
+def overhead_warning(overhead: float | None, speed: float, handle: float, threshold: float,
+                     ) -> str | None:  # fmt: skip
+    """A warning when the machine's real latency, times the speed, is not small against the
+    handle time (1 %) or the service-level threshold (10 %)."""
+    if not overhead:
+        return None
+    limit = min(0.01 * handle, 0.1 * threshold) if threshold > 0 else 0.01 * handle
+    if overhead <= limit:
+        return None
+    suggest = max(1, int(speed * limit / overhead))
+    return (
+        f"arrival -> bridge costs {overhead:.1f} s simulated at speed {speed:g} "
+        f"({overhead / speed * 1000:.0f} ms of real time): every measured wait and every "
+        f"call's agent time grow by about that; for figures closer to the engine's own, "
+        f"run at --speed {suggest} or less (or on a quieter machine)"
+    )
 
 
 def _prediction(p: erlang.Prediction) -> dict[str, Any]:

@@ -134,6 +134,8 @@ def render(args: Any, results: list[tuple[Any, list[Any], float]]) -> str:
             f"arrival -> bridge with a free agent: {_sec(m['setup_overhead'])} simulated "
             f"(real latency x speed; part of every measured wait)"
         )
+        for w in m.get("warnings") or []:
+            lines.append(f"warning: {w}")
         lines.append("ideal: the same callers (arrivals, handle times, patience) through a "
                      "perfect FCFS queue with no overhead")  # fmt: skip
         lines.append(f"waiting callers: {sketch(r.waiting_series)}")
