@@ -26,7 +26,7 @@ from typing import Any  # noqa: E402
 
 from fsacd.state.connection import close, connect  # noqa: E402
 from fsacd.state.store import Store  # noqa: E402
-from fsacd.tools.benchprocs import ServeProc, StandinProc  # noqa: E402
+from fsacd.tools.benchprocs import ServeProc, StandinProc, proc_stats  # noqa: E402
 from fsacd.tools.benchutil import emit, summary, table  # noqa: E402
 from fsacd.tools.redisproc import RedisProcess  # noqa: E402
 from fsacd.tools.standin_load import AGENT_PATTERN  # noqa: E402
@@ -95,9 +95,13 @@ class Rig:
 def _load_run(rig: Rig, rate: float, seconds: float, talk: float) -> dict[str, Any]:
     n = max(1, int(rate * seconds))
     cpu0 = rig.cpu()
+    sin0 = rig.standin.stats()["cpu"]
+    red0 = proc_stats(rig.redis.pid or 0)["cpu"]
     reply = rig.standin.send(cmd="calls", n=n, rate=rate, targets=rig.targets, talk=talk,
                              wait=30)  # fmt: skip
     cpu = rig.cpu() - cpu0
+    standin_cpu = rig.standin.stats()["cpu"] - sin0
+    redis_cpu = proc_stats(rig.redis.pid or 0)["cpu"] - red0
     lat = reply["latencies"]
     served = len(lat)
     # routed per second: bridged calls over the time the offered load lasted (+ the last
@@ -111,6 +115,8 @@ def _load_run(rig: Rig, rate: float, seconds: float, talk: float) -> dict[str, A
         "routed_per_s": round(served / window, 1) if window > 0 else None,
         "latency_ms": summary(lat),
         "cpu_ms_per_call": round(cpu * 1000 / served, 2) if served else None,
+        "standin_cpu_ms_per_call": round(standin_cpu * 1000 / served, 2) if served else None,
+        "redis_cpu_ms_per_call": round(redis_cpu * 1000 / served, 2) if served else None,
         "double_offers": reply["double_offers"],
     }
 
@@ -127,9 +133,10 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         rig.stop()
     rows = [[r["offered_rate"], r["calls"], r["bridged"], r["failed"], r["routed_per_s"],
              r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["latency_ms"]["max"],
-             r["cpu_ms_per_call"]] for r in runs]  # fmt: skip
+             r["cpu_ms_per_call"], r["standin_cpu_ms_per_call"], r["redis_cpu_ms_per_call"]]
+            for r in runs]  # fmt: skip
     text = table(["offered/s", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
-                  "max ms", "fsacd CPU ms/call"], rows)  # fmt: skip
+                  "max ms", "CPU ms/call: fsacd", "stand-in", "redis"], rows)  # fmt: skip
     return {"agents": args.agents, "talk": args.talk, "runs": runs}, text
 
 
@@ -241,9 +248,11 @@ def horizontal(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     ratio = (round(two["routed_per_s"] / one["routed_per_s"], 2)
              if one["routed_per_s"] and two["routed_per_s"] else None)  # fmt: skip
     rows = [[c, r["calls"], r["bridged"], r["failed"], r["routed_per_s"], r["latency_ms"]["p50"],
-             r["latency_ms"]["p99"], r["double_offers"]] for c, r in runs.items()]  # fmt: skip
+             r["latency_ms"]["p99"], r["double_offers"], r["cpu_ms_per_call"],
+             r["standin_cpu_ms_per_call"]] for c, r in runs.items()]  # fmt: skip
     text = table(["controllers", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
-                  "double offers"], rows) + f"\nratio two/one: {ratio}"  # fmt: skip
+                  "double offers", "fsacd CPU ms/call", "stand-in"], rows)
+    text += f"\nratio two/one: {ratio}"
     return {"offered_rate": args.rate, "agents": args.agents, "one": one, "two": two,
             "ratio": ratio}, text  # fmt: skip
 

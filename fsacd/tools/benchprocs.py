@@ -142,9 +142,11 @@ class StandinProc:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            try:
-                self.send(cmd="quit")
-            except (RuntimeError, BrokenPipeError, OSError):
+            try:  # no reply comes to a quit
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
                 pass
             try:
                 self.proc.wait(timeout=10)

@@ -96,7 +96,7 @@ def run_calls(fs: FakeFreeSwitch, bridges: Bridges, cmd: dict[str, Any]) -> dict
             bridges.waits.pop(call.uuid, None)
             failed += 1
         call.hangup()
-        call.channel.hungup.wait(10)
+        call.channel.hungup.wait(10)  # one per caller greenlet, all in parallel
 
     t_start = time.time()
     jobs = []
@@ -163,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             elif what == "hangup":
                 for c in held:
                     c.hangup()
+                deadline = time.time() + 30
                 for c in held:
-                    c.channel.hungup.wait(10)
-                reply = {"hung_up": len(held)}
+                    c.channel.hungup.wait(max(0.0, deadline - time.time()))
+                reply = {"hung_up": sum(1 for c in held if not c.is_up)}
                 held.clear()
             else:
                 reply = {"error": f"unknown command {what!r}"}
