@@ -177,9 +177,13 @@ class Simulation:
         self.waiting: dict[str, int] = dict.fromkeys(queues, 0)
         self.series: dict[str, list[tuple[float, int]]] = {q: [] for q in queues}
         self.busy: dict[str, list[float]] = {q: [] for q in queues}
+        #: per sample with callers waiting: agents free in fsacd's state (should be ~0)
+        self.idle_waiting: dict[str, list[int]] = {q: [] for q in queues}
         self.watch = BridgeWatch()
         self.overhead: list[float] = []
         self.t0 = 0.0
+        self.lag = 0.0  # how late (simulated s) the latest caller arrived: the process lagging
+        self.cpu = 0.0  # the fraction of one core this process used during the run
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -270,6 +274,7 @@ class Simulation:
             if at >= until:
                 return
             gevent.sleep(max(0.0, at - time.time()))
+            self.lag = max(self.lag, time.time() - at)
             patience = (
                 patience_rng.expovariate(1.0 / self.p.patience) if self.p.patience else None
             )
@@ -290,6 +295,7 @@ class Simulation:
             except Exception:  # noqa: BLE001 - a sample lost to a Redis hiccup is skipped
                 agents = []
             busy = dict.fromkeys(self.queues, 0)
+            free = dict.fromkeys(self.queues, 0)
             for a in agents:
                 q = ids.get(a["id"])
                 if q is None:
@@ -297,10 +303,14 @@ class Simulation:
                 state = a.get("state")
                 if state in BUSY_STATES or (state == "wrap-up" and (a.get("ready_at") or 0) > now):
                     busy[q] += 1
+                elif a.get("status") == "available":
+                    free[q] += 1
             for q in self.queues:
                 self.series[q].append((now - self.t0, self.waiting[q]))
                 if now - self.t0 >= self.p.warmup and agents:
                     self.busy[q].append(busy[q] / max(1, self.p.agents))
+                    if self.waiting[q] > 0:
+                        self.idle_waiting[q].append(free[q])
             gevent.sleep(self.p.sample_every)
 
     def _calibrate(self) -> None:
@@ -328,14 +338,17 @@ class Simulation:
             end = self.t0 + self.p.duration
             jobs = [gevent.spawn(self._arrivals, q, end) for q in self.queues]
             sampler = gevent.spawn(self._sampler)
+            cpu0, wall0 = sum(os.times()[:2]), simclock.real_monotonic()
             wall_end = simclock.real_monotonic() + self.p.duration / simclock.speed()
             while time.time() < end:
                 gevent.sleep(min(self.p.duration / 100, end - time.time()))
                 if progress:
                     progress((time.time() - self.t0) / self.p.duration, len(self.calls),
                              sum(self.waiting.values()))  # fmt: skip
-            gevent.joinall(jobs, timeout=10)
+            gevent.joinall(jobs, timeout=max(60.0, self.p.duration / 10))
             sampler.kill()
+            wall = simclock.real_monotonic() - wall0
+            self.cpu = (sum(os.times()[:2]) - cpu0) / wall if wall > 0 else 0.0
             drain = self.p.drain if self.p.drain is not None else max(600.0, self.p.duration / 10)
             deadline = time.time() + drain
             while time.time() < deadline and any(self._pending(c) for c in self.calls):
@@ -354,7 +367,15 @@ class Simulation:
     def _warnings(self) -> list[str]:
         median = statistics.median(self.overhead) if self.overhead else None
         w = overhead_warning(median, simclock.speed(), self.p.handle, self.p.threshold)
-        return [w] if w else []
+        out = [w] if w else []
+        if self.cpu > 0.7 or self.lag > 5.0:
+            out.append(
+                f"the simulation used {self.cpu * 100:.0f} % of a core and its callers arrived "
+                f"up to {self.lag:.1f} s late: the process could not keep up with "
+                f"{self.p.calls_per_hour * len(self.queues) * simclock.speed() / 3600:.1f} "
+                f"calls per wall second, so waits grow with its own backlog; lower --speed"
+            )
+        return out
 
     @staticmethod
     def _pending(c: CallRec) -> bool:
@@ -390,7 +411,11 @@ class Simulation:
                     _prediction(pred_c),
                     _prediction(pred_a) if pred_a else None,
                     {k: (round(v, 4) if isinstance(v, float) else v) for k, v in ideal.items()},
-                    self._measure(calls, self.busy[q]),
+                    self._measure(calls, self.busy[q]) | {
+                        "free_agents_while_callers_wait": round(
+                            statistics.fmean(self.idle_waiting[q]), 2
+                        ) if self.idle_waiting[q] else 0.0
+                    },
                     self.series[q],
                 )
             )
@@ -432,6 +457,8 @@ class Simulation:
             "wait_max": round(waits[-1], 3) if waits else None,
             "setup_overhead": round(statistics.median(self.overhead), 3) if self.overhead else None,
             "warnings": self._warnings(),
+            "process_cpu": round(self.cpu, 3),
+            "arrival_lag": round(self.lag, 3),
             "agents_on_break_at_end": sorted(
                 f"{a['id']}:{a.get('break_reason') or '?'}"
                 for a in getattr(self, "final_agents", {}).values()
