@@ -18,6 +18,14 @@ def _sec(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} s"
 
 
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.4g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.4g} min"
+    return f"{seconds:.4g} s"
+
+
 def queue_json(r: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"erlang_c": r.prediction, "measured": r.measured}
     if r.erlang_a is not None:
@@ -78,7 +86,7 @@ def render(args: Any, results: list[tuple[Any, list[Any], float]]) -> str:
     lines.append(
         f"fsacd simulate: {p0.calls_per_hour:g} calls/h per queue, handle {p0.handle:g} s "
         f"({p0.handle_dist}), patience {'none' if p0.patience is None else f'{p0.patience:g} s'}"
-        f", {p0.duration / 3600:g} h simulated (first {p0.warmup / 60:g} min not measured) "
+        f", {_span(p0.duration)} simulated (first {_span(p0.warmup)} not measured) "
         f"at x{args.speed:g}, seed {p0.seed}"
     )
     model = "Erlang A" if p0.patience else "Erlang C"
