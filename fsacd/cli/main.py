@@ -32,6 +32,7 @@ from fsacd.cli.common import (
 from fsacd.cli.contacts import contacts_group, pop_group
 from fsacd.cli.monitor import stats_cmd, watch_cmd, web_cmd
 from fsacd.cli.numbers import numbers_group
+from fsacd.cli.simulate import simulate
 from fsacd.config import ConfigError, load
 from fsacd.core import dialstring
 
@@ -576,6 +577,7 @@ main.add_command(pop_group)
 
 
 main.add_command(numbers_group)
+main.add_command(simulate)  # capacity planning (fsacd/cli/simulate.py, docs/simulate.md)
 
 
 # --- monitoring (fsacd/cli/monitor.py) ---------------------------------------------------------

@@ -1,0 +1,285 @@
+"""``scripts/bench throughput|concurrency|redis|horizontal``: one (or two) real ``fsacd serve``
+processes, the stand-in in its own process, a private redis-server (a third process).
+
+- ``throughput``: routed calls per second (arrive, ring, answer, talk ``--talk`` s, hang up)
+  at rising offered rates; placed -> bridged latency p50/p99/max as the stand-in sees it,
+  failures, fsacd's CPU seconds per call;
+- ``concurrency``: callers held waiting (hold music, no agents): RSS of ``fsacd serve``
+  before, while they wait (KiB per waiting call) and after they leave;
+- ``redis``: Redis commands per routed call (``INFO commandstats`` before/after, the
+  controller's idle background traffic over the same time subtracted), and the round trips
+  the call's own greenlet makes from its arrival to the ``bridge`` sent (an in-process
+  controller with counting connections; the stand-in still in its own process);
+- ``horizontal``: the same load on one controller and on two on one Redis (callers split
+  between them): throughput ratio and double offers (two legs to one agent at once).
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from fsacd.state.connection import close, connect  # noqa: E402
+from fsacd.state.store import Store  # noqa: E402
+from fsacd.tools.benchprocs import ServeProc, StandinProc, proc_stats  # noqa: E402
+from fsacd.tools.benchutil import emit, summary, table  # noqa: E402
+from fsacd.tools.redisproc import RedisProcess  # noqa: E402
+from fsacd.tools.standin_load import AGENT_PATTERN  # noqa: E402
+
+
+def add_agents(url: str, n: int, login: bool = True) -> None:
+    r = connect(url)
+    try:
+        store = Store(r, controller_id="bench-setup")
+        store.sync_queues(["bench"])
+        with store.batch() as pipe:
+            for i in range(n):
+                contact = AGENT_PATTERN.replace("*", f"b{i}")
+                store.add_agent(f"b{i}", contact, {"bench": i + 1}, pipe=pipe)
+        if login:
+            for i in range(n):
+                store.login(f"b{i}")
+    finally:
+        close(r)
+
+
+def wait_agents_idle(url: str, timeout: float = 30.0) -> bool:
+    r = connect(url)
+    try:
+        store = Store(r)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if all(a["state"] in ("idle", "wrap-up") for a in store.list_agents()):
+                return True
+            time.sleep(0.1)
+        return False
+    finally:
+        close(r)
+
+
+class Rig:
+    """Redis, one stand-in process, ``controllers`` serve processes, ``agents`` agents."""
+
+    def __init__(self, controllers: int = 1, agents: int = 0, login: bool = True) -> None:
+        self.redis = RedisProcess().start()
+        self.standin = StandinProc()
+        self.serves: list[ServeProc] = []
+        try:
+            add_agents(self.redis.url, agents, login)
+            for i in range(controllers):
+                self.serves.append(ServeProc(self.redis.url, self.standin.inbound,
+                                             cid=f"bench{i + 1}").start())  # fmt: skip
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def targets(self) -> list[list[Any]]:
+        return [list(s.address) for s in self.serves]
+
+    def cpu(self) -> float:
+        return sum(s.stats().get("cpu", 0.0) for s in self.serves)
+
+    def stop(self) -> None:
+        for s in self.serves:
+            s.stop()
+        self.standin.stop()
+        self.redis.stop()
+
+
+def _load_run(rig: Rig, rate: float, seconds: float, talk: float) -> dict[str, Any]:
+    n = max(1, int(rate * seconds))
+    cpu0 = rig.cpu()
+    sin0 = rig.standin.stats()["cpu"]
+    red0 = proc_stats(rig.redis.pid or 0)["cpu"]
+    reply = rig.standin.send(cmd="calls", n=n, rate=rate, targets=rig.targets, talk=talk,
+                             wait=30)  # fmt: skip
+    cpu = rig.cpu() - cpu0
+    standin_cpu = rig.standin.stats()["cpu"] - sin0
+    redis_cpu = proc_stats(rig.redis.pid or 0)["cpu"] - red0
+    lat = reply["latencies"]
+    served = len(lat)
+    # routed per second: bridged calls over the time the offered load lasted (+ the last
+    # bridge's latency), i.e. what kept up with the offer
+    window = reply["place_seconds"] + (max(lat) if lat else 0.0)
+    return {
+        "offered_rate": rate,
+        "calls": n,
+        "bridged": served,
+        "failed": reply["failed"],
+        "routed_per_s": round(served / window, 1) if window > 0 else None,
+        "latency_ms": summary(lat),
+        "cpu_ms_per_call": round(cpu * 1000 / served, 2) if served else None,
+        "standin_cpu_ms_per_call": round(standin_cpu * 1000 / served, 2) if served else None,
+        "redis_cpu_ms_per_call": round(redis_cpu * 1000 / served, 2) if served else None,
+        "double_offers": reply["double_offers"],
+    }
+
+
+def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    rates = [float(x) for x in args.rates.split(",")]
+    rig = Rig(1, args.agents)
+    runs = []
+    try:
+        for rate in rates:
+            runs.append(_load_run(rig, rate, args.seconds, args.talk))
+            wait_agents_idle(rig.redis.url)
+    finally:
+        rig.stop()
+    rows = [[r["offered_rate"], r["calls"], r["bridged"], r["failed"], r["routed_per_s"],
+             r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["latency_ms"]["max"],
+             r["cpu_ms_per_call"], r["standin_cpu_ms_per_call"], r["redis_cpu_ms_per_call"]]
+            for r in runs]  # fmt: skip
+    text = table(["offered/s", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
+                  "max ms", "CPU ms/call: fsacd", "stand-in", "redis"], rows)  # fmt: skip
+    return {"agents": args.agents, "talk": args.talk, "runs": runs}, text
+
+
+def concurrency(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    rig = Rig(1, 0)
+    try:
+        serve = rig.serves[0]
+        # warm up: a few callers come and go, so imports and pools are in the baseline
+        rig.standin.send(cmd="hold", n=20, rate=100, targets=rig.targets, wait=30)
+        rig.standin.send(cmd="hangup")
+        time.sleep(2)
+        base = serve.stats()
+        cpu0 = base["cpu"]
+        held = rig.standin.send(cmd="hold", n=args.callers, rate=args.rate, targets=rig.targets,
+                                wait=max(60, args.callers / args.rate * 3))  # fmt: skip
+        time.sleep(1)
+        during = serve.stats()
+        rig.standin.send(cmd="hangup")
+        time.sleep(args.settle)
+        after = serve.stats()
+    finally:
+        rig.stop()
+    n = held["hearing_moh"]
+    per_call = (during["rss_kib"] - base["rss_kib"]) / n if n else None
+    result = {
+        "callers": args.callers,
+        "hearing_moh": n,
+        "rss_kib": {"baseline": base["rss_kib"], "waiting": during["rss_kib"],
+                    "after": after["rss_kib"]},  # fmt: skip
+        "kib_per_waiting_call": round(per_call, 1) if per_call is not None else None,
+        "cpu_s_to_take_them": round(during["cpu"] - cpu0, 2),
+    }
+    text = table(["callers", "hearing moh", "RSS base MiB", "RSS waiting MiB", "RSS after MiB",
+                  "KiB/waiting call"],
+                 [[args.callers, n, round(base["rss_kib"] / 1024, 1),
+                   round(during["rss_kib"] / 1024, 1), round(after["rss_kib"] / 1024, 1),
+                   result["kib_per_waiting_call"]]])  # fmt: skip
+    return result, text
+
+
+def _commandstats(url: str) -> dict[str, int]:
+    r = connect(url)
+    try:
+        stats = r.info("commandstats")
+    finally:
+        close(r)
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def _delta(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b) if b.get(k, 0) != a.get(k, 0)}
+
+
+def redis_cost(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from fsacd.tools.bench_hotpath import hot_path_trips
+
+    rig = Rig(1, 2)
+    try:
+        time.sleep(1)
+        # the controller's background traffic (lease, sweep, recovery) over an idle window
+        s0 = _commandstats(rig.redis.url)
+        t0 = time.time()
+        time.sleep(args.idle)
+        s1 = _commandstats(rig.redis.url)
+        idle_s = time.time() - t0
+        t1 = time.time()
+        reply = rig.standin.send(cmd="calls", n=args.calls, rate=args.rate, targets=rig.targets,
+                                 talk=0.05, wait=30)  # fmt: skip
+        time.sleep(1.0)  # the last hang-ups processed (no polling here: it would be counted)
+        s2 = _commandstats(rig.redis.url)
+        busy_s = time.time() - t1
+    finally:
+        rig.stop()
+    idle = _delta(s0, s1)
+    busy = _delta(s1, s2)
+    for d in (idle, busy):  # the benchmark's own INFO
+        d.pop("info", None)
+    scale = busy_s / idle_s if idle_s else 0.0
+    per_call = {k: round((v - idle.get(k, 0) * scale) / args.calls, 2)
+                for k, v in sorted(busy.items())}  # fmt: skip
+    total = round(sum(per_call.values()), 1)
+    hot = hot_path_trips(args.hot_calls)
+    result = {
+        "calls": args.calls,
+        "bridged": len(reply["latencies"]),
+        "commands_per_call": total,
+        "by_command": {k: v for k, v in per_call.items() if abs(v) >= 0.05},
+        "idle_commands_per_s": round(sum(idle.values()) / idle_s, 1) if idle_s else None,
+        "hot_path": hot,
+    }
+    rows = [[k, v] for k, v in sorted(result["by_command"].items(), key=lambda kv: -kv[1])]
+    text = (f"Redis commands per routed call (whole call, INFO commandstats, idle traffic "
+            f"subtracted): {total}\n" + table(["command", "per call"], rows)
+            + f"\nhot path (arrival -> bridge sent, the call's own greenlet, {hot['calls']} "
+            f"calls): round trips p50 {hot['round_trips']['p50']}, max "
+            f"{hot['round_trips']['max']}; commands p50 {hot['commands']['p50']}")  # fmt: skip
+    return result, text
+
+
+def horizontal(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    runs = {}
+    for controllers in (1, 2):
+        rig = Rig(controllers, args.agents)
+        try:
+            runs[controllers] = _load_run(rig, args.rate, args.seconds, args.talk)
+        finally:
+            rig.stop()
+    one, two = runs[1], runs[2]
+    ratio = (round(two["routed_per_s"] / one["routed_per_s"], 2)
+             if one["routed_per_s"] and two["routed_per_s"] else None)  # fmt: skip
+    rows = [[c, r["calls"], r["bridged"], r["failed"], r["routed_per_s"], r["latency_ms"]["p50"],
+             r["latency_ms"]["p99"], r["double_offers"], r["cpu_ms_per_call"],
+             r["standin_cpu_ms_per_call"]] for c, r in runs.items()]  # fmt: skip
+    text = table(["controllers", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
+                  "double offers", "fsacd CPU ms/call", "stand-in"], rows)
+    text += f"\nratio two/one: {ratio}"
+    return {"offered_rate": args.rate, "agents": args.agents, "one": one, "two": two,
+            "ratio": ratio}, text  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("which", choices=("throughput", "concurrency", "redis", "horizontal"))
+    ap.add_argument("--rates", default="25,50,100,200", help="throughput: offered calls/s")
+    ap.add_argument("--rate", type=float, default=50.0, help="horizontal/redis: calls/s")
+    ap.add_argument("--seconds", type=float, default=5.0, help="seconds of load per rate")
+    ap.add_argument("--talk", type=float, default=0.2, help="talk time of each call, s")
+    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--callers", type=int, default=5000, help="concurrency: callers held")
+    ap.add_argument("--settle", type=float, default=5.0, help="concurrency: s after they left")
+    ap.add_argument("--calls", type=int, default=100, help="redis: routed calls measured")
+    ap.add_argument("--idle", type=float, default=3.0, help="redis: idle window, s")
+    ap.add_argument("--hot-calls", type=int, default=30, help="redis: hot-path calls")
+    ap.add_argument("--json", metavar="FILE", help="also write JSON (- for stdout)")
+    args = ap.parse_args(argv)
+    if args.which == "concurrency":
+        args.rate = min(args.rate, 500.0) if args.rate != 50.0 else 250.0
+    fn = {"throughput": throughput, "concurrency": concurrency, "redis": redis_cost,
+          "horizontal": horizontal}[args.which]  # fmt: skip
+    result, text = fn(args)
+    emit(args.which, result, text, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
