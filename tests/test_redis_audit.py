@@ -94,3 +94,18 @@ def test_an_anonymous_call_leaves_no_plain_number_in_the_logs(redis_url, caplog)
     for form in (number, number.lstrip("+"), "0" + number[3:], number[3:]):
         assert form not in text
         assert form not in stored
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://fsacd:s3cret%2Fwith%3Aodd%40chars@127.0.0.1:6379/0", "redis://fsacd:***@127.0.0.1:6379/0"),
+        ("rediss://:pw@h:6380/1", "rediss://:***@h:6380/1"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("unix:///tmp/redis.sock?db=0", "unix:///tmp/redis.sock?db=0"),
+    ],
+)
+def test_the_redis_url_in_logs_never_shows_the_password(url, shown):
+    from fsacd.state.connection import _mask_password
+
+    assert _mask_password(url) == shown

