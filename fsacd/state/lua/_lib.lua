@@ -110,12 +110,14 @@ local function agent_queues(id)
   return out
 end
 
--- The free index (queue:<q>:free, a zset): a queue's free members scored by what the
--- queue's strategy (the field index_strategy of queue:<q>, set by match.lua) orders them by
--- first: most-idle the idle-since time (last call's end, else login), fewest-calls the calls
--- answered, least-talk-time the talk time, the others the position. Ties are broken by
--- position, then id, where it is read (match.lua). Kept by sync_free wherever an agent may
--- become free or stop being free; fsacd/core/strategies.py is the reference of the orders.
+-- The free index (queue:<q>:free, a zset): a queue's free members scored for the queue's
+-- strategy (the field index_strategy of queue:<q>, set by match.lua): most-idle by the
+-- idle-since time (last call's end, else login; equal times are ordered by position, then
+-- id, where it is read: match.lua), fewest-calls by calls answered and least-talk-time by
+-- talk time (in ms) with the position folded into the score (count * 2^24 + position,
+-- talk_ms * 2^21 + position: exact in a double), the others by position; equal scores go by
+-- id (the zset's own order). Kept by sync_free wherever an agent may become free or stop
+-- being free; fsacd/core/strategies.py is the reference of the orders.
 local function free_score(strategy, a, pos)
   -- a = {status, state, ready_at, last_call_end, login_at, answered, talk_time}
   if strategy == 'most-idle' then
@@ -127,9 +129,10 @@ local function free_score(strategy, a, pos)
     end
     return '0'
   elseif strategy == 'fewest-calls' then
-    return a[6] or '0'
+    return string.format('%.0f', num(a[6]) * 16777216 + num(pos))
   elseif strategy == 'least-talk-time' then
-    return a[7] or '0'
+    local ms = math.floor(num(a[7]) * 1000 + 0.5)
+    return string.format('%.0f', ms * 2097152 + num(pos))
   end
   return pos
 end

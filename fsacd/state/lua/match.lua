@@ -19,9 +19,9 @@
 -- Returns false when nothing was offered, else the offers as reserve.lua returns them:
 -- {offer_id, call_id, owner, n, agent_id × n, offer_id, …}.
 -- The orders are those of fsacd/core/strategies.py: first-available, ring-all by position;
--- round-robin by position after rr_last, then from the start; most-idle, fewest-calls,
--- least-talk-time by their score, ties by position, then id; random uniformly (the caller's
--- fractions). An index entry that is no longer free (it should not happen) is dropped.
+-- round-robin by position after rr_last, then from the start; fewest-calls, least-talk-time
+-- by their count or time, then position, then id (folded into the index's score); most-idle
+-- by idle time, equal times by position, then id; random uniformly (the caller's fractions). An index entry that is no longer free (it should not happen) is dropped.
 -- Index entries change only after every pick is made (the iterators page through it).
 -- Agents whose ready_at has come are freed first (free_due_agents, _lib.lua).
 
@@ -62,7 +62,7 @@ end
 -- is returned once; candidates are checked for freedom by the caller.
 local next_agent
 local CHUNK = 32
-if strategy == 'most-idle' or strategy == 'fewest-calls' or strategy == 'least-talk-time' then
+if strategy == 'most-idle' then
   local group, gi, last = {}, 1, '-inf'
   next_agent = function()
     while gi > #group do
@@ -119,7 +119,8 @@ elseif strategy == 'random' then
     return nil
   end
 else
-  -- by position: first-available, ring-all; round-robin starts after rr_last and wraps
+  -- by score, then id: first-available, ring-all (position), fewest-calls, least-talk-time
+  -- (their count or time, then position); round-robin starts after rr_last and wraps
   local ranges = {{'-inf', '+inf'}}
   if strategy == 'round-robin' and q[3] and q[3] ~= '' then
     ranges = {{'(' .. q[3], '+inf'}, {'-inf', q[3]}}
