@@ -331,3 +331,22 @@ def test_match_now_skips_a_pass_when_a_later_one_ran(store):
     m._match_queue("sales", since=since)
     assert reads == ["sales"]  # the first pass served the one waiting call and stopped
     assert [o.call_id for o in offers] == ["c1"]
+
+
+def test_presence_sets_are_read_by_the_match_script_itself(store, r):
+    """With presence watching (its sets in Redis), the script passes over agents busy
+    elsewhere, unregistered or in do-not-disturb, without a round trip of its own."""
+    agents(store, 4)
+    call(store, "c1")
+    call(store, "c2")
+    k = store.keys
+    r.sadd(k.ext_busy(), "a1")
+    r.sadd(k.unregistered(), "a2")
+    r.sadd(k.dnd(), "a3")
+    m, offers = matcher(store, {"sales": "first-available"}, busy=lambda: set())
+    m.busy_in_redis = True
+    m._match_queue("sales")
+    assert [(o.call_id, o.agents) for o in offers] == [("c1", ["a4"])]
+    r.delete(k.ext_busy())
+    m._match_queue("sales")
+    assert [(o.call_id, o.agents) for o in offers] == [("c1", ["a4"]), ("c2", ["a1"])]

@@ -82,6 +82,7 @@ class Controller:
             self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
         )
         self.matcher.busy_agents = self.presence.busy_agents
+        self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
         self.presence.on_agent_dtmf = self._agent_dtmf
         self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
         self.matcher.on_dial = lambda data: gevent.spawn(self.dial_request, data)

@@ -74,6 +74,9 @@ class Matcher:
         self.claim_orphan: Callable[[str], bool] | None = None
         #: agents FreeSWITCH knows are busy elsewhere (fsacd/acd/presence.py), if watched
         self.busy_agents: Callable[[], set[str]] | None = None
+        #: True when those are presence's Redis sets (ext_busy, unregistered, dnd): the match
+        #: script reads them itself, no round trip of its own
+        self.busy_in_redis = False
         #: the ``random`` strategy's generator (None: the random module's; tests seed one)
         self.rng: random.Random | None = None
 
@@ -206,10 +209,14 @@ class Matcher:
         ring_all = strategies.wants_all(qcfg.strategy)
         while True:
             busy: set[str] = set()
-            if qcfg.skip_busy_agents and self.busy_agents is not None:
+            in_redis = False
+            if qcfg.skip_busy_agents and self.busy_in_redis:
+                in_redis = True  # presence's sets, read by the script itself
+            elif qcfg.skip_busy_agents and self.busy_agents is not None:
                 busy = self.busy_agents()
             offers = self.store.match(
-                queue, qcfg.strategy, MATCH_BATCH, busy=busy, rng=self.rng
+                queue, qcfg.strategy, MATCH_BATCH, busy=busy, skip_busy_sets=in_redis,
+                rng=self.rng,
             )
             if not offers:
                 return

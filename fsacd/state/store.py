@@ -742,12 +742,14 @@ class Store(StateBase):
         calls: int,
         *,
         busy: Iterable[str] = (),
+        skip_busy_sets: bool = False,
         rng: random.Random | None = None,
     ) -> list[Offer]:
         """One matching pass in one round trip (``match.lua``): up to ``calls`` of the calls
         heading ``queue`` now, in order, each offered to the next free agent the strategy
         prefers (ring-all: one call, every free agent), read from the queue's free index;
-        agents in ``busy`` are passed over. [] when nothing was offered."""
+        agents in ``busy`` are passed over, and with ``skip_busy_sets`` those in presence's
+        sets (ext_busy, unregistered, dnd: state/presence.py). [] when nothing was offered."""
         if calls < 1:
             return []
         want = 0 if strategies.wants_all(strategy) else 1
@@ -765,6 +767,7 @@ class Store(StateBase):
                 k.queue_members(queue),
                 k.queue(queue),
                 k.queue_free(queue),
+                *((k.ext_busy(), k.unregistered(), k.dnd()) if skip_busy_sets else ()),
             ],
             args=[
                 *self._args(),

@@ -7,6 +7,7 @@
 -- KEYS[4]  queue:<q>           hash; rr_last (round-robin pointer, set to the position of the
 --                              last agent taken), paused ("1": no offers), index_strategy
 -- KEYS[5]  queue:<q>:free      zset: the free index (see _lib.lua, free_score)
+-- KEYS[6…] optional: sets of agents not to offer now (presence: ext_busy, unregistered, dnd)
 -- ARGV[1]  key prefix (agent and call keys are built from it)
 -- ARGV[2]  now
 -- ARGV[3]  queue name
@@ -157,7 +158,13 @@ local function take()
     if not id then
       break
     end
-    if not excluded[id] and not taken_ever[id] then
+    local skip = excluded[id] or taken_ever[id]
+    for i = 6, #KEYS do
+      if not skip and redis.call('SISMEMBER', KEYS[i], id) == 1 then
+        skip = true
+      end
+    end
+    if not skip then
       if agent_free(id, KEYS[3]) then
         taken_ever[id] = true
         taken[#taken + 1] = id
