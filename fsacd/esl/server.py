@@ -14,6 +14,10 @@ from .session import ESLDisconnected, ESLError, OutboundSession, _safe_tb
 log = logging.getLogger("fsacd.esl.server")
 
 
+#: Accept queue of the outbound port (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+
+
 class OutboundServer:
     """Accepts FreeSWITCH's outbound connections and runs ``handler(session)`` for each.
 
@@ -37,7 +41,10 @@ class OutboundServer:
         self._active = 0
         self._closed = False
         # a pool (unbounded: max_calls is enforced in _handle) lets stop() end running calls
-        self._server = StreamServer(listen, self._handle, spawn=Pool())
+        # FreeSWITCH opens a socket per call, hundreds in a burst: a short accept queue
+        # overflows, the kernel drops the SYNs and FreeSWITCH's connect only retries after 1,
+        # 3, 7 s (TCP's backoff), so callers wait seconds before fsacd even sees them
+        self._server = StreamServer(listen, self._handle, spawn=Pool(), backlog=LISTEN_BACKLOG)
 
     @property
     def active_calls(self) -> int:
