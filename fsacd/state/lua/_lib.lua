@@ -428,3 +428,69 @@ local function free_due_agents()
     end
   end
 end
+
+-- Offer the calls ``calls`` (ids, in order) of ``queue``: each one still waiting in it takes
+-- the agents ``take()`` returns (none: stop) and the next id of ``offer_ids``; the call leaves
+-- ``waiting`` and is offering, its agents are reserved (``on_reserved(id)`` for each), and
+-- ``rr_last`` of ``qhash`` becomes the position (in ``members``) of the last agent taken. A
+-- listed call that is not a waiting call of the queue is dropped from ``waiting`` (the queue
+-- woken); with ``strict`` that ends it all with nothing offered. ``want`` 0 (ring-all): one
+-- call. Returns false when nothing was offered, else {offer_id, call_id, owner, n,
+-- agent_id × n, ...} (reserve.lua, match.lua).
+local function offer_calls(queue, calls, offer_ids, want, take, waiting, members, qhash,
+                           on_reserved, strict)
+  local out, last_taken, n_offers = {}, nil, 0
+  for _, call_id in ipairs(calls) do
+    local ckey = call_key(call_id)
+    local c = redis.call('HMGET', ckey, 'state', 'queue', 'owner')
+    if c[1] ~= 'waiting' or c[2] ~= queue then
+      redis.call('ZREM', waiting, call_id)
+      wake(queue)
+      if strict then
+        return false
+      end
+    else
+      local taken = take()
+      if #taken == 0 then
+        break
+      end
+      n_offers = n_offers + 1
+      local offer_id = offer_ids[n_offers]
+      local owner = c[3] or ''
+      local agents = table.concat(taken, ',')
+      redis.call('ZREM', waiting, call_id)
+      redis.call('HSET', ckey, 'state', 'offering', 'offer', offer_id, 'agents', agents,
+                 'state_since', NOW_S)
+      redis.call('HINCRBY', ckey, 'offers', 1)
+      for _, id in ipairs(taken) do
+        redis.call('HSET', agent_key(id), 'state', 'reserved', 'call', call_id, 'offer',
+                   offer_id, 'owner', owner, 'last_offer_at', NOW_S, 'state_since', NOW_S)
+        redis.call('ZREM', READY, id)
+        on_reserved(id)
+        emit('agent-state', {'agent', id, 'state', 'reserved', 'call', call_id, 'queue', queue,
+                             'offer', offer_id})
+      end
+      emit('call-offered', {'call', call_id, 'queue', queue, 'offer', offer_id,
+                            'agents', agents})
+      out[#out + 1] = offer_id
+      out[#out + 1] = call_id
+      out[#out + 1] = owner
+      out[#out + 1] = #taken
+      for _, id in ipairs(taken) do
+        out[#out + 1] = id
+      end
+      last_taken = taken[1]
+      if want == 0 then
+        break
+      end
+    end
+  end
+  if n_offers == 0 then
+    return false
+  end
+  local pos = redis.call('ZSCORE', members, last_taken)
+  if pos then
+    redis.call('HSET', qhash, 'rr_last', pos)
+  end
+  return out
+end

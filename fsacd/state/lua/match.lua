@@ -179,61 +179,12 @@ local function take()
   return taken
 end
 
-local out = {}
-local last_taken = nil
-local n_offers = 0
-for _, call_id in ipairs(calls) do
-  local ckey = call_key(call_id)
-  local c = redis.call('HMGET', ckey, 'state', 'queue', 'owner')
-  if c[1] ~= 'waiting' or c[2] ~= queue then
-    redis.call('ZREM', KEYS[2], call_id)
-    wake(queue)
-  else
-    local taken = take()
-    if #taken == 0 then
-      break
-    end
-    n_offers = n_offers + 1
-    local offer_id = offer_ids[n_offers]
-    local owner = c[3] or ''
-    local agents = table.concat(taken, ',')
-    redis.call('ZREM', KEYS[2], call_id)
-    redis.call('HSET', ckey, 'state', 'offering', 'offer', offer_id, 'agents', agents,
-               'state_since', NOW_S)
-    redis.call('HINCRBY', ckey, 'offers', 1)
-    for _, id in ipairs(taken) do
-      redis.call('HSET', agent_key(id), 'state', 'reserved', 'call', call_id, 'offer', offer_id,
-                 'owner', owner, 'last_offer_at', NOW_S, 'state_since', NOW_S)
-      redis.call('ZREM', READY, id)
-      reserved[#reserved + 1] = id
-      emit('agent-state', {'agent', id, 'state', 'reserved', 'call', call_id, 'queue', queue,
-                           'offer', offer_id})
-    end
-    emit('call-offered', {'call', call_id, 'queue', queue, 'offer', offer_id, 'agents', agents})
-    out[#out + 1] = offer_id
-    out[#out + 1] = call_id
-    out[#out + 1] = owner
-    out[#out + 1] = #taken
-    for _, id in ipairs(taken) do
-      out[#out + 1] = id
-    end
-    last_taken = taken[1]
-    if want == 0 then
-      break
-    end
-  end
-end
+local out = offer_calls(queue, calls, offer_ids, want, take, KEYS[2], KEYS[3], KEYS[4],
+                        function(id) reserved[#reserved + 1] = id end, false)
 for _, id in ipairs(stale) do
   redis.call('ZREM', KEYS[5], id)
 end
 for _, id in ipairs(reserved) do
   sync_free(id)
-end
-if n_offers == 0 then
-  return false
-end
-local pos = redis.call('ZSCORE', KEYS[3], last_taken)
-if pos then
-  redis.call('HSET', KEYS[4], 'rr_last', pos)
 end
 return out
