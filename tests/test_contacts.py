@@ -304,7 +304,10 @@ def test_cli_import_show_find_remove(run, tmp_path):
     res = run("contacts", "find", "hello")
     assert res.exit_code == 1 and "not a usable number" in res.stderr
 
-    assert json.loads(run("contacts", "remove", "c4", "--json").stdout) == {
+    res = run("contacts", "remove", "c4")  # asks first: no answer, nothing removed
+    assert res.exit_code == 1 and "remove contact c4" in res.stdout
+    assert run("contacts", "show", "c4").exit_code == 0
+    assert json.loads(run("contacts", "remove", "c4", "--yes", "--json").stdout) == {
         "ok": True,
         "removed": "c4",
     }

@@ -93,8 +93,10 @@ def numbers_group() -> None:
 @click.pass_obj
 @_handles_errors
 def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | None, as_json: bool):
-    """Register NUMBER (E.164, e.g. +4922129191999) as pending verification."""
+    """Register NUMBER as pending verification (E.164: +4922129191999)."""
     _check_queues(app, queues)
+    if agent is not None and app.store.get_agent(agent) is None:
+        fail(f"unknown agent {agent!r} (add it first: fsacd agent add {agent} ...)")
     entry, created = _registry(app).add(number, queues=queues, agent=agent)
     if as_json:
         echo_json({"ok": True, "created": created, "number": entry.as_dict(time.time())})
