@@ -1,6 +1,7 @@
 """The CLI's rough edges (issue 13): one-line errors, human output, input refused, confirmations."""
 
 import json
+import os
 import re
 import time
 
@@ -168,3 +169,19 @@ def test_everyday_commands_never_ask(run):
         res = run("agent", *args, "1001", input="")
         assert res.exit_code == 0 and "?" not in res.stdout, (args, res.output)
         assert res.stdout.startswith("agent 1001 ")  # says what it changed
+
+
+def test_embedded_redis_stops_at_close_and_keeps_its_data(tmp_path):
+    from fsacd.state.connection import close, connect
+
+    client = connect(None, tmp_path)
+    client.set("k", "v")
+    pidfile = client.pidfile
+    assert os.path.exists(pidfile)
+    close(client)
+    assert not os.path.exists(pidfile)  # the server is gone
+    again = connect(None, tmp_path)
+    try:
+        assert again.get("k") == "v"  # and saved what it held
+    finally:
+        close(again)
