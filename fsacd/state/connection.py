@@ -124,7 +124,10 @@ def _stop_embedded(client: redis.Redis) -> None:
             return
         # on one connection, without redis-py's retries (they would reconnect to a server that
         # is gone, for seconds): the server closing the connection is the success
-        conn = client.connection_pool.get_connection()
+        try:
+            conn = client.connection_pool.get_connection()
+        except TypeError:  # redis-py < 5.3 wants the command's name
+            conn = client.connection_pool.get_connection("SHUTDOWN")
         try:
             conn.send_command("SHUTDOWN", "SAVE")
             conn.read_response()
