@@ -185,3 +185,24 @@ def test_embedded_redis_stops_at_close_and_keeps_its_data(tmp_path):
         assert again.get("k") == "v"  # and saved what it held
     finally:
         close(again)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("agent", "show", "nosuch"),
+        ("agent", "login", "nosuch"),
+        ("agent", "consent", "nosuch"),
+        ("queue", "show", "nosuch"),
+        ("contacts", "show", "nosuch"),
+        ("contacts", "remove", "nosuch"),
+        ("call", "show", "nosuch"),
+        ("pop", "watch", "nosuch"),
+        ("listen", "nosuch", "--from", "user/2000@pbx.example"),
+        ("numbers", "add", "+4922129191999", "--agent", "nosuch"),
+        ("agent", "add", "1001", "--contact", "user/1001", "--queue", "nosuch"),
+    ],
+)
+def test_unknown_names_are_quoted_the_same_everywhere(run, args):
+    line = one_line_error(run(*args))
+    assert "'nosuch'" in line, line
