@@ -233,12 +233,17 @@ def numbers_list(app: Any, as_json: bool) -> None:
 @numbers_group.command("remove")
 @click.argument("number")
 @click.option("--block", is_flag=True, help="NUMBER is a block prefix marked verified.")
+@click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
 @json_flag
 @click.pass_obj
 @_handles_errors
-def numbers_remove(app: Any, number: str, block: bool, as_json: bool) -> None:
-    """Forget NUMBER (or, with --block, an operator-verified block)."""
+def numbers_remove(app: Any, number: str, block: bool, yes: bool, as_json: bool) -> None:
+    """Forget NUMBER (or, with --block, an operator-verified block); asks first unless --yes."""
     reg = _registry(app)
+    known = reg.db.block_exists(number) if block else reg.db.exists(number)
+    if known and not yes:  # an unknown one fails below without asking
+        what = "block" if block else "number"
+        click.confirm(f"remove {what} {number} (its verification is lost)?", abort=True)
     if block:
         reg.remove_block(number, by=_operator())
     else:
