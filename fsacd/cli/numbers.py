@@ -96,7 +96,9 @@ def numbers_group() -> None:
 @click.pass_obj
 @_handles_errors
 def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | None, as_json: bool):
-    """Register NUMBER as pending verification (E.164: +4922129191999)."""
+    """Register NUMBER (E.164) as pending verification.
+
+    E.164 only: +4922129191999. A registered number gets the queues and agent added."""
     _check_queues(app, queues)
     if agent is not None and app.store.get_agent(agent) is None:
         fail(f"unknown agent {agent!r} (add it first: fsacd agent add {agent} ...)")
