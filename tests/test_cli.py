@@ -84,8 +84,8 @@ def test_config_check_errors(run, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('typo = 1\n[queues.a]\nring_timeout = 2.5\n[freeswitch]\npassword = "x"\n')
     res = run("config", "check", config=bad)
-    assert res.exit_code == 1
-    lines = res.stdout.strip().splitlines()
+    assert res.exit_code == 1 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
     assert len(lines) == 3
     assert any(line.startswith("queues.a.ring_timeout:") for line in lines)
     assert any(line.startswith("freeswitch.password:") for line in lines)
@@ -102,7 +102,7 @@ def test_config_path_from_env_and_missing_file(run, cfg_path, tmp_path, monkeypa
     (tmp_path / "fsacd.toml").write_text("[queues.only]\n")
     assert "1 queues" in ok(run("config", "check", config=None, env={"FSACD_CONFIG": ""})).stdout
     res = run("config", "check", config=tmp_path / "missing.toml")
-    assert res.exit_code == 1 and "cannot read" in res.stdout
+    assert res.exit_code == 1 and "cannot read" in res.stderr
 
 
 def test_bad_config_stops_other_commands(run, tmp_path):
@@ -225,7 +225,7 @@ def test_break_reason_validated(run):
 
 def test_agent_remove(run, store):
     add(run, "1001")
-    res = ok(run("agent", "remove", "1001"))
+    res = ok(run("agent", "remove", "1001", "--yes"))
     assert "removed" in res.stdout
     assert store.get_agent("1001") is None
 
@@ -237,7 +237,7 @@ def test_remove_busy_agent_refused(run, store):
     head, snaps = store.candidates("support")
     offer = store.reserve("support", head, [s.id for s in snaps], 1)
     assert offer is not None
-    res = run("agent", "remove", "1001")
+    res = run("agent", "remove", "1001", "--yes")
     assert res.exit_code == 1
     assert "1001" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert store.get_agent("1001") is not None

@@ -157,8 +157,10 @@ def test_mark_verified_block_and_special(run):
     assert listed["blocks"][0]["reason"] == "DDI block" and listed["blocks"][0]["by"] == "ops"
     text = ok(run("list")).stdout
     assert "+49115 (special)" in text and "DDI block" in text
-    ok(run("remove", "+4922129191", "--block"))
-    ok(run("remove", "+49115"))
+    ok(run("remove", "+4922129191", "--block", "--yes"))
+    res = run("remove", "+49115")  # asks first: no answer, kept
+    assert res.exit_code == 1 and "remove number +49115" in res.stdout
+    ok(run("remove", "+49115", "--yes"))
     fails(run("remove", "+49115"), "is not registered")
     data = as_json(run("list", "--json"))
     assert data == {"numbers": [], "blocks": []}

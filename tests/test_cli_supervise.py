@@ -84,7 +84,7 @@ def test_dtmf_switches_between_listen_whisper_and_barge(floor):
 def test_refusals_are_one_line_and_ring_nobody(floor):
     acd = floor.acd
     res = floor.cli("listen", "1001")
-    assert res.exit_code == 1 and "agent 1001 is not in a call (state idle)" in res.output
+    assert res.exit_code == 1 and "agent '1001' is not in a call (state idle)" in res.output
     res = floor.cli("listen", "nosuch")
     assert res.exit_code == 1 and "unknown agent 'nosuch'" in res.output
     call = talking(floor)

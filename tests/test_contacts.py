@@ -217,7 +217,6 @@ def test_id_column_option_and_extra_number_columns():
     "text,message",
     [
         ("", "header"),
-        ("name,phone\nAnn,030 1234567\n", "no 'id' column"),
         ("id,phone,Phone\n", "columns 2 and 3 are both 'phone'"),
         ("id,name,,phone\n", "column 3 has no name"),
         ("id,numbers\n", "can't be used as a field name"),
@@ -305,7 +304,10 @@ def test_cli_import_show_find_remove(run, tmp_path):
     res = run("contacts", "find", "hello")
     assert res.exit_code == 1 and "not a usable number" in res.stderr
 
-    assert json.loads(run("contacts", "remove", "c4", "--json").stdout) == {
+    res = run("contacts", "remove", "c4")  # asks first: no answer, nothing removed
+    assert res.exit_code == 1 and "remove contact c4" in res.stdout
+    assert run("contacts", "show", "c4").exit_code == 0
+    assert json.loads(run("contacts", "remove", "c4", "--yes", "--json").stdout) == {
         "ok": True,
         "removed": "c4",
     }
@@ -328,7 +330,32 @@ def test_cli_import_stdin_region_and_dry_run(run):
 
 
 def test_cli_import_file_problems(run):
-    res = run("contacts", "import", "-", input="name,phone\nAnn,030 1234567\n")
-    assert res.exit_code == 1 and "no 'id' column" in res.stderr
+    res = run("contacts", "import", "-", "--id-column", "Kdnr", input="name,phone\nAnn,030 1\n")
+    assert res.exit_code == 1 and "no 'kdnr' column" in res.stderr
     res = run("contacts", "import", "-", input=b"id,name\n1,M\xfcller\n")
     assert res.exit_code == 1 and "not UTF-8" in res.stderr
+
+
+def test_rows_without_an_id_column_get_a_stable_derived_id():
+    text = "Name,Phone,Mobile\nAnn Smith,030 1234567,0171 1234567\nBob,030 7654321\n"
+    first = parse_csv(text, "DE")
+    assert first.errors == []
+    ids = [c["id"] for c in first.contacts]
+    assert all(i.startswith("h-") for i in ids) and len(set(ids)) == 2
+    # the same person written differently (case, spaces, number format, column order) keeps it
+    again = parse_csv("mobile,name,phone\n+49 171 1234567,ann  SMITH,+49 30 1234567\n", "DE")
+    assert again.contacts[0]["id"] == ids[0]
+    # a row with neither a name nor a valid number cannot have one
+    bad = parse_csv("name,phone\n,not a number\n", "DE")
+    assert bad.contacts == [] and "derive an id" in bad.errors[0].message
+
+
+def test_cli_reimport_without_id_column_updates(run):
+    text = "name,phone,notes\nAnn,030 1234567,first\nBob,030 7654321,\n"
+    res = run("contacts", "import", "-", "--region", "DE", input=text)
+    assert res.exit_code == 0 and "2 new, 0 updated" in res.stdout, res.output
+    text2 = "name,phone,notes\nAnn,030 1234567,second\nBob,030 7654321,\n"
+    res = run("contacts", "import", "-", "--region", "DE", input=text2)
+    assert res.exit_code == 0 and "0 new, 2 updated" in res.stdout, res.output
+    found = json.loads(run("contacts", "find", "+49301234567", "--json").stdout)
+    assert found["total"] == 1 and found["contacts"][0]["notes"] == "second"

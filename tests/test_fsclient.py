@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import gevent
 
 from fsacd.esl.client import FreeSwitchClient
@@ -39,3 +41,28 @@ def test_keeper_and_api_never_open_two_connections():
         client.stop()
         fs.stop()
 
+
+
+def test_refused_password_is_logged_once_until_a_login_works(caplog):
+    fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon", heartbeat_interval=None)
+    fs.start()
+    caplog.set_level(logging.DEBUG, logger="fsacd.esl")
+    try:
+        unset = FreeSwitchClient(fs.inbound_address, None, timeout=2)
+        for _ in range(3):  # three tries (the keeper's retries): one warning
+            assert unset._connect_once() is False
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert "authentication failed (no password given)" in warnings[0].getMessage()
+        good = FreeSwitchClient(fs.inbound_address, "ClueCon", timeout=2)
+        assert good._connect_once() is True  # a login works: the next refusal is news again
+        good.stop()
+        caplog.clear()
+        wrong = FreeSwitchClient(fs.inbound_address, "nope", timeout=2)
+        assert wrong._connect_once() is False
+        host, port = fs.inbound_address
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+            f"FreeSWITCH inbound {host}:{port}: authentication failed (wrong password)"
+        ]
+    finally:
+        fs.stop()

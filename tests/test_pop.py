@@ -506,11 +506,22 @@ def test_pop_watch_live_from_now(r, sp, run):
 
 
 def test_pop_watch_timeout_and_bad_agent(run):
+    res = run("agent", "add", "1001", "--contact", "user/1001@pbx.example", "--queue", "support")
+    assert res.exit_code == 0, res.output
     t0 = time.monotonic()
     res = run("pop", "watch", "1001", "--timeout", "0.3")
     assert res.exit_code == 0 and time.monotonic() - t0 < 2
     res = run("pop", "watch", "bad id")
     assert res.exit_code == 1 and "bad agent id" in res.stderr
+    # an agent that neither exists nor has pops: refused at once, not watched forever
+    res = run("pop", "watch", "nosuch", "--timeout", "5")
+    assert res.exit_code == 1 and res.stderr.strip() == (
+        "Error: unknown agent 'nosuch' (fsacd agent list shows them)"
+    )
+    for bad in ("nan", "inf", "-inf"):
+        res = run("pop", "watch", "1001", "--timeout", bad)
+        assert res.exit_code in (1, 2) and isinstance(res.exception, SystemExit), res.exception
+        assert "Traceback" not in res.output and "--timeout" in res.stderr
 
 
 def test_pop_watch_shows_hostile_text_literally(r, run):

@@ -111,6 +111,20 @@ class Controller:
 
     def start(self) -> None:
         refuse_cluster(self.r)  # one clear line instead of CROSSSLOT errors on every call
+        if not configmod.password(self.cfg):
+            fs = self.cfg.freeswitch
+            where = (
+                f"the file {fs.password_file} is empty"
+                if fs.password_file
+                else f"set the environment variable {fs.password_env or 'FSACD_ESL_PASSWORD'}"
+                " (freeswitch.password_env) or freeswitch.password_file"
+            )
+            log.error(
+                "no FreeSWITCH event-socket password: %s (the password of event_socket.conf.xml);"
+                " the inbound connection to %s:%d will be refused",
+                where,
+                *self.cfg.freeswitch.inbound_address,
+            )
         self.store.sync_queues(self.cfg.queues)
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()

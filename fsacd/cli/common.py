@@ -136,6 +136,27 @@ def when(ts: float | None, now: float) -> str:
     return f"{stamp} ({ago(ts, now)} ago)"
 
 
+def human(value: Any) -> str:
+    """A config or state value as a person reads it: ``yes``/``no``, lists comma-separated
+    (``none`` when empty), whole floats without ``.0``, ``-`` for unset; never Python's repr."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return ", ".join(human(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={human(v)}" for k, v in value.items()) if value else "none"
+    return str(value)
+
+
+def is_time_field(key: str) -> bool:
+    """Fields holding a timestamp (epoch seconds): shown as local time, numbers in --json."""
+    return key.endswith(("_at", "_since")) or key in ("last_call_end", "ready_at")
+
+
 def queues_text(queues: dict[str, int]) -> str:
     return " ".join(f"{q}:{p}" for q, p in sorted(queues.items(), key=lambda kv: (kv[1], kv[0])))
 

@@ -6,6 +6,7 @@ Registered on the main group by fsacd/cli/main.py; shared helpers from fsacd/cli
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import unicodedata
@@ -227,11 +228,19 @@ def contacts_find(app: Any, number: str, region: str | None, ask_crm: bool, as_j
 
 @contacts_group.command("remove")
 @click.argument("contact_id")
+@click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
 @json_flag
 @click.pass_obj
-def contacts_remove(app: Any, contact_id: str, as_json: bool) -> None:
-    """Delete a contact and its numbers from the index."""
-    if not _run(_contacts(app).remove, contact_id):
+def contacts_remove(app: Any, contact_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a contact and its numbers from the index; asks first unless --yes."""
+    contacts = _contacts(app)
+    contact = _run(contacts.get, contact_id)
+    if contact is None:
+        fail(f"unknown contact {contact_id!r}")
+    if not yes:
+        name = _safe(contact.get("name") or "no name", 80)
+        click.confirm(f"remove contact {contact_id} ({name})?", abort=True)
+    if not _run(contacts.remove, contact_id):
         fail(f"unknown contact {contact_id!r}")
     if as_json:
         echo_json({"ok": True, "removed": contact_id})
@@ -274,7 +283,16 @@ def pop_watch(
 
     if not ID_RE.fullmatch(agent_id):
         fail(f"bad agent id {agent_id!r}")
+    if timeout is not None and not math.isfinite(timeout):
+        fail(f"--timeout must be a finite number of seconds (got {timeout}); leave it out to"
+             " watch until Ctrl-C")
     pops = PopStore.of(_store(app))
+    try:  # an agent removed since keeps its pops: those may still be watched
+        known = _store(app).get_agent(agent_id) is not None or pops.last_pop_id(agent_id) != "0-0"
+    except RedisError as exc:
+        fail(f"Redis: {exc}")
+    if not known:
+        fail(f"unknown agent {agent_id!r} (fsacd agent list shows them)")
     con = console()
     deadline = None if timeout is None else time.monotonic() + timeout
     shown = 0

@@ -191,7 +191,7 @@ def call_hangup(app: App, call_id: str, yes: bool, as_json: bool) -> None:
     finally:
         client.close()
     if not reply.startswith("+OK"):
-        fail(f"FreeSWITCH did not hang up {call_id}: {reply or 'no reply'}")
+        fail(f"FreeSWITCH did not hang up call {call_id!r}: {reply or 'no reply'}")
     app.store.event("call-hangup-requested", call=call_id, by=getpass.getuser())
     if as_json:
         echo_json({"ok": True, "call": call_id, "hung_up": True})
@@ -232,7 +232,7 @@ def call_transfer(app: App, call_id: str, dest: str, context: str, as_json: bool
     finally:
         client.close()
     if not reply.startswith("+OK"):
-        fail(f"FreeSWITCH did not transfer {call_id}: {reply or 'no reply'}")
+        fail(f"FreeSWITCH did not transfer call {call_id!r}: {reply or 'no reply'}")
     app.store.event("call-transferred", call=call_id, to=dest, by=getpass.getuser())
     if as_json:
         echo_json({"ok": True, "call": call_id, "to": dest})

@@ -22,6 +22,8 @@ from fsacd.cli.common import (
     echo_json,
     fail,
     handles_errors,
+    human,
+    is_time_field,
     json_flag,
     new_table,
     pass_app,
@@ -39,7 +41,7 @@ from fsacd.core import dialstring
 # --- the group ------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.option(
     "--config",
     "config_path",
@@ -86,7 +88,7 @@ def config_check(app: App, as_json: bool) -> None:
         )
     elif errors:
         for line in errors:
-            click.echo(line)
+            click.echo(line, err=True)
     else:
         assert cfg is not None
         click.echo(f"config OK: {len(cfg.queues)} queues, {len(cfg.routes)} routes")
@@ -114,6 +116,8 @@ def _parse_queue_opt(app: App, values: tuple[str, ...]) -> dict[str, int]:
         if name not in app.cfg.queues:
             known = ", ".join(app.cfg.queues)
             fail(f"unknown queue {name!r} (configured: {known})")
+        if name in out:
+            fail(f"--queue {value}: queue {name!r} is given twice; give each queue once")
         out[name] = pos
     return out
 
@@ -166,11 +170,18 @@ def agent_add(app: App, agent_id: str, contact: str, queues: tuple[str, ...], as
 
 @agent_group.command("remove")
 @click.argument("agent_id")
+@click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
 @json_flag
 @pass_app
 @handles_errors
-def agent_remove(app: App, agent_id: str, as_json: bool) -> None:
-    """Remove an agent (refused while it is ringing or in a call)."""
+def agent_remove(app: App, agent_id: str, yes: bool, as_json: bool) -> None:
+    """Remove an agent (refused while it is ringing or in a call); asks first unless --yes."""
+    agent = _agent_or_fail(app, agent_id)
+    if not yes:
+        click.confirm(
+            f"remove agent {agent_id} ({status_text(agent)}, {queues_text(agent['queues'])})?",
+            abort=True,
+        )
     app.store.remove_agent(agent_id)
     if as_json:
         echo_json({"ok": True, "removed": agent_id})
@@ -261,27 +272,28 @@ def agent_list(app: App, as_json: bool) -> None:
     console().print(table)
 
 
-_TIME_FIELDS = (
-    "state_since",
-    "ready_at",
-    "login_at",
-    "last_call_end",
-    "last_offer_at",
-    "tis_since",
-)
-
+#: Longest ``agent consent --by`` (a name or a ticket reference, kept in the agent's hash).
+MAX_BY = 100
 
 @agent_group.command("consent")
 @click.argument("agent_id")
 @click.option("--revoke", is_flag=True, help="Withdraw the agent's consent to be recorded.")
-@click.option("--by", default="cli", show_default=True, help="Who records this (for the log).")
+@click.option(
+    "--by",
+    default="cli",
+    show_default=True,
+    help=f"Who records this (for the log; at most {MAX_BY} characters).",
+)
 @json_flag
 @pass_app
 @handles_errors
 def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool) -> None:
     """Record the agent's consent to call recording (explicit, dated, revocable)."""
     from fsacd.core import consent
+    from fsacd.core.text import has_control
 
+    if not by.strip() or len(by) > MAX_BY or has_control(by):
+        fail(f"--by must be 1 to {MAX_BY} printable characters (got {len(by)})")
     _agent_or_fail(app, agent_id)
     now = time.time()
     fields = (
@@ -295,6 +307,13 @@ def agent_consent(app: App, agent_id: str, revoke: bool, by: str, as_json: bool)
         echo_json({"agent": agent_id, **view})
     else:
         click.echo(f"agent {agent_id}: recording consent {view['state']}")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @agent_group.command("show")
@@ -317,12 +336,12 @@ def agent_show(app: App, agent_id: str, as_json: bool) -> None:
         value = agent[key]
         if key == "queues":
             text = queues_text(value)
-        elif key in _TIME_FIELDS:
-            text = when(value, now)
         elif key == "talk_time":
             text = duration(value or 0)
+        elif is_time_field(key) and _number(value) is not None:
+            text = when(_number(value), now)
         else:
-            text = str(value) if value not in (None, "") else "-"
+            text = human(value)
         table.add_row(key, text)
     for key, value in today.to_dict().items():
         if key == "time_in_state":
@@ -417,7 +436,7 @@ def queue_show(app: App, name: str, as_json: bool) -> None:
     grid = Table("SETTING", "VALUE", show_header=False, box=None, padding=(0, 2))
     for key, val in settings.items():
         if val not in (None, "") and key != "display_name":
-            grid.add_row(key, str(val))
+            grid.add_row(key, human(val))
     con.print(grid)
     waiting = new_table("#", "CALL", "PRIORITY", "WAITED", "NUMBER", "NAME", title="waiting")
     for w in v["waiting"]:
@@ -523,11 +542,13 @@ def call_dial(
     import getpass
     import uuid as uuidlib
 
-    from fsacd.core.numbers import normalise
+    from fsacd.core.numbers import normalise, supported_region
 
     cfg = app.cfg
     if queue not in cfg.queues:
         fail(f"unknown queue {queue!r} (configured: {', '.join(sorted(cfg.queues))})")
+    if region is not None and not supported_region(region.upper()):
+        fail(f"--region {region!r} is not a region phonenumbers supports (e.g. DE, US)")
     n = normalise(number, (region or cfg.freeswitch.default_region).upper())
     if n.e164 is None:
         fail(f"not a dialable number ({n.reason}); write it like +4922112345678")

@@ -10,7 +10,7 @@ import functools
 import getpass
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich import box
@@ -18,15 +18,17 @@ from rich.console import Console
 from rich.table import Table
 
 from fsacd.cli.common import echo_json, fail, json_flag
-from fsacd.verified.registry import (
-    BlockEntry,
-    NumberEntry,
-    NumberError,
-    VerifiedNumbers,
-    code_spoken,
-    require_e164,
-    verify_call_command,
-)
+
+if TYPE_CHECKING:
+    from fsacd.verified.registry import NumberEntry, VerifiedNumbers
+
+
+def _reg() -> Any:
+    """fsacd.verified.registry, imported when a numbers command runs (it pulls in httpx:
+    every other command starts faster without it)."""
+    from fsacd.verified import registry
+
+    return registry
 
 
 def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +40,7 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return fn(*args, **kwargs)
-        except (NumberError, ValueError) as exc:
+        except (_reg().NumberError, ValueError) as exc:
             fail(str(exc))
         except ConfigError as exc:
             fail("; ".join(exc.errors))
@@ -53,7 +55,8 @@ def _handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _registry(app: Any) -> VerifiedNumbers:
     cfg = app.cfg
     keys = app.store.keys
-    return VerifiedNumbers(app.redis, keys, cfg.numbers, region=cfg.freeswitch.default_region)
+    region = cfg.freeswitch.default_region
+    return _reg().VerifiedNumbers(app.redis, keys, cfg.numbers, region=region)
 
 
 def _check_queues(app: Any, queues: tuple[str, ...]) -> None:
@@ -93,8 +96,12 @@ def numbers_group() -> None:
 @click.pass_obj
 @_handles_errors
 def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | None, as_json: bool):
-    """Register NUMBER (E.164, e.g. +4922129191999) as pending verification."""
+    """Register NUMBER (E.164) as pending verification.
+
+    E.164 only: +4922129191999. A registered number gets the queues and agent added."""
     _check_queues(app, queues)
+    if agent is not None and app.store.get_agent(agent) is None:
+        fail(f"unknown agent {agent!r} (add it first: fsacd agent add {agent} ...)")
     entry, created = _registry(app).add(number, queues=queues, agent=agent)
     if as_json:
         echo_json({"ok": True, "created": created, "number": entry.as_dict(time.time())})
@@ -116,13 +123,14 @@ def numbers_add(app: Any, number: str, queues: tuple[str, ...], agent: str | Non
 def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
     """Send a one-time code to NUMBER: a call that speaks it, or an SMS."""
     reg = _registry(app)
-    number = require_e164(number, reg.region)
+    number = _reg().require_e164(number, reg.region)
     if reg.get(number) is None:
         fail(f"{number} is not registered: fsacd numbers add {number} first")
     if via == "call":
         from fsacd.config import password
 
-        verify_call_command(number, "0" * reg.settings.code_digits, reg.settings)  # config ok?
+        zeros = "0" * reg.settings.code_digits
+        _reg().verify_call_command(number, zeros, reg.settings)  # config ok?
         from fsacd.esl.session import InboundClient
 
         host, port = app.cfg.freeswitch.inbound_address
@@ -139,7 +147,7 @@ def numbers_verify(app: Any, number: str, via: str, as_json: bool) -> None:
                 ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP_COMPLETE"]
             )
             result = reg.verify_via_call(number, client)
-            spoken, why = code_spoken(client, result["uuid"], reg.settings.call_app)
+            spoken, why = _reg().code_spoken(client, result["uuid"], reg.settings.call_app)
         finally:
             client.close()
         result["spoken"] = spoken
@@ -227,12 +235,17 @@ def numbers_list(app: Any, as_json: bool) -> None:
 @numbers_group.command("remove")
 @click.argument("number")
 @click.option("--block", is_flag=True, help="NUMBER is a block prefix marked verified.")
+@click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
 @json_flag
 @click.pass_obj
 @_handles_errors
-def numbers_remove(app: Any, number: str, block: bool, as_json: bool) -> None:
-    """Forget NUMBER (or, with --block, an operator-verified block)."""
+def numbers_remove(app: Any, number: str, block: bool, yes: bool, as_json: bool) -> None:
+    """Forget NUMBER (or, with --block, an operator-verified block); asks first unless --yes."""
     reg = _registry(app)
+    known = reg.db.block_exists(number) if block else reg.db.exists(number)
+    if known and not yes:  # an unknown one fails below without asking
+        what = "block" if block else "number"
+        click.confirm(f"remove {what} {number} (its verification is lost)?", abort=True)
     if block:
         reg.remove_block(number, by=_operator())
     else:
@@ -283,10 +296,10 @@ def numbers_mark_verified(
     )
     now = time.time()
     if as_json:
-        key = "block" if isinstance(result, BlockEntry) else "number"
+        key = "block" if isinstance(result, _reg().BlockEntry) else "number"
         echo_json({"ok": True, key: result.as_dict(now)})
         return
-    if isinstance(result, BlockEntry):
+    if isinstance(result, _reg().BlockEntry):
         until = f" until {_when(result.expires_at)}" if result.expires_at else ""
         click.echo(f"block {result.prefix}… marked verified{until} by {result.by}: {reason}")
     else:

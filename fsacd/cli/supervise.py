@@ -73,10 +73,10 @@ def _target(app: App, agent_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         fail(f"unknown agent {agent_id!r}")
     call_id = agent.get("call") or ""
     if agent.get("state") != "in-call" or not call_id:
-        fail(f"agent {agent_id} is not in a call (state {agent.get('state') or 'unknown'})")
+        fail(f"agent {agent_id!r} is not in a call (state {agent.get('state') or 'unknown'})")
     call = app.store.get_call(call_id)
     if call is None or call.get("state") != "bridged":
-        fail(f"agent {agent_id}'s call {call_id} is not bridged now")
+        fail(f"call {call_id!r} of agent {agent_id!r} is not bridged now")
     return agent, call
 
 
@@ -127,14 +127,14 @@ def run_supervise(app: App, mode: str, agent_id: str, contact: str | None) -> di
                 pass
             fail(f"FreeSWITCH: originate: {exc}")
         if not reply.startswith("+OK"):
-            fail(f"the supervisor's phone {contact} was not connected: {reply or 'no reply'}")
+            fail(f"the supervisor's phone {contact!r} was not connected: {reply or 'no reply'}")
         why = _wait_started(client, leg_uuid, START_TIMEOUT)
         if why is not None:
             switch.api(client, f"uuid_kill {leg_uuid}")
             fail(f"{mode}: {why}")
         if switch.api(client, f"uuid_exists {call_id}") != "true":
             switch.api(client, f"uuid_kill {leg_uuid}")
-            fail(f"agent {agent_id}'s call {call_id} ended before the supervisor joined")
+            fail(f"call {call_id!r} of agent {agent_id!r} ended before the supervisor joined")
     finally:
         client.close()
     app.store.event(

@@ -13,7 +13,7 @@ import time
 import gevent
 from gevent.lock import Semaphore
 
-from fsacd.esl.session import ESLError, InboundClient
+from fsacd.esl.session import ESLError, InboundClient, report_connect_error
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class FreeSwitchClient:
         try:
             client.connect()
         except ESLError as exc:
-            log.warning("FreeSWITCH inbound %s:%d: %s", *self.address, exc)
+            report_connect_error(log, "", self.address, exc)
             client.close()
             return False
         self._client = client

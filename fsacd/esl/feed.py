@@ -14,7 +14,7 @@ import time
 import gevent
 
 from fsacd.esl.framing import Event
-from fsacd.esl.session import ESLError, InboundClient
+from fsacd.esl.session import ESLError, InboundClient, report_connect_error
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ReconnectingFeed:
                     if ev is not None:
                         self.on_event(ev)
             except ESLError as exc:
-                log.warning("%s: FreeSWITCH inbound %s:%d: %s", self.label, *self.address, exc)
+                report_connect_error(log, f"{self.label}: ", self.address, exc)
             except Exception:  # noqa: BLE001 - keep the feed alive
                 log.exception("%s failed", self.label)
             finally:

@@ -47,6 +47,23 @@ from .framing import (
 
 log = logging.getLogger("fsacd.esl")
 
+#: Inbound addresses whose refused password was logged (a warning once, until a login works):
+#: the controller's connections retry with backoff and would repeat it on every try.
+_AUTH_REPORTED: set[tuple[str, int]] = set()
+
+
+def report_connect_error(
+    logger: logging.Logger, prefix: str, address: tuple[str, int], exc: Exception
+) -> None:
+    """Log why an inbound connection failed; a refused password once per address (debug after)
+    until a connection to it authenticates again."""
+    if isinstance(exc, AuthError):
+        if tuple(address) in _AUTH_REPORTED:
+            logger.debug("%sFreeSWITCH inbound %s:%d: %s", prefix, *address, exc)
+            return
+        _AUTH_REPORTED.add((address[0], address[1]))
+    logger.warning("%sFreeSWITCH inbound %s:%d: %s", prefix, *address, exc)
+
 RECV_SIZE = 65536
 #: Events kept for a consumer that does not read them; the oldest are dropped beyond this.
 MAX_QUEUED_EVENTS = 10000
@@ -604,7 +621,9 @@ class InboundClient(_Hardened, gs.InboundESL):
         frame = self.send_command(f"auth {self.password}", check=False)
         if _reply_text(frame) != "+OK accepted":
             self.close()
-            raise AuthError("authentication failed")
+            why = "no password given" if not self.password else "wrong password"
+            raise AuthError(f"authentication failed ({why})")
+        _AUTH_REPORTED.discard((self.host, self.port))
 
     def api(self, cmd: str, timeout: float | None = None, *, check: bool = False) -> str:
         """Run ``api <cmd>``; return the response body (``-ERR ...`` too unless ``check``)."""

@@ -16,6 +16,7 @@ Nothing here logs a number or a contact field.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -419,10 +420,11 @@ def parse_csv(
             )
         seen[key] = i
         columns.append((*kind, name) if kind[0] == "id" else kind)
-    if not any(k[0] == "id" for k in columns):
+    derive = not any(k[0] == "id" for k in columns)
+    if derive and canonical_name(id_column) not in ("", "id"):
         raise ImportFileError(
-            f"no {id_col!r} column: every contact needs an id (add an id column, or name the"
-            " column that holds one with --id-column)"
+            f"no {id_col!r} column (named with --id-column); without --id-column a file with"
+            " no id column gets ids derived from each row's name and numbers"
         )
 
     report = ImportReport()
@@ -446,7 +448,7 @@ def parse_csv(
         if not row or all(not c.strip() for c in row):
             continue
         report.rows += 1
-        contact = _row(row, columns, start, region, report)
+        contact = _row(row, columns, start, region, report, derive=derive)
         if contact is None:
             continue
         cid = contact["id"]
@@ -462,8 +464,22 @@ def parse_csv(
     return report
 
 
+def derived_id(name: str, e164s: Iterable[str]) -> str:
+    """A stable id for a row without one: ``h-`` and a hash of its name (case and spaces
+    folded) and its normalised numbers (sorted), so a re-import of the row updates it."""
+    folded = " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    text = folded + "|" + ",".join(sorted(set(e164s)))
+    return "h-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
 def _row(
-    row: list[str], columns: list[tuple], line: int, region: str, report: ImportReport
+    row: list[str],
+    columns: list[tuple],
+    line: int,
+    region: str,
+    report: ImportReport,
+    *,
+    derive: bool = False,
 ) -> dict[str, Any] | None:
     if len(row) > len(columns):
         report.errors.append(
@@ -494,6 +510,11 @@ def _row(
             warnings.append(Problem(line, f"cut to {MAX_VALUE} characters", name))
             value = value[:MAX_VALUE]
         contact[name] = value
+    if derive:
+        if not nums and not contact.get("name"):
+            report.errors.append(Problem(line, "no name and no valid number to derive an id from"))
+            return None
+        contact["id"] = derived_id(contact.get("name", ""), (n["number"] for n in nums))
     cid = contact.get("id", "")
     if not cid:
         report.errors.append(Problem(line, "no id", columns_id_name(columns)))
