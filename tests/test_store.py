@@ -475,19 +475,19 @@ def test_reserve_drops_a_broken_head(store, r):
     assert match_one(store, "sales", "first-available").call_id == "c2"
 
 
-# --- reserve_many: a whole pass in one reservation ---------------------------------------------
+# --- match: a whole pass in one script -----------------------------------------------------
 
 
-def test_reserve_many_serves_the_head_calls_in_order_with_the_next_agents(store, r):
+def test_match_serves_the_head_calls_in_order_with_the_next_agents(store, r):
     add_agents(store, 3)
     for c in ("c1", "c2", "c3", "c4"):
         enqueue(store, c)
     enqueue(store, "c0", priority=5)  # heads the queue
-    offers = store.reserve_many("sales", ["a3", "a1", "a2"], 1, calls=5)
+    offers = store.match("sales", "first-available", 5)
     assert [(o.call_id, o.agents) for o in offers] == [
-        ("c0", ["a3"]),
-        ("c1", ["a1"]),
-        ("c2", ["a2"]),
+        ("c0", ["a1"]),
+        ("c1", ["a2"]),
+        ("c2", ["a3"]),
     ]
     assert len({o.offer_id for o in offers}) == 3
     assert waiting(r) == ["c3", "c4"]
@@ -495,31 +495,31 @@ def test_reserve_many_serves_the_head_calls_in_order_with_the_next_agents(store,
         assert store.get_call(o.call_id)["offer"] == o.offer_id
         a = store.get_agent(o.agents[0])
         assert (a["state"], a["call"], a["offer"]) == ("reserved", o.call_id, o.offer_id)
-    assert store.rr_last("sales") == 2  # the position of the last agent taken
+    assert store.rr_last("sales") == 3  # the position of the last agent taken
     offered = [e["call"] for e in event_list(r, "call-offered")]
     assert offered == ["c0", "c1", "c2"]
 
 
-def test_reserve_many_ring_all_serves_one_call(store, r):
+def test_match_ring_all_serves_one_call(store, r):
     add_agents(store, 3)
     enqueue(store, "c1")
     enqueue(store, "c2")
-    offers = store.reserve_many("sales", ["a1", "a2", "a3"], 0, calls=2)
+    offers = store.match("sales", "ring-all", 2)
     assert [(o.call_id, o.agents) for o in offers] == [("c1", ["a1", "a2", "a3"])]
     assert waiting(r) == ["c2"]
 
 
-def test_reserve_many_skips_broken_calls_and_agents_taken_meanwhile(store, r):
+def test_match_skips_broken_calls_and_agents_not_free(store, r):
     add_agents(store, 2)
     enqueue(store, "c1")
     enqueue(store, "c2")
     enqueue(store, "c3")
     r.delete(Keys().call("c1"))  # should never happen; must not block the queue
     store.set_break("a1", "x")
-    offers = store.reserve_many("sales", ["a1", "a2"], 1, calls=3)
+    offers = store.match("sales", "first-available", 3)
     assert [(o.call_id, o.agents) for o in offers] == [("c2", ["a2"])]
     assert waiting(r) == ["c3"]
-    assert store.reserve_many("sales", ["a1", "a2"], 1, calls=3) == []
+    assert store.match("sales", "first-available", 3) == []
 
 
 def test_a_paused_queue_offers_nothing(store, r):
@@ -528,7 +528,7 @@ def test_a_paused_queue_offers_nothing(store, r):
     r.hset(Keys().queue("sales"), "paused", "1")
     pool = store.pool("sales")
     assert (pool.head, pool.waiting, pool.paused, pool.free) == ("c1", 1, True, [])
-    assert store.reserve_many("sales", ["a1"], 1, calls=1) == []
+    assert store.match("sales", "first-available", 1) == []
     assert store.reserve("sales", "c1", ["a1"]) is None
     r.hdel(Keys().queue("sales"), "paused")
     assert [s.id for s in store.pool("sales").free] == ["a1", "a2"]

@@ -724,16 +724,23 @@ class Store(StateBase):
 
         None if the call is no longer the head or no candidate is free (nothing changed).
         """
-        offers = self._reserve(queue, call_id, ordered, want, 1)
+        if want is not None and want < 0:
+            raise ValueError(f"want must be >= 0, not {want}")
+        if not ordered:
+            return None
+        k = self.keys
+        res = self.scripts.reserve(
+            keys=[
+                k.events(),
+                k.queue_waiting(queue),
+                k.call(call_id),
+                k.queue_members(queue),
+                k.queue(queue),
+            ],
+            args=[*self._args(), queue, call_id, _offer_ids(1)[0], str(want or 0), *ordered],
+        )
+        offers = _offers(queue, res)
         return offers[0] if offers else None
-
-    def reserve_many(
-        self, queue: str, ordered: list[str], want: int | None = 1, calls: int = 1
-    ) -> list[Offer]:
-        """Atomically offer up to ``calls`` of the calls heading ``queue`` now, in order, each
-        to the next ``want`` free agents of ``ordered`` (ring-all: one call, every free
-        agent). One round trip for a whole pass of matching; [] if nothing changed."""
-        return self._reserve(queue, "", ordered, want, calls)
 
     def match(
         self,
@@ -778,27 +785,6 @@ class Store(StateBase):
                 fractions,
                 *busy,
             ],
-        )
-        return _offers(queue, res)
-
-    def _reserve(
-        self, queue: str, call_id: str, ordered: list[str], want: int | None, calls: int
-    ) -> list[Offer]:
-        if want is not None and want < 0:
-            raise ValueError(f"want must be >= 0, not {want}")
-        if not ordered or calls < 1:
-            return []
-        k = self.keys
-        offer_ids = ",".join(_offer_ids(calls))
-        res = self.scripts.reserve(
-            keys=[
-                k.events(),
-                k.queue_waiting(queue),
-                k.call(call_id or "-"),
-                k.queue_members(queue),
-                k.queue(queue),
-            ],
-            args=[*self._args(), queue, call_id, offer_ids, str(want or 0), *ordered],
         )
         return _offers(queue, res)
 

@@ -1,38 +1,31 @@
--- reserve.lua: THE atomic match of a queue's waiting calls with free agents.
+-- reserve.lua: the atomic match of a queue's head call with free agents in a given order
+-- (the matcher's passes use match.lua; this serves an explicit order: the CLI and tests).
 --
 -- KEYS[1]  events stream
 -- KEYS[2]  queue:<q>:waiting   zset of waiting calls
--- KEYS[3]  call:<call_id>      hash of the expected head call (unused when ARGV[4] is '')
+-- KEYS[3]  call:<call_id>      hash of the head call
 -- KEYS[4]  queue:<q>:members   zset agent id -> position
 -- KEYS[5]  queue:<q>           hash; rr_last (position of the agent offered last) is set;
 --                              nothing is offered while its field paused is "1"
 -- ARGV[1]  key prefix (agent and call keys are built from it)
 -- ARGV[2]  now
 -- ARGV[3]  queue name
--- ARGV[4]  call id that must still be the head of KEYS[2], or '' to serve whatever calls head
---          the queue now, in order
--- ARGV[5]  offer ids (new, unique), comma-separated: one per call to serve at most
--- ARGV[6]  want: how many agents per call (0 = every free candidate: ring-all, one call)
--- ARGV[7…] candidate agent ids in preference order; each call takes the next free ones
--- Returns nil when nothing changed (the expected call is no longer the head, or no candidate
--- is free any more), else a flat list of offers: {offer_id, call_id, owner, n, agent_id × n,
--- offer_id, …}.
--- A waiting call whose hash is not a waiting call of this queue cannot be served: it is
--- dropped from the zset (the queue is woken so matching moves on).
+-- ARGV[4]  call id: must still be the head of KEYS[2] and in state `waiting`
+-- ARGV[5]  offer id (new, unique)
+-- ARGV[6]  want: how many agents to take (0 = every free candidate: ring-all)
+-- ARGV[7…] candidate agent ids in preference order
+-- Returns nil when nothing changed (the call is no longer the head, or no candidate is free
+-- any more), else {offer_id, call_id, owner, n, agent_id × n}.
+-- A head whose hash is not a waiting call of this queue cannot be served: it is dropped
+-- from the zset (the queue is woken so matching moves on) and nil is returned.
 
-local queue, expected, want = ARGV[3], ARGV[4], tonumber(ARGV[6])
-local offer_ids = split(ARGV[5])
-if redis.call('HGET', KEYS[5], 'paused') == '1' or #offer_ids == 0 then
+local queue, call_id, want = ARGV[3], ARGV[4], tonumber(ARGV[6])
+if redis.call('HGET', KEYS[5], 'paused') == '1' then
   return false
 end
-local calls
-if expected ~= '' then
-  calls = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if calls[1] ~= expected then
-    return false
-  end
-else
-  calls = redis.call('ZRANGE', KEYS[2], 0, #offer_ids - 1)
+local calls = redis.call('ZRANGE', KEYS[2], 0, 0)
+if calls[1] ~= call_id then
+  return false
 end
 
 local cands, seen = {}, {}
@@ -59,5 +52,5 @@ local function take()
   return taken
 end
 
-return offer_calls(queue, calls, offer_ids, want, take, KEYS[2], KEYS[4], KEYS[5], sync_free,
-                   expected ~= '')
+return offer_calls(queue, calls, {ARGV[5]}, want, take, KEYS[2], KEYS[4], KEYS[5], sync_free,
+                   true)
