@@ -289,8 +289,13 @@ class Controller:
             inbox.put(("offer", offer))
             return True
         log.info("offer %s: call %s has no socket here", offer.offer_id, offer.call_id)
-        self.store.cancel_offer(offer)
-        if not self.callbacks.claim_orphan(offer.call_id):
+        rec = self.store.get_call(offer.call_id) or {}
+        if rec.get("callback") == "1" and rec.get("state") != "ended":
+            self.store.cancel_offer(offer)  # back in its place, then run here or by its owner
+            self.callbacks.claim_orphan(offer.call_id)
+        else:
+            # ended in one step, its agents released with it: a requeue first would let a
+            # matcher offer the call again before it ends
             self.store.finish_call(offer.call_id, "controller-lost", 0.0)
         return True
 
