@@ -181,16 +181,7 @@ end
 -- Free = available, idle (or wrap-up that is over), past ready_at, member of the queue.
 local function agent_free(id, members)
   local a = redis.call('HMGET', agent_key(id), 'status', 'state', 'ready_at')
-  if a[1] ~= 'available' then
-    return false
-  end
-  if a[2] ~= 'idle' and a[2] ~= 'wrap-up' then
-    return false
-  end
-  if num(a[3]) > NOW then
-    return false
-  end
-  return redis.call('ZSCORE', members, id) ~= false
+  return is_free_row(a) and redis.call('ZSCORE', members, id) ~= false
 end
 
 -- ---- figures (docs/redis.md "Figures"; read by fsacd/state/stats.py) ----------------------

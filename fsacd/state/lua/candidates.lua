@@ -8,7 +8,7 @@
 -- ARGV[2]  now
 -- Returns {head call id or false, waiting count, rr_last or '', paused ('1' or ''), then per
 -- free member: id, position, last_call_end, login_at, answered, talk_time, last_offer_at}.
--- Free is the test of agent_free (_lib.lua). Without a waiting call, or while the queue is
+-- Free is the test of is_free_row (_lib.lua). Without a waiting call, or while the queue is
 -- paused, no members are listed. Nothing is written: the snapshot only guides the strategy;
 -- reserve.lua checks freedom again atomically.
 
@@ -27,7 +27,7 @@ for i = 1, #members, 2 do
   local id = members[i]
   local a = redis.call('HMGET', agent_key(id), 'status', 'state', 'ready_at', 'last_call_end',
                        'login_at', 'answered', 'talk_time', 'last_offer_at')
-  if a[1] == 'available' and (a[2] == 'idle' or a[2] == 'wrap-up') and num(a[3]) <= NOW then
+  if is_free_row(a) then
     out[#out + 1] = id
     out[#out + 1] = members[i + 1]
     for j = 4, 8 do
