@@ -1268,7 +1268,10 @@ class CallFlow:
         qcfg = self._queue_cfg(self.state.queue)
         pop = self._pop.reads(self.state.uuid)  # read with the end of the call: one trip
         try:
-            self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up, also=pop)
+            if outcome == "abandoned" and not self.state.agent:  # hung up, never served
+                self.store.abandon(self.state.uuid, outcome, also=pop)
+            else:
+                self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up, also=pop)
         except RedisUnavailable as exc:  # recovery records it once Redis is back
             log.warning("call %s: could not record the end of the call: %s", self.state.uuid, exc)
             return

@@ -989,9 +989,11 @@ class Store(StateBase):
         ``also``: reads sent in the same round trip (the screen pop's)."""
         return self._finish(call_id, outcome, wrap_up, "call-ended", also)
 
-    def abandon(self, call_id: str, outcome: str = "abandoned") -> bool:
+    def abandon(
+        self, call_id: str, outcome: str = "abandoned", also: Reads | None = None
+    ) -> bool:
         """The caller hung up before being served: like finish_call, event call-abandoned."""
-        return self._finish(call_id, outcome, 0.0, "call-abandoned")
+        return self._finish(call_id, outcome, 0.0, "call-abandoned", also)
 
     def free_due_agents(self) -> list[str]:
         """Agents whose ready_at has come (wrap-up -> idle, delays over); returns and wakes
