@@ -85,6 +85,7 @@ class Controller:
         self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
         self.presence.on_agent_dtmf = self._agent_dtmf
         self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
+        self.matcher.on_moved = lambda call_id: self.deliver(call_id, ("moved", None))
         self.matcher.on_dial = lambda data: gevent.spawn(self.dial_request, data)
         self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
