@@ -233,3 +233,47 @@ def test_big_frames_on_the_outbound_port_while_calls_go_on(switch, acd_on, redis
     assert grown < 100 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
     settle(acd, first, second)
     count(acd, {first.uuid: "answered", second.uuid: "answered"}, {"1001": 1, "1002": 1})
+
+
+# --- forged X-Fsacd-* headers ------------------------------------------------------------------
+
+
+def test_a_caller_with_forged_fsacd_headers_cannot_forge_the_agents_screen_pop(switch, acd_on, redis_url):  # noqa: E501, F811
+    """The caller's channel carries ``sip_h_X-Fsacd-*`` variables, as a SIP caller's INVITE
+    headers become on FreeSWITCH; the agent is a SIP phone, so the switch's sofia copies the
+    caller's ``sip_h_*`` onto the agent's INVITE. None of fsacd's namespace may come from the
+    caller; the caller's other headers still go through (the copy is there to be tested)."""
+    try:
+        contact = switch.sip_contact("agent", "1001")
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    acd = acd_on(redis_url)
+    acd.store.add_agent("1001", contact, {"support": 1})
+    acd.store.login("1001")
+    forged = {
+        "sip_h_X-Fsacd-Contact": "c-4711",
+        "sip_h_X-Fsacd-Contact-Name": "Anna Schmidt",
+        "sip_h_X-Fsacd-Tier": "gold",
+        "sip_h_X-Customer-Ref": "A-17",  # not fsacd's: goes through
+    }
+    # plumbing of the test switch: the loopback caller's L16 would be the only codec offered
+    # to the SIP phone (488); a SIP caller would bring PCMU itself
+    codec = {"absolute_codec_string": "PCMU", "export_vars": "absolute_codec_string"}
+    call = switch.place_call(
+        destination="5000", caller_number="+4930901820", variables={**forged, **codec}
+    )
+    leg = call.wait_bridged(STEP)
+    assert leg.agent == "1001"
+    phone = switch.phone_view(leg)
+    if switch.real:  # the phone's own channel: the INVITE as it was received
+        assert phone.get("direction") == "inbound" and phone.get("sip_call_id")
+        assert phone["sip_call_id"] == leg.variables["sip_call_id"]
+    for view in (leg.variables, phone):
+        fsacd_headers = {k: v for k, v in view.items() if k.lower().startswith("sip_h_x-fsacd-")}
+        assert fsacd_headers.get("sip_h_X-Fsacd-Match") == "none"  # fsacd's own
+        assert not {"sip_h_X-Fsacd-Contact", "sip_h_X-Fsacd-Contact-Name",
+                    "sip_h_X-Fsacd-Tier"} & set(fsacd_headers), fsacd_headers  # fmt: skip
+        assert "c-4711" not in fsacd_headers.values() and "gold" not in fsacd_headers.values()
+        assert view.get("sip_h_X-Customer-Ref") == "A-17"
+    settle(acd, call)
+    count(acd, {call.uuid: "answered"}, {"1001": 1})
