@@ -338,7 +338,7 @@ def test_a_controller_beyond_loopback_serves_freeswitch_and_counts_refusals(redi
             for s in fam.samples
             if s.name == "fsacd_outbound_refused_total"
         }
-        assert got == {"not-allowed": 1}
+        assert got == {"not-allowed": 1, "source-limit": 0, "source-rate": 0, "max-calls": 0}
     finally:
         fs.stop()
         ctl.stop(timeout=2)

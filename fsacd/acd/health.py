@@ -22,6 +22,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from fsacd.esl.guard import REASONS
+
 log = logging.getLogger(__name__)
 
 #: How often Redis is pinged for its latency, seconds.
@@ -110,8 +112,9 @@ class _Live:
                 " source-limit, source-rate, max-calls).",
                 labels=["reason"],
             )
-            for reason, count in sorted(self.refused().items()):
-                c.add_metric([reason], count)
+            counts = self.refused()
+            for reason in sorted({*REASONS, *counts}):  # every reason, 0 until one happens
+                c.add_metric([reason], counts.get(reason, 0))
             yield c
 
 
