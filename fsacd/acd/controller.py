@@ -19,6 +19,7 @@ from fsacd.acd.matcher import Matcher
 from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
+from fsacd.acd.sources import guard_for
 from fsacd.esl.client import FreeSwitchClient
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
@@ -93,6 +94,7 @@ class Controller:
             self.handle_call,
             max_calls=cfg.server.max_calls,
             command_timeout=cfg.server.command_timeout,
+            guard=guard_for(cfg),
         )
         self._greenlets: list[gevent.Greenlet] = []
         self.stopping = False
@@ -146,6 +148,7 @@ class Controller:
                 self.store.ping,
                 self._not_ready,
                 lambda: self.active_calls,
+                lambda: self.server.refused,
             )
             self.health.start()
         host, port = self.server.address
@@ -238,6 +241,8 @@ class Controller:
             return False
         if new.server.listen_address != self.cfg.server.listen_address:
             log.warning("reload: server.listen changes need a restart; the rest is applied")
+        if self.server.guard is not None:
+            guard_for(new, self.server.guard)
         self.cfg = new
         self.matcher.cfg = new
         self.pop = ScreenPop(self.r, self.store.keys, new)
