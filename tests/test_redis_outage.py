@@ -130,7 +130,7 @@ def test_calls_bridged_during_a_redis_outage_keep_true_records(server, caplog):
         assert all(int(acd.agent_state(a)["answered"]) == 1 for a in agents)
         assert not [e for e in acd.events() if "controller-lost" in e.values()]
         tracebacks = [r for r in caplog.records if r.exc_info]
-        assert len(tracebacks) <= 3, [r.getMessage() for r in tracebacks]
+        assert tracebacks == [], [r.getMessage() for r in tracebacks]  # an outage, not a bug
         outage_lines = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
         assert 1 <= len(outage_lines) <= 3
     finally:

@@ -22,6 +22,7 @@ import gevent
 from gevent.event import Event as GEvent
 from gevent.lock import Semaphore
 
+from fsacd.acd.outage import note_failure
 from fsacd.core import strategies
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class Matcher:
         try:
             self._match_queue(queue, wait=MATCH_NOW_WAIT, since=since)
         except Exception:  # noqa: BLE001 - Redis trouble: the loop and the sweep retry
-            log.exception("matching %s failed; retrying in the match loop", queue)
+            note_failure(f"matching {queue}", log)  # the match loop retries
             self.request([queue])
 
     @contextmanager
@@ -157,7 +158,7 @@ class Matcher:
         try:
             woken = self.store.free_due_agents()
         except Exception:  # noqa: BLE001
-            log.exception("freeing agents after wrap-up failed")
+            note_failure("freeing agents after wrap-up", log)
             woken = []
         self.request([*queues, *woken])
 
@@ -172,7 +173,7 @@ class Matcher:
                 for queue in self._by_head(pending):
                     self._match_queue(queue)
             except Exception:  # noqa: BLE001 - Redis trouble: retry on the next signal/sweep
-                log.exception("matching failed; retrying")
+                note_failure("matching", log)  # retried on the next signal
                 self._pending |= pending
                 gevent.sleep(0.5)
 
@@ -325,10 +326,10 @@ class Matcher:
                 if due is not None:
                     delay = min(delay, max(0.01, due - time.time() + 0.005))
             except Exception:  # noqa: BLE001
-                log.exception("reading the next due time failed")
+                note_failure("reading the next due time", log)
             gevent.sleep(delay)
             try:
                 woken = self.store.free_due_agents()
                 self.request([*woken, *self.cfg.queues])
             except Exception:  # noqa: BLE001
-                log.exception("sweep failed")
+                note_failure("the sweep", log)

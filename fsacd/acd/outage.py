@@ -9,6 +9,7 @@ its agent in-call, then in wrap-up), so recovery never mistakes it for a lost ca
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -107,6 +108,16 @@ class Durable:
             return durable(name, value, *args, retry_for=self._retry_for, **kwargs)
 
         return call
+
+
+def note_failure(what: str, logger: logging.Logger | None = None) -> None:
+    """Call inside an ``except``: an outage is noted once (no traceback: one line when it
+    starts, one when it ends), anything else is logged with its traceback."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, TRANSIENT_ERRORS):
+        OUTAGE.failed(what, exc)
+    else:
+        (logger or log).exception("%s failed", what)
 
 
 def quietly(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
