@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+from fsacd.state.connection import check_prefix
 from fsacd.state.keys import Keys
 
 #: A batch of queued commands (a redis-py pipeline); features only pass it on as ``pipe=``.
@@ -24,6 +25,7 @@ class StateBase:
     def __init__(self, r: Any, keys: Keys | None = None) -> None:
         self.r = r
         self.keys = keys or Keys()
+        check_prefix(r, self.keys.prefix)  # on a Redis Cluster: one slot, or one clear line
 
     @classmethod
     def of(cls, other: StateBase) -> Self:

@@ -291,6 +291,15 @@ def _field(v: Any) -> str | None:
     return str(v)
 
 
+def _decodes(r: Any) -> bool:
+    """``r`` (a client of one server or of a cluster) decodes responses to str."""
+    try:
+        return bool(r.get_encoder().decode_responses)
+    except AttributeError:
+        kwargs = getattr(getattr(r, "connection_pool", None), "connection_kwargs", {}) or {}
+        return bool(kwargs.get("decode_responses", False))
+
+
 def append_event(
     client: Any,
     keys: Keys,
@@ -323,9 +332,7 @@ class Store(StateBase):
         clock: Callable[[], float] = time.time,
         events_maxlen: int = EVENTS_MAXLEN,
     ) -> None:
-        kwargs = getattr(r, "connection_pool", None)
-        kwargs = getattr(kwargs, "connection_kwargs", {}) or {}
-        if not kwargs.get("decode_responses", False):
+        if not _decodes(r):
             raise ValueError("Store needs a Redis client with decode_responses=True")
         super().__init__(r, Keys(prefix))
         self.prefix = prefix
