@@ -18,6 +18,8 @@ from fsacd.standin import PhoneBehaviour as P
 from fsacd.state.cluster import parse_cluster_url
 from fsacd.state.connection import (
     CLUSTER_NODE_REFUSED,
+    ConnectionError,
+    RedisError,
     RedisSetupError,
     check_cluster_node,
     close,
@@ -78,7 +80,7 @@ def test_a_cluster_url_without_a_hash_tag_is_refused_with_one_line(cluster):
     with pytest.raises(ConfigError) as err:
         load_text(cfg.format(""), env={})
     assert err.value.errors == [
-        'redis.prefix: on a Redis Cluster all of fsacd\'s keys must share one slot: the prefix'
+        "redis.prefix: on a Redis Cluster all of fsacd's keys must share one slot: the prefix"
         ' needs a hash tag, e.g. prefix = "{fsacd}:" (got "fsacd:")'
     ]
     with pytest.raises(ConfigError, match="hash tag"):  # REDIS_URL from the environment too
@@ -160,6 +162,7 @@ def test_calls_are_served_on_a_three_master_cluster(cluster, rc, tmp_path):
         wait_for(lambda: reloads == [1], what="reload received")
         # PUBLISH is broadcast over the cluster bus: one sent to another master arrives too
         home = cluster.master_of(acd.store.keys.control_channel())
+        assert home is not None
         other = next(n for n in cluster.nodes if n.port != home.port)
         redis.Redis(port=other.port).publish(acd.store.keys.control_channel(), "reload")
         wait_for(lambda: reloads == [1, 1], what="reload from another master")
@@ -202,6 +205,10 @@ def test_the_cli_works_on_a_cluster(cluster, rc, tmp_path):
     assert rows["2001"]["status"] == "available" and rows["1001"]["status"] == "logged-out"
     run("agent", "remove", "2002", "--yes")
     assert [a["id"] for a in json.loads(run("agent", "list", "--json"))] == ["1001", "2001"]
+    shown = json.loads(run("queue", "show", "support", "--json"))
+    assert [m["id"] for m in shown["members"]] == ["1001", "2001"]
+    assert json.loads(run("calls", "--json")) == []
+    assert "support" in run("stats", "--json")
 
 
 def test_the_stores_transactions_work_on_a_cluster(rc):
@@ -231,6 +238,37 @@ def test_the_stores_transactions_work_on_a_cluster(rc):
     assert types == ["number-added", "number-verified"]
 
 
+def test_a_cluster_that_is_away_is_a_connection_error(cluster, rc):
+    """Every node down: commands and pipelines fail with ConnectionError (a RedisError the
+    outage handling rides out), not redis-py's RedisClusterException; back when it is."""
+    store = Store(rc, prefix=PREFIX)
+    store.sync_queues(["support"])
+    for node in cluster.nodes:
+        node.kill()
+    try:
+        with pytest.raises(ConnectionError):
+            store.configured_queues()
+        with pytest.raises(ConnectionError):
+            store.sync_queues(["support"])  # a MULTI/EXEC pipeline
+        with pytest.raises(ConnectionError):
+            store.ping()
+        with pytest.raises(RedisError, match="Redis Cluster"):
+            connect(cluster.url)  # it asks for the slots at once
+    finally:
+        for node in cluster.nodes:
+            node.start()
+        cluster.wait_ok()
+    wait_for(lambda: _answers(store), what="cluster back")
+    assert store.configured_queues() == {"support"}  # AOF: kept over the restart
+
+
+def _answers(store: Store) -> bool:
+    try:
+        return store.ping()
+    except RedisError:
+        return False
+
+
 @pytest.mark.long
 def test_calls_go_on_when_the_master_of_the_slot_dies():
     """Opt-in (scripts/test --long): three masters with a replica each; the master serving
@@ -249,10 +287,11 @@ def test_calls_go_on_when_the_master_of_the_slot_dies():
             for call in calls:
                 call.wait_bridged(8)
             home = c.master_of(acd.store.keys.events())
+            assert home is not None
             time.sleep(0.3)  # the replica has the latest writes (asynchronous replication)
             home.kill()
-            wait_for(lambda: c.master_of(acd.store.keys.events()) is not home, timeout=30,
-                     what="replica promoted")  # fmt: skip
+            wait_for(lambda: c.master_of(acd.store.keys.events()) not in (None, home),
+                     timeout=30, what="replica promoted")  # fmt: skip
             for call in calls:
                 call.wait_hangup(30)
             late = acd.fs.place_call(destination="5000", caller_number="+4922129191009")

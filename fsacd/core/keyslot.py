@@ -30,5 +30,5 @@ def prefix_problem(prefix: str) -> str | None:
         return None
     return (
         "on a Redis Cluster all of fsacd's keys must share one slot: the prefix needs a hash"
-        f" tag, e.g. prefix = \"{EXAMPLE_PREFIX}\" (got \"{prefix}\")"
+        f' tag, e.g. prefix = "{EXAMPLE_PREFIX}" (got "{prefix}")'
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+from fsacd.state.cluster import is_cluster, ping_node
 from fsacd.state.connection import check_prefix
 from fsacd.state.keys import Keys
 
@@ -39,7 +40,10 @@ class StateBase:
         return describe(self.r)
 
     def ping(self) -> bool:
-        """Redis answers (raises the connection's error when it does not)."""
+        """Redis answers (raises the connection's error when it does not); on a cluster,
+        the master holding fsacd's keys."""
+        if is_cluster(self.r):
+            return ping_node(self.r, self.keys.events())
         return bool(self.r.ping())
 
     @contextmanager

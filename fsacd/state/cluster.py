@@ -10,12 +10,15 @@ gives failover and room for other applications, not sharding of fsacd's own data
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError, RedisClusterException, SlotNotCoveredError
 
 from fsacd.core.keyslot import prefix_problem
 
@@ -53,6 +56,20 @@ def parse_cluster_url(url: str) -> dict:
     }
 
 
+@contextmanager
+def unreachable_as_connection_error() -> Iterator[None]:
+    """redis-py says "no node reachable" and "slot not served" with exceptions outside
+    RedisError: turn them into the ConnectionError every caller already rides out."""
+    try:
+        yield
+    except SlotNotCoveredError as exc:
+        raise ConnectionError(f"Redis Cluster: {exc}") from exc
+    except RedisClusterException as exc:
+        if type(exc) is not RedisClusterException:  # cross-slot and other usage errors
+            raise
+        raise ConnectionError(f"Redis Cluster: {exc}") from exc
+
+
 class ClusterScript(Script):
     """A registered script that, queued on a cluster pipeline, has the pipeline load it
     first (a pipeline cannot answer NOSCRIPT by loading the script, as a call can)."""
@@ -78,9 +95,10 @@ class FsacdClusterPipeline(ClusterPipeline):
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         scripts, self.fsacd_scripts = self.fsacd_scripts, {}
-        for text in scripts.values():
-            self.fsacd_client.script_load(text)  # every master has it (SCRIPT LOAD is cheap)
-        return super().execute(raise_on_error)
+        with unreachable_as_connection_error():
+            for text in scripts.values():
+                self.fsacd_client.script_load(text)  # every master has it (SCRIPT LOAD is cheap)
+            return super().execute(raise_on_error)
 
 
 class FsacdCluster(RedisCluster):
@@ -88,6 +106,10 @@ class FsacdCluster(RedisCluster):
     unless told otherwise, as on a single server (redis-py's cluster pipeline defaults to no
     transaction, which would quietly make the stores' transactions non-atomic and refuse
     their WATCH); pipelines take PUBLISH and scripts (:class:`FsacdClusterPipeline`)."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with unreachable_as_connection_error():
+            return super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: bool | None = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
@@ -111,21 +133,28 @@ def cluster_client(url: str, pool_size: int, pool_wait: float, **options: Any) -
     scheme = "rediss" if p["ssl"] else "redis"
     first, *others = p["nodes"]
     host = f"[{first[0]}]" if ":" in first[0] else first[0]
-    client = FsacdCluster(
-        url=f"{scheme}://{auth}{host}:{first[1]}",  # the URL way: per-node pools of our class
-        startup_nodes=[ClusterNode(h, port) for h, port in others],
-        connection_pool_class=redis.BlockingConnectionPool,
-        max_connections=pool_size,
-        timeout=pool_wait,
-        decode_responses=True,
-        **options,
-    )
+    with unreachable_as_connection_error():  # it asks the nodes for the slots at once
+        client = FsacdCluster(
+            url=f"{scheme}://{auth}{host}:{first[1]}",  # the URL way: pools of our class
+            startup_nodes=[ClusterNode(h, port) for h, port in others],
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=pool_size,
+            timeout=pool_wait,
+            decode_responses=True,
+            **options,
+        )
     client.fsacd_url = url  # for url_of: other processes use the same URL
     return client
 
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
+
+
+def ping_node(client: Any, key: str) -> bool:
+    """PING the master serving ``key`` (a cluster client's own PING asks every node: one
+    master of another application away would make fsacd look unready)."""
+    return bool(client.ping(target_nodes=client.get_node_from_key(key)))
 
 
 def prefix_error(client: Any, prefix: str) -> str | None:
