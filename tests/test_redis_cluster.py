@@ -166,6 +166,20 @@ def test_calls_are_served_on_a_three_master_cluster(cluster, rc, tmp_path):
         other = next(n for n in cluster.nodes if n.port != home.port)
         redis.Redis(port=other.port).publish(acd.store.keys.control_channel(), "reload")
         wait_for(lambda: reloads == [1, 1], what="reload from another master")
+        # a listener on another node than the channel's master gets it and is counted
+        ps = rc.pubsub(node=rc.get_node("127.0.0.1", other.port), ignore_subscribe_messages=True)
+        elsewhere = acd.store.keys.ctl_channel("ctl-elsewhere")
+        ps.subscribe(acd.store.keys.control_channel(), elsewhere)
+        try:
+            assert acd.store.control("reload") == 2  # the controller and that listener
+            msg = wait_for(lambda: ps.get_message(timeout=0.1), what="message on another node")
+            assert msg["data"] == "reload"
+            # a hand-off whose only listener is on another node: counted, not "nobody there"
+            assert rc.publish(elsewhere, "{}") == 1
+            assert rc.publish(acd.store.keys.ctl_channel("ctl-gone"), "{}") == 0
+        finally:
+            ps.close()
+        wait_for(lambda: reloads == [1, 1, 1], what="third reload")
 
         keys = [k for n in cluster.nodes for k in redis.Redis(port=n.port).keys("*")]
         assert keys and all(k.startswith(PREFIX.encode()) for k in keys)

@@ -18,7 +18,12 @@ from urllib.parse import quote, unquote, urlsplit
 import redis
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import ConnectionError, RedisClusterException, SlotNotCoveredError
+from redis.exceptions import (
+    ConnectionError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+)
 
 from fsacd.core.keyslot import prefix_problem
 
@@ -111,6 +116,20 @@ class FsacdCluster(RedisCluster):
         with unreachable_as_connection_error():
             return super().execute_command(*args, **kwargs)
 
+    def publish(self, channel: Any, message: Any, **kwargs: Any) -> int:
+        """PUBLISH, answering how many subscribers got it in the whole cluster. The message
+        is broadcast over the cluster bus, but PUBLISH counts only the subscribers of the
+        node it was sent to: fsacd's pub/sub connections go to the master of the channel's
+        slot, as PUBLISH does, so that count is all of them, except when some are still on a
+        node the slot moved away from; for a 0 the cluster's count is asked."""
+        n = int(super().publish(channel, message, **kwargs))
+        if n:
+            return n
+        try:
+            return cluster_numsub(self, channel)
+        except RedisError:
+            return 0
+
     def pipeline(self, transaction: bool | None = True, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
         pipe.__class__ = FsacdClusterPipeline  # adds methods only, no state of its own
@@ -149,6 +168,24 @@ def cluster_client(url: str, pool_size: int, pool_wait: float, **options: Any) -
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
+
+
+def subscribers(client: Any, channel: str, counted: int) -> int:
+    """How many subscribers a message PUBLISHed on ``channel`` reached, ``counted`` being
+    PUBLISH's answer: on a cluster the sum over every node (PUBSUB NUMSUB: one round trip
+    per node, for the rare messages whose count is shown, like ``fsacd reload``'s)."""
+    if not is_cluster(client):
+        return counted
+    try:
+        return cluster_numsub(client, channel)
+    except RedisError:
+        return counted
+
+
+def cluster_numsub(client: Any, channel: str) -> int:
+    """PUBSUB NUMSUB summed over every node (redis-py sends it to the channel's node only)."""
+    rows = client.execute_command("PUBSUB NUMSUB", channel, target_nodes=RedisCluster.ALL_NODES)
+    return sum(int(count) for _, count in rows)
 
 
 def ping_node(client: Any, key: str) -> bool:

@@ -25,6 +25,7 @@ from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
 from fsacd.state.base import Pipe, StateBase
+from fsacd.state.cluster import subscribers
 from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
 from fsacd.state.scripts import Scripts
 
@@ -400,7 +401,8 @@ class Store(StateBase):
     def control(self, message: str) -> int:
         """PUBLISH a command to every controller (``reload``, ``revoke:{call}``,
         ``dial:{json}``); returns how many controllers received it."""
-        return int(self.r.publish(self.keys.control_channel(), message))
+        channel = self.keys.control_channel()
+        return subscribers(self.r, channel, int(self.r.publish(channel, message)))
 
     def claim_dial_request(self, request_id: str, ttl: int = 3600) -> bool:
         """Take a supervisor's dial request for this controller (SET NX): True for the one
