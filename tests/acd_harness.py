@@ -22,7 +22,7 @@ command_timeout = 5
 
 [redis]
 url = "{redis_url}"
-{prefix_line}
+
 [freeswitch]
 default_region = "DE"
 inbound = "{inbound}"
@@ -62,12 +62,10 @@ def make_config(
     prefix: str | None = None,
 ) -> Config:
     text = BASE_CONFIG.format(
-        redis_url=redis_url,
-        queues=queues,
-        controller_id=controller_id,
-        inbound=inbound,
-        prefix_line=f'prefix = "{prefix}"\n' if prefix is not None else "",
+        redis_url=redis_url, queues=queues, controller_id=controller_id, inbound=inbound
     )
+    if prefix is not None:  # a Redis Cluster's hash-tagged prefix
+        text = text.replace("\n[freeswitch]\n", f'prefix = "{prefix}"\n\n[freeswitch]\n', 1)
     text = text.replace('"5002" = "queue:nowhere-yet"\n', extra_routes)
     return load_text(text, env={})
 
