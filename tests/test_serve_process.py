@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -46,16 +45,16 @@ def test_serve_stops_the_embedded_redis_it_started(tmp_path):
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )  # fmt: skip
     try:
-        settings = data / "fsacd.db.settings"
+        pidfile = data / "redis.pid"
         deadline = time.time() + 20
-        while "listening on" not in log.read_text() or not settings.exists():
+        while "listening on" not in log.read_text() or not pidfile.exists():
             assert proc.poll() is None, log.read_text()
             assert time.time() < deadline, log.read_text()
             time.sleep(0.1)
         # no password set: said once, with what to set (not only "authentication failed")
         hints = [x for x in log.read_text().splitlines() if "event-socket password" in x]
         assert len(hints) == 1 and "FSACD_TEST_NO_PASSWORD" in hints[0], log.read_text()
-        redis_pid = int(Path(json.loads(settings.read_text())["pidfile"]).read_text())
+        redis_pid = int(pidfile.read_text())
         assert alive(redis_pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log.read_text()

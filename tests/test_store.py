@@ -1188,3 +1188,14 @@ def test_concurrent_matching_invariants(redis_url, r):
     assert set(calls.values()) == {"ended"} and len(calls) == 150
     assert sum(1 for e in events if e["type"] == "call-offered") >= 150
     assert int(r.get("test:proc-offers") or 0) > 0  # the other process took part
+
+
+def test_head_scores_of_several_queues_in_one_call(store):
+    enqueue(store, "c1", "sales", priority=0)
+    enqueue(store, "c2", "support", priority=5)
+    scores = store.head_scores(["sales", "support", "vip", "sales"])
+    assert set(scores) == {"sales", "support"}  # vip has nobody waiting
+    assert scores["sales"] == store.head_score("sales")
+    assert scores["support"] == store.head_score("support")
+    assert scores["support"] < scores["sales"]  # the higher priority heads the order
+    assert store.head_scores([]) == {}

@@ -162,10 +162,11 @@ def test_serving_code_never_loads_the_stand_in_or_the_tools():
 
 
 def test_the_entry_point_patches_gevent_before_anything_else():
+    # ``serve`` with a config that does not exist: patched first, then a one-line error
     probe = (
         "import sys, warnings\n"
         "warnings.simplefilter('always')\n"
-        "sys.argv = ['fsacd', '--version']\n"
+        "sys.argv = ['fsacd', '--config', '/nonexistent/fsacd.toml', 'serve']\n"
         "from fsacd.cli.entry import main\n"
         "try:\n"
         "    main()\n"

@@ -314,6 +314,9 @@ def test_caller_hangs_up_while_waiting(switch, make_acd):
     rec = acd.wait_call(call.uuid, "ended")
     assert rec["outcome"] == "abandoned"
     assert acd.store.queue_view("support")["waiting"] == []
+    # the end is the documented call-abandoned event (docs/redis.md), with the place it left
+    ends = [e for e in acd.events("call-ended", "call-abandoned") if e["call"] == call.uuid]
+    assert [(e["type"], e["position"]) for e in ends] == [("call-abandoned", "1")]
     settle(acd, call)
 
 
@@ -328,6 +331,8 @@ def test_caller_hangs_up_while_agents_ring(switch, make_acd):
     call.hangup("ORIGINATOR_CANCEL")
     rec = acd.wait_call(call.uuid, "ended")
     assert rec["outcome"] == "abandoned"
+    ends = [e for e in acd.events("call-ended", "call-abandoned") if e["call"] == call.uuid]
+    assert [e["type"] for e in ends] == ["call-abandoned"]
     for aid in ("3001", "3002"):
         a = acd.wait_state(aid, "idle")
         assert a["missed"] == 0 and a["call"] == ""

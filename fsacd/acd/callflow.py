@@ -1025,9 +1025,10 @@ class CallFlow:
                 if winner is None:
                     log.warning("call %s: bridged to a leg we did not place", self.state.uuid)
                     continue
-                if not self.store.answered(offer, winner):
+                pop = self._pop.reads(self.state.uuid)  # read with the answer: one trip
+                if not self.store.answered(offer, winner, also=pop):
                     self._claim_stale(offer, winner)
-                self._pop.answered(self.state.uuid, winner)
+                self._pop.answered(self.state.uuid, winner, loaded=pop)
                 self.state.agent = winner
                 self.winner_leg = ev.get("Other-Leg-Unique-ID", "")
                 self.ctl.register_leg(self.winner_leg, self.state.uuid)
@@ -1265,17 +1266,28 @@ class CallFlow:
         if not outcome:
             outcome = "abandoned"
         qcfg = self._queue_cfg(self.state.queue)
+        pop = self._pop.reads(self.state.uuid)  # read with the end of the call: one trip
         try:
-            self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up)
+            if outcome == "abandoned" and not self.state.agent:  # hung up, never served
+                self.store.abandon(self.state.uuid, outcome, also=pop)
+            else:
+                self.store.finish_call(self.state.uuid, outcome, qcfg.wrap_up, also=pop)
         except RedisUnavailable as exc:  # recovery records it once Redis is back
             log.warning("call %s: could not record the end of the call: %s", self.state.uuid, exc)
             return
         except Exception:  # noqa: BLE001 - a bug: recovery and the sweep clean up later
             log.exception("call %s: could not record the end of the call", self.state.uuid)
             return
-        self._pop.finished(self.state.uuid, self.state.agent or None, outcome)
+        handle_time = None
         if self.state.agent and self.answered_at:
             handled = time.time() - self.answered_at + qcfg.wrap_up
-            self.store.record_handle_time(self.state.queue, handled)
+            queue = self.state.queue
+
+            def handle_time(pipe: object) -> None:  # written with the pop's end
+                self.store.record_handle_time(queue, handled, pipe=pipe)
+
+        self._pop.finished(
+            self.state.uuid, self.state.agent or None, outcome, loaded=pop, also=handle_time
+        )
         if self.state.agent and qcfg.wrap_up >= 0:
             self.ctl.wake_later(qcfg.wrap_up)

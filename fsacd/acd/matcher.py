@@ -177,12 +177,8 @@ class Matcher:
 
     def _by_head(self, queues: set[str]) -> list[str]:
         """Queues ordered by their head call (priority, then arrival): fair across queues."""
-        scored = []
-        for q in queues:
-            score = self.store.head_score(q)
-            if score is not None:
-                scored.append((score, q))
-        return [q for _, q in sorted(scored)]
+        scored = self.store.head_scores(queues)  # one round trip for all of them
+        return sorted(scored, key=lambda q: (scored[q], q))
 
     def _match_queue(self, queue: str, wait: float = 5.0, since: int | None = None) -> None:
         """One pass over ``queue`` under its lock. ``since``: the caller's count of passes

@@ -15,8 +15,10 @@ the values as they came and decodes each one when it is first read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import unquote
 
 #: Largest header block we accept before its terminating empty line.
@@ -68,6 +70,17 @@ def url_encode(value: str) -> str:
     Bytes outside printable ASCII and the characters of ``URL_UNSAFE`` become ``%XX``; an
     existing ``%XX`` escape is kept as it is, which is FreeSWITCH's own behaviour.
     """
+    if _URL_SAFE.fullmatch(value):  # most values (names, uuids, numbers): nothing to escape
+        return value
+    return _url_encode_slow(value)
+
+
+#: A value made only of printable ASCII outside URL_UNSAFE (FreeSWITCH leaves it as it is).
+_URL_SAFE = re.compile("[^" + re.escape(URL_UNSAFE) + "\\x00-\\x1f\\x7f-\\U0010ffff]*")
+
+
+@lru_cache(maxsize=4096)
+def _url_encode_slow(value: str) -> str:
     raw = value.encode("utf-8")
     out: list[str] = []
     n = len(raw)

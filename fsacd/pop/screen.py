@@ -42,7 +42,7 @@ from fsacd.pop.history import History
 from fsacd.secret import read_secret
 from fsacd.state.base import Pipe
 from fsacd.state.keys import Keys
-from fsacd.state.pop import PopStore
+from fsacd.state.pop import PopReads, PopStore
 from fsacd.state.store import ID_RE
 from fsacd.webclient import HttpFailure, http_request
 
@@ -412,11 +412,16 @@ class ScreenPop:
                 also(None)
             return {a: {} for a in agents}
 
-    def answered(self, call_id: str, agent_id: str) -> None:
+    def reads(self, call_id: str) -> PopReads:
+        """The reads :meth:`answered` and :meth:`finished` need, to send along with the
+        call's own step (``also=`` of ``Store.answered`` / ``Store.finish_call``)."""
+        return self.db.reads(call_id)
+
+    def answered(self, call_id: str, agent_id: str, loaded: PopReads | None = None) -> None:
         """Publish the pop again (stage ``answered``) to the agent who answered; the other
-        agents of the offer get ``withdrawn``."""
+        agents of the offer get ``withdrawn``. ``loaded``: :meth:`reads` already sent."""
         try:
-            prepared, h = self._load(call_id)
+            prepared, h = self._load(call_id, loaded)
             now = self.clock()
             waited = _float(h.get("waited")) + max(0.0, now - _float(h.get("offered_at"), now))
             with self.db.batch() as pipe:
@@ -452,10 +457,19 @@ class ScreenPop:
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: withdraw failed for call %s: %s", call_id, type(exc).__name__)
 
-    def finished(self, call_id: str, agent_id: str | None, outcome: str) -> None:
-        """Record the call in the history, tell the agents, drop the prepared pop."""
+    def finished(
+        self,
+        call_id: str,
+        agent_id: str | None,
+        outcome: str,
+        loaded: PopReads | None = None,
+        also: Callable[[Any], object] | None = None,
+    ) -> None:
+        """Record the call in the history, tell the agents, drop the prepared pop.
+        ``loaded``: :meth:`reads` already sent; ``also(pipe)`` queues the caller's own writes
+        in the same round trip (``also(None)``, written at once, when the pop fails)."""
         try:
-            prepared, h = self._load(call_id)
+            prepared, h = self._load(call_id, loaded)
             ref = h.get("hist")
             if prepared.get("hidden") and ref and not ref.startswith("h:"):
                 # prepared as an ordinary call, ended in an anonymous queue: hashed history
@@ -477,9 +491,14 @@ class ScreenPop:
                         ref, call_id, prepared["queue"], agent_id, outcome, started, pipe=pipe
                     )
                 self.db.drop(call_id, pipe=pipe)
+                if also is not None:
+                    also(pipe)
+            also = None  # sent with the pop
         except Exception as exc:  # noqa: BLE001
             log.warning("screen pop: finish failed for call %s: %s", call_id, type(exc).__name__)
             log.debug("screen pop: finish failed", exc_info=True)
+        if also is not None:
+            also(None)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -488,9 +507,15 @@ class ScreenPop:
         data = self.db.prepared(call_id)
         return json.loads(data) if data else None
 
-    def _load(self, call_id: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """The prepared pop (or a bare one) with the call's current queue, and the pop hash."""
-        h, current_queue = self.db.load(call_id)
+    def _load(
+        self, call_id: str, loaded: PopReads | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The prepared pop (or a bare one) with the call's current queue, and the pop hash
+        (from ``loaded`` when those reads came back, else read now)."""
+        if loaded is not None and loaded.call_id == call_id and loaded.result is not None:
+            h, current_queue = loaded.result
+        else:
+            h, current_queue = self.db.load(call_id)
         prepared: dict[str, Any]
         try:
             prepared = json.loads(h["data"]) if h.get("data") else {}

