@@ -347,6 +347,17 @@ class StandinSwitch:
         self.fs.phones.register(c, standin_behaviour(kind))
         return c
 
+    def sip_contact(self, kind: str, agent_id: str) -> str:
+        """A SIP phone of that kind (the stand-in treats it like any contact)."""
+        contact_for(kind, agent_id)
+        c = f"sofia/internal/{kind}-{agent_id}@127.0.0.1:5060"
+        self.fs.phones.register(c, standin_behaviour(kind))
+        return c
+
+    def phone_view(self, leg: AgentLeg) -> dict[str, str]:
+        """The variables of the agent's call as the phone receives it."""
+        return dict(leg.variables)
+
     def place_call(
         self,
         destination: str = "5000",
@@ -573,6 +584,34 @@ class RealSwitch:
     def contact(self, kind: str, agent_id: str) -> str:
         return contact_for(kind, agent_id)
 
+    def sip_contact(self, kind: str, agent_id: str) -> str:
+        """A SIP phone of that kind: an INVITE through the switch's first sofia profile back
+        to itself, answered by the test dialplan's extension ``KIND-ID`` (LookupError when
+        the switch has no sofia profile)."""
+        contact_for(kind, agent_id)
+        status = self.api("sofia status")
+        m = re.search(r"^\s*(\S+)\s+profile\s+sip:[^@\s]+@(\S+)\s+RUNNING", status, re.M)
+        if not m:
+            raise LookupError("the switch has no running sofia profile")
+        return f"sofia/{m.group(1)}/{kind}-{agent_id}@{m.group(2)}"
+
+    def phone_view(self, leg: AgentLeg) -> dict[str, str]:
+        """The variables of the channel the agent's phone gets: for a SIP contact the far end
+        of fsacd's leg (the same ``sip_call_id``), whose ``sip_h_*`` are the headers of the
+        INVITE the phone received."""
+        call_id = leg.variables.get("sip_call_id")
+        if not call_id:
+            return dict(leg.variables)
+
+        def far() -> str | None:
+            for uid, evs in list(self._log.items()):
+                if uid != leg.uuid and any(e.var("sip_call_id") == call_id for _, e in evs):
+                    return uid
+            return None
+
+        uid = poll(far, 10, f"the far end of SIP leg {leg.uuid}")
+        return self.agent_leg(str(uid)).variables
+
     def place_call(
         self,
         destination: str = "5000",
@@ -594,7 +633,7 @@ class RealSwitch:
             values["fsacd_test_socket"] = f"{self.listen[0]}:{self.listen[1]}"
         parts = []
         for k, v in values.items():
-            if not re.fullmatch(r"\w+", k) or not _SAFE_VALUE.match(v):
+            if not re.fullmatch(r"[\w-]+", k) or not _SAFE_VALUE.match(v):
                 raise ValueError(f"variable {k}={v!r} does not fit an originate")
             parts.append(f"{k}='{v}'" if " " in v else f"{k}={v}")
         cmd = f"originate {{{','.join(parts)}}}loopback/{destination}/default &park"

@@ -134,7 +134,8 @@ _KEYS = ["listen", "url", "prefix", "lease", "strategy", "ring_timeout", "wrap_u
          "max_wait", "overflow", "recording", "moh", "exit_key", "exit_target", "default", "1",
          "5000", "agent_sees", "inbound", "password_env", "default_region", "max_calls",
          "timeout", "callback_key", "announce_every", "recording_path", "gateway",
-         "network_number"]  # fmt: skip
+         "network_number", "freeswitch_addresses", "other_sources", "source_max_calls",
+         "source_max_rate"]  # fmt: skip
 def _toml_float(f: float) -> str:
     if f != f:
         return "nan"
@@ -154,6 +155,8 @@ _TOML_VALUE = st.one_of(
     st.text(max_size=30).map(_toml_string),
     st.just("[1, 2]"),
     st.just('["a", "queue:support"]'),
+    st.just('["10.0.0.0/8", "::1"]'),
+    st.just("[]"),
     st.just("{ a = 1 }"),
 )
 
@@ -235,3 +238,72 @@ def test_after_the_hostile_peers_a_call_is_still_served(acd_module):
     while not acd.all_agents_free() and time.time() < deadline:
         gevent.sleep(0.05)
     assert acd.all_agents_free()
+
+
+# --- who may connect beyond loopback ---------------------------------------------------------
+
+_SOURCES = ["127.0.0.1", "10.0.0.5", "::ffff:10.0.0.5", "10.0.0.6", "2001:db8::1", "garbage"]
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("connect"), st.sampled_from(_SOURCES)),
+        st.tuples(st.just("close"), st.integers(min_value=0, max_value=50)),
+        st.tuples(st.just("wait"), st.floats(min_value=0, max_value=2)),
+    ),
+    max_size=80,
+)
+
+
+@FAST
+@given(
+    _OPS,
+    st.sampled_from(["refuse", "limit"]),
+    st.integers(min_value=1, max_value=4),
+    st.floats(min_value=0.5, max_value=5),
+)
+def test_the_source_guard_never_limits_freeswitch_and_holds_every_other_limit(
+    ops, others, max_per_source, rate
+):
+    """FreeSWITCH (127.0.0.1) is always admitted; another source never holds more than its
+    connections at once nor gets more than a burst while the clock stands; what is refused
+    is counted; the tables stay bounded."""
+    import ipaddress
+
+    from fsacd.esl.guard import RefusalLog, SourceGuard
+
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731
+    log = RefusalLog(sources=3, clock=clock)
+    fs_net = [ipaddress.ip_network("127.0.0.1/32")]
+    guard = SourceGuard(fs_net, others=others, max_per_source=max_per_source, rate=rate,
+                        log=log, clock=clock)  # fmt: skip
+    open_: list[str] = []  # tickets of live connections
+    since_wait: dict[str, int] = {}
+    refused = 0
+    for op, arg in ops:
+        if op == "wait":
+            now[0] += arg
+            since_wait.clear()
+        elif op == "close":
+            if open_:
+                ticket = open_.pop(arg % len(open_))
+                if ticket:
+                    guard.release(ticket)
+        else:
+            ticket = guard.admit((arg, 5555))
+            if arg == "127.0.0.1":
+                assert ticket == ""  # FreeSWITCH: admitted, nothing to release
+            elif others == "refuse":
+                assert ticket is None
+            if ticket is None:
+                refused += 1
+                continue
+            open_.append(ticket)
+            if ticket:
+                since_wait[ticket] = since_wait.get(ticket, 0) + 1
+                assert since_wait[ticket] <= guard.burst
+                assert guard.active(ticket) == open_.count(ticket) <= max_per_source
+    assert sum(log.totals.values()) == refused
+    assert log.tracked <= 3 and guard.tracked <= len(_SOURCES)
+    for ticket in set(open_) - {""}:  # "::ffff:10.0.0.5" counts as 10.0.0.5
+        assert guard.active(ticket) == open_.count(ticket)
+    assert "::ffff:10.0.0.5" not in open_

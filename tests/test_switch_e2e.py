@@ -320,6 +320,23 @@ def test_caller_hangs_up_while_waiting(switch, make_acd):
     settle(acd, call)
 
 
+#: a second hold music that needs no sound files (the test switch has none)
+VIP_MOH = "tone_stream://%(1000,0,440);loops=-1"
+
+
+def test_a_moved_call_hears_its_new_queues_music(switch, make_acd):
+    acd = make_acd(queues() + f'\n[queues.vip]\nmoh = "{VIP_MOH}"\n')
+    call = switch.place_call(destination="5000", caller_number=CALLER)
+    acd.wait_call(call.uuid, "waiting")
+    call.wait_app("playback", STEP, data="local_stream://moh")
+    ok, old = acd.store.supervisor_move(call.uuid, "vip", by="test")  # as fsacd call move
+    assert (ok, old) == (True, "support")
+    call.wait_app("playback", STEP, data=VIP_MOH)
+    rec = acd.call(call.uuid)
+    assert (rec["state"], rec["queue"]) == ("waiting", "vip")
+    settle(acd, call)
+
+
 def test_caller_hangs_up_while_agents_ring(switch, make_acd):
     acd = make_acd()
     acd.agent("noanswer", "3001", {"sales": 1})

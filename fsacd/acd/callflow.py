@@ -105,6 +105,10 @@ class Reroute(Exception):
         self.target = target
 
 
+class Moved(Exception):
+    """A supervisor moved the waiting call to another queue (``fsacd call move``, drain)."""
+
+
 class WaitingKey(Exception):
     """A waiting caller pressed the queue's exit or callback key."""
 
@@ -144,6 +148,7 @@ class CallFlow:
         self.data: dict[str, str] = {}
         self._pump: gevent.Greenlet | None = None
         self._deferred: list[Offer] = []
+        self._moved = False  # a supervisor moved the waiting call (seen by the wait loop)
         self.draining = False
         self.hidden = False
         self.caller: numbers.Number = numbers.normalise(None, numbers.DEFAULT_REGION)
@@ -556,6 +561,9 @@ class CallFlow:
                 if self._on_waiting_key(key.digit, qcfg):
                     return
                 continue
+            except Moved:
+                self._follow_move(qcfg)
+                continue
             if offer is None:
                 if self.state.phase == "done":
                     return
@@ -566,6 +574,19 @@ class CallFlow:
                 qcfg = self._queue_cfg(offer.queue)
             if self._offer(offer, qcfg):
                 return
+
+    def _follow_move(self, qcfg: QueueConfig) -> None:
+        """The call now waits in the queue Redis says: that queue's rules (max_wait from
+        now) and, when it differs, its hold music (the old one stopped; the loop starts the
+        new one, or offers the call at once)."""
+        stored = (self.store.get_call(self.state.uuid) or {}).get("queue")
+        if not stored or stored == self.state.queue or stored not in self.cfg.queues:
+            return
+        log.info("call %s: moved from %s to %s", self.state.uuid, self.state.queue, stored)
+        self.state.queue = stored
+        self.state.queue_entered_at = time.time()
+        if self._queue_cfg(stored).moh != qcfg.moh:
+            self._stop_moh()
 
     def _on_waiting_key(self, digit: str, qcfg: QueueConfig) -> bool:
         """The exit or callback key. True when the call left the queue for good."""
@@ -933,9 +954,14 @@ class CallFlow:
             timeout = poll if deadline is None else max(0.0, min(poll, deadline - time.time()))
             if deadline is not None and timeout <= 0:
                 return None
+            if self._moved:
+                self._moved = False
+                raise Moved()
             kind, item = self._next(timeout)
             if kind == "offer":
                 return item
+            if self._moved:
+                continue
             if kind == "timeout" and self._should_leave_empty():
                 return None
             if kind == "timeout" and self._announcement_due(qcfg):
@@ -1157,6 +1183,9 @@ class CallFlow:
             raise CallGone()
         if kind == "revoke":
             self.revoke_recording(item)
+            return "timeout", None
+        if kind == "moved":  # only a waiting call can be moved: noted for the waiting loop
+            self._moved = True  # (whatever wait is running now: an announcement, a break)
             return "timeout", None
         if kind == "drain":
             self.draining = True

@@ -19,6 +19,7 @@ from fsacd.acd.matcher import Matcher
 from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
+from fsacd.acd.sources import guard_for
 from fsacd.esl.client import FreeSwitchClient
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
@@ -85,6 +86,7 @@ class Controller:
         self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
         self.presence.on_agent_dtmf = self._agent_dtmf
         self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
+        self.matcher.on_moved = lambda call_id: self.deliver(call_id, ("moved", None))
         self.matcher.on_dial = lambda data: gevent.spawn(self.dial_request, data)
         self.recovery = Recovery(self.store, self.fs, lambda: self.cfg, self.local_calls)
         self.server = OutboundServer(
@@ -92,6 +94,7 @@ class Controller:
             self.handle_call,
             max_calls=cfg.server.max_calls,
             command_timeout=cfg.server.command_timeout,
+            guard=guard_for(cfg),
         )
         self._greenlets: list[gevent.Greenlet] = []
         self.stopping = False
@@ -145,6 +148,7 @@ class Controller:
                 self.store.ping,
                 self._not_ready,
                 lambda: self.active_calls,
+                lambda: self.server.refused,
             )
             self.health.start()
         host, port = self.server.address
@@ -237,6 +241,8 @@ class Controller:
             return False
         if new.server.listen_address != self.cfg.server.listen_address:
             log.warning("reload: server.listen changes need a restart; the rest is applied")
+        if self.server.guard is not None:
+            guard_for(new, self.server.guard)
         self.cfg = new
         self.matcher.cfg = new
         self.pop = ScreenPop(self.r, self.store.keys, new)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import gevent
@@ -20,7 +20,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from fsacd.esl.guard import REASONS
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,13 @@ class ProcessMetrics:
 class _Live:
     """Gauges read at scrape time from the controller."""
 
-    def __init__(self, sessions: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        sessions: Callable[[], int],
+        refused: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.refused = refused
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily("fsacd_live_sessions", "Calls this controller is handling now.")
@@ -98,6 +105,17 @@ class _Live:
         g = GaugeMetricFamily("fsacd_greenlets", "Greenlets alive in this process.")
         g.add_metric([], n)
         yield g
+        if self.refused is not None:
+            c = CounterMetricFamily(
+                "fsacd_outbound_refused",
+                "Connections to the outbound socket closed at once, by reason (not-allowed,"
+                " source-limit, source-rate, max-calls).",
+                labels=["reason"],
+            )
+            counts = self.refused()
+            for reason in sorted({*REASONS, *counts}):  # every reason, 0 until one happens
+                c.add_metric([reason], counts.get(reason, 0))
+            yield c
 
 
 class HealthServer:
@@ -110,11 +128,12 @@ class HealthServer:
         ping: Callable[[], Any],
         ready: Callable[[], str | None],
         sessions: Callable[[], int],
+        refused: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.ping = ping
         self.ready = ready
-        metrics.registry.register(_Live(sessions))  # type: ignore[arg-type]
+        metrics.registry.register(_Live(sessions, refused))  # type: ignore[arg-type]
         self.redis_ok = False
         self.server = WSGIServer(address, self.app, log=None, error_log=log)
         self._pinger: gevent.Greenlet | None = None

@@ -68,6 +68,7 @@ class Matcher:
         self.matches = 0
         self.on_reload: Callable[[], object] | None = None
         self.on_revoke: Callable[[str], object] | None = None
+        self.on_moved: Callable[[str], object] | None = None
         self.on_dial: Callable[[str], object] | None = None
         #: takes over a call whose socket is gone but which lives on in Redis (a callback,
         #: fsacd/acd/callback.py): ``claim_orphan(call_id) -> bool``; True keeps the call queued
@@ -290,6 +291,8 @@ class Matcher:
                     self.on_revoke(data[len("revoke:") :])
                 elif data.startswith("dial:") and self.on_dial is not None:
                     self.on_dial(data[len("dial:") :])
+                elif data.startswith("moved:") and self.on_moved is not None:
+                    self.on_moved(data[len("moved:") :])
             else:
                 self._on_handoff(data)
 

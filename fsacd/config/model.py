@@ -50,6 +50,13 @@ class ServerConfig:
     drain_timeout: float = 30.0
     lease: float = 15.0
     recovery_interval: float = 5.0
+    #: networks FreeSWITCH connects from (``IP`` or ``IP/PREFIX``, normalised); None: the
+    #: loopback networks and the host of ``[freeswitch] inbound``
+    freeswitch_addresses: tuple[str, ...] | None = None
+    #: other sources beyond loopback: ``refuse`` or ``limit``
+    other_sources: str = "refuse"
+    source_max_calls: int = 10
+    source_max_rate: float = 5.0
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -6,6 +6,7 @@ says (an environment variable or a file; never the config file itself).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -55,9 +56,73 @@ def read_server(t: Table) -> ServerConfig:
         drain_timeout=t.seconds("drain_timeout", d.drain_timeout),
         lease=t.seconds("lease", d.lease, 1, 3600),
         recovery_interval=t.seconds("recovery_interval", d.recovery_interval, 0.1, 3600),
+        freeswitch_addresses=_networks(t, "freeswitch_addresses"),
+        other_sources=t.choice("other_sources", d.other_sources, ("refuse", "limit")),
+        source_max_calls=t.integer("source_max_calls", d.source_max_calls, 1, 100000),
+        source_max_rate=_rate(t, "source_max_rate", d.source_max_rate),
     )
+    if (
+        out.freeswitch_addresses == ()
+        and out.other_sources == "refuse"
+        and not _loopback(split_address(out.listen)[0])
+    ):
+        t.error(
+            "freeswitch_addresses",
+            f"is empty while listen ({out.listen}) is beyond loopback: every call would be"
+            " refused; list FreeSWITCH's addresses",
+        )
     t.unknown()
     return out
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+#: At most this many entries in ``server.freeswitch_addresses``.
+MAX_NETWORKS = 256
+
+
+def _networks(t: Table, name: str) -> tuple[str, ...] | None:
+    """A list of ``IP`` / ``IP/PREFIX`` strings, normalised (``10.0.0.7/24`` → ``10.0.0.0/24``)."""
+    if not t.has(name):
+        t.raw(name)
+        return None
+    v = t.raw(name)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        example = '["10.0.0.5", "10.0.1.0/24"]'
+        t.error(name, f"must be a list of addresses like {example}, got {show(v)}")
+        return None
+    if len(v) > MAX_NETWORKS:
+        t.error(name, f"must have at most {MAX_NETWORKS} entries, got {len(v)}")
+        return None
+    out: list[str] = []
+    for x in v:
+        try:
+            out.append(str(ipaddress.ip_network(x.strip(), strict=False)))
+        except ValueError:
+            t.error(name, f"{show(x)} is not an IP address or network (IP/PREFIX)")
+            return None
+    return tuple(dict.fromkeys(out))
+
+
+def _rate(t: Table, name: str, default: float) -> float:
+    if not t.has(name):
+        t.raw(name)
+        return default
+    v = t.raw(name)
+    ok = isinstance(v, int | float) and not isinstance(v, bool)
+    if not ok or not 0.1 <= v <= 100000:  # also refuses nan and inf
+        t.error(
+            name, f"must be a number of connections per second from 0.1 to 100000, got {show(v)}"
+        )
+        return default
+    return float(v)
 
 
 def read_redis(t: Table, env: Mapping[str, str]) -> RedisConfig:

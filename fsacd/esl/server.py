@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+import struct
+from collections.abc import Callable, Mapping
 
 import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from .guard import RefusalLog, SourceGuard, peer_address
 from .session import ESLDisconnected, ESLError, OutboundSession, _safe_tb
 
 log = logging.getLogger("fsacd.esl.server")
@@ -18,13 +21,38 @@ log = logging.getLogger("fsacd.esl.server")
 LISTEN_BACKLOG = 4096
 
 
+#: SO_LINGER on, 0 s: a refused connection is reset, leaving no TIME_WAIT socket behind.
+_RESET = struct.pack("ii", 1, 0)
+
+
+class _Listener(StreamServer):
+    """A StreamServer that asks ``admit(address)`` before a greenlet is spawned."""
+
+    def __init__(self, *args, admit: Callable[[object], str | None], **kw) -> None:
+        super().__init__(*args, **kw)
+        self._admit = admit
+
+    def do_handle(self, sock, address) -> None:  # type: ignore[override]
+        ticket = self._admit(address)
+        if ticket is None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            except OSError:
+                pass
+            sock.close()
+            return
+        super().do_handle(sock, address, ticket)
+
+
 class OutboundServer:
     """Accepts FreeSWITCH's outbound connections and runs ``handler(session)`` for each.
 
     A handler that raises is logged (exception type, and for anything but an ESL error its
     traceback; never the message or call data) and its socket closed; other calls are not
     affected. Connections beyond
-    ``max_calls`` are closed at once.
+    ``max_calls`` are closed at once. With a ``guard`` (listening beyond loopback) each peer
+    is checked when accepted, before anything is read (:mod:`fsacd.esl.guard`); refusals are
+    logged once per source and interval and counted in :attr:`refused`.
     """
 
     def __init__(
@@ -34,8 +62,11 @@ class OutboundServer:
         *,
         max_calls: int = 1000,
         command_timeout: float = 10.0,
+        guard: SourceGuard | None = None,
     ) -> None:
         self.handler = handler
+        self.guard = guard
+        self.refusals = guard.log if guard is not None else RefusalLog()
         self.max_calls = max_calls
         self.command_timeout = command_timeout
         self._active = 0
@@ -44,7 +75,18 @@ class OutboundServer:
         # FreeSWITCH opens a socket per call, hundreds in a burst: a short accept queue
         # overflows, the kernel drops the SYNs and FreeSWITCH's connect only retries after 1,
         # 3, 7 s (TCP's backoff), so callers wait seconds before fsacd even sees them
-        self._server = StreamServer(listen, self._handle, spawn=Pool(), backlog=LISTEN_BACKLOG)
+        self._server = _Listener(
+            listen, self._handle, spawn=Pool(), backlog=LISTEN_BACKLOG, admit=self._admit
+        )
+
+    def _admit(self, address: object) -> str | None:
+        return "" if self.guard is None else self.guard.admit(address)
+
+    @property
+    def refused(self) -> Mapping[str, int]:
+        """Connections refused since start, per reason (``not-allowed``, ``source-limit``,
+        ``source-rate``, ``max-calls``)."""
+        return self.refusals.totals
 
     @property
     def active_calls(self) -> int:
@@ -92,9 +134,12 @@ class OutboundServer:
             pool.join(timeout=timeout)
             pool.kill(block=True, timeout=1)
 
-    def _handle(self, sock, address) -> None:
+    def _handle(self, sock, address, ticket: str = "") -> None:
         if self._active >= self.max_calls:
-            log.warning("refusing a connection: %d calls active (max_calls)", self._active)
+            ip = peer_address(address)
+            self.refusals.refused(str(ip) if ip is not None else "?", "max-calls")
+            if ticket and self.guard is not None:
+                self.guard.release(ticket)
             sock.close()
             return
         self._active += 1
@@ -115,6 +160,8 @@ class OutboundServer:
             log.error("call %s: handler raised %s\n%s", uid, type(exc).__name__, _safe_tb(exc))
         finally:
             self._active -= 1
+            if ticket and self.guard is not None:
+                self.guard.release(ticket)
             if session is not None:
                 session.close()
             else:

@@ -400,7 +400,7 @@ class Store(StateBase):
 
     def control(self, message: str) -> int:
         """PUBLISH a command to every controller (``reload``, ``revoke:{call}``,
-        ``dial:{json}``); returns how many controllers received it."""
+        ``dial:{json}``, ``moved:{call}``); returns how many controllers received it."""
         channel = self.keys.control_channel()
         return subscribers(self.r, channel, int(self.r.publish(channel, message)))
 
@@ -927,7 +927,10 @@ class Store(StateBase):
         arrival): ``(True, old queue)``, or ``(False, why)`` when it is not waiting in a
         queue (``unknown``, its state, ``not-queued``, ``already-there``)."""
         self._check_queues([to_queue])
-        return self._supervise("move", call_id, to_queue, by)
+        ok, info = self._supervise("move", call_id, to_queue, by)
+        if ok:  # the controller holding the caller switches to the new queue's hold music
+            self.control(f"moved:{call_id}")
+        return ok, info
 
     def supervisor_priority(self, call_id: str, priority: int, by: str = "") -> tuple[bool, str]:
         """A waiting call gets ``priority`` (same arrival, so it stays behind earlier calls of
