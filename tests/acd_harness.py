@@ -59,10 +59,13 @@ def make_config(
     controller_id: str = "test-ctl",
     extra_routes: str = "",
     inbound: str = "127.0.0.1:8021",
+    prefix: str | None = None,
 ) -> Config:
     text = BASE_CONFIG.format(
         redis_url=redis_url, queues=queues, controller_id=controller_id, inbound=inbound
     )
+    if prefix is not None:  # a Redis Cluster's hash-tagged prefix
+        text = text.replace("\n[freeswitch]\n", f'prefix = "{prefix}"\n\n[freeswitch]\n', 1)
     text = text.replace('"5002" = "queue:nowhere-yet"\n', extra_routes)
     return load_text(text, env={})
 
@@ -70,11 +73,17 @@ def make_config(
 class Acd:
     """A running controller and stand-in; agents added through the Store like the CLI does."""
 
-    def __init__(self, redis_url: str, queues: str = DEFAULT_QUEUES, extra_routes: str = ""):
-        if redis_url.startswith("redis+sentinel://"):
+    def __init__(
+        self,
+        redis_url: str,
+        queues: str = DEFAULT_QUEUES,
+        extra_routes: str = "",
+        prefix: str | None = None,
+    ):
+        if redis_url.startswith(("redis+sentinel://", "redis+cluster://")):
             from fsacd.state.connection import connect
 
-            self.r = connect(redis_url)  # the master, as the sentinels say
+            self.r = connect(redis_url)  # the master, as the sentinels say; the cluster
         else:
             self.r = redis.Redis.from_url(redis_url, decode_responses=True)
         self.fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon")
@@ -82,7 +91,7 @@ class Acd:
         os.environ["FSACD_TEST_ESL_PASSWORD"] = "ClueCon"
         host, port = self.fs.inbound_address
         self.cfg = make_config(
-            redis_url, queues, extra_routes=extra_routes, inbound=f"{host}:{port}"
+            redis_url, queues, extra_routes=extra_routes, inbound=f"{host}:{port}", prefix=prefix
         )
         inbound = FreeSwitchClient(self.fs.inbound_address, "ClueCon")
         self.ctl = Controller(self.cfg, self.r, fs=inbound)

@@ -1,26 +1,17 @@
 """Redis high availability: Sentinel URLs (real redis-server and redis-sentinel processes, a
-failover during calls) and a clear refusal of Redis Cluster."""
+failover during calls). Redis Cluster: tests/test_redis_cluster.py."""
 
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 
 import pytest
 
-from fsacd.config import ConfigError, load_text
 from fsacd.standin import PhoneBehaviour as P
-from fsacd.state.connection import (
-    CLUSTER_REFUSED,
-    RedisSetupError,
-    connect,
-    parse_sentinel_url,
-    refuse_cluster,
-    url_of,
-)
+from fsacd.state.connection import RedisSetupError, parse_sentinel_url, url_of
 from tests.acd_harness import Acd, wait_for
-from tests.redis_server import RedisServer, ReplicaServer, SentinelServer, server_binary
+from tests.redis_server import RedisServer, ReplicaServer, SentinelServer
 
 
 def test_sentinel_urls_are_read_part_by_part():
@@ -33,58 +24,6 @@ def test_sentinel_urls_are_read_part_by_part():
     for bad in ("redis+sentinel://h:1", "redis+sentinel://h:1/a/b", "redis+sentinel://:1/a"):
         with pytest.raises(RedisSetupError):
             parse_sentinel_url(bad)
-
-
-def test_a_cluster_url_is_refused_with_one_line():
-    with pytest.raises(ConfigError) as err:
-        load_text('[redis]\nurl = "redis+cluster://h:7000"\n', env={})
-    assert "Redis Cluster is not supported" in str(err.value)
-    with pytest.raises(RedisSetupError, match="not supported"):
-        connect("redis+cluster://127.0.0.1:7000")
-    assert "\n" not in CLUSTER_REFUSED
-
-
-def test_a_cluster_node_is_refused_at_start(tmp_path):
-    """A redis:// URL that leads to a Redis Cluster node: refused before any call."""
-    port = _cluster_port()
-    proc = subprocess.Popen(
-        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-         "--cluster-enabled", "yes", "--save", ""],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        client = connect(f"redis://127.0.0.1:{port}/0")
-        wait_for(lambda: _pings(client), what="cluster node up")
-        with pytest.raises(RedisSetupError, match="Redis Cluster is not supported"):
-            refuse_cluster(client)
-    finally:
-        proc.kill()
-        proc.wait(5)
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free and exists too."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
-def _pings(client) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
 
 
 @pytest.fixture

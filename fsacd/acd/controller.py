@@ -25,7 +25,7 @@ from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
 from fsacd.pop.screen import ScreenPop
-from fsacd.state.connection import close, connect, describe, refuse_cluster
+from fsacd.state.connection import check_cluster_node, close, connect, describe
 from fsacd.state.store import Offer, Store
 from fsacd.verified.registry import VerifiedNumbers, number_salt
 
@@ -113,7 +113,7 @@ class Controller:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        refuse_cluster(self.r)  # one clear line instead of CROSSSLOT errors on every call
+        check_cluster_node(self.r)  # one clear line instead of MOVED errors on every call
         if not configmod.password(self.cfg):
             fs = self.cfg.freeswitch
             where = (

@@ -15,13 +15,21 @@ from pathlib import Path
 
 from fsacd.config.model import Config, FreeswitchConfig, RedisConfig, ServerConfig, split_address
 from fsacd.config.reader import ENV_NAME, ConfigError, Table, region_key
+from fsacd.core.keyslot import prefix_problem
 from fsacd.core.text import has_control, show
 
 ENV_REDIS_URL = "REDIS_URL"
 
 _CONTROLLER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
 _CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    *_CLUSTER_SCHEMES,
+)
 
 
 def default_controller_id() -> str:
@@ -121,15 +129,11 @@ def read_redis(t: Table, env: Mapping[str, str]) -> RedisConfig:
     """``[redis]``; ``$REDIS_URL`` in ``env`` wins over ``url``."""
     d = RedisConfig()
     url = t.string("url", None, max_len=1024)
-    if url is not None and url.startswith(_CLUSTER_SCHEMES):
-        t.error("url", "Redis Cluster is not supported; use one Redis with Sentinel for HA")
-        url = None
-    elif url is not None and (
-        not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)
-    ):
+    if url is not None and (not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)):
         t.error(
             "url",
-            "must be a redis://, rediss://, unix:// or redis+sentinel:// URL without spaces",
+            "must be a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"
+            " without spaces",
         )
         url = None
     prefix = d.prefix
@@ -142,8 +146,13 @@ def read_redis(t: Table, env: Mapping[str, str]) -> RedisConfig:
             )
         else:
             prefix = v
+    url = env.get(ENV_REDIS_URL) or url
+    if url is not None and url.startswith(_CLUSTER_SCHEMES):
+        problem = prefix_problem(prefix)
+        if problem:  # every key in one slot: the scripts and transactions need it
+            t.error("prefix", problem)
     out = RedisConfig(
-        url=env.get(ENV_REDIS_URL) or url,
+        url=url,
         data_dir=t.string("data_dir", d.data_dir, max_len=1024),
         prefix=prefix,
     )

@@ -14,6 +14,8 @@ from typing import Any, Protocol, Self
 
 from redis.exceptions import NoScriptError
 
+from fsacd.state.cluster import is_cluster, ping_node
+from fsacd.state.connection import check_prefix
 from fsacd.state.keys import Keys
 
 #: A batch of queued commands (a redis-py pipeline); features only pass it on as ``pipe=``.
@@ -63,6 +65,7 @@ class StateBase:
     def __init__(self, r: Any, keys: Keys | None = None) -> None:
         self.r = r
         self.keys = keys or Keys()
+        check_prefix(r, self.keys.prefix)  # on a Redis Cluster: one slot, or one clear line
 
     @classmethod
     def of(cls, other: StateBase) -> Self:
@@ -76,7 +79,10 @@ class StateBase:
         return describe(self.r)
 
     def ping(self) -> bool:
-        """Redis answers (raises the connection's error when it does not)."""
+        """Redis answers (raises the connection's error when it does not); on a cluster,
+        the master holding fsacd's keys."""
+        if is_cluster(self.r):
+            return ping_node(self.r, self.keys.events())
         return bool(self.r.ping())
 
     @contextmanager

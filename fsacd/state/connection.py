@@ -12,13 +12,18 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 from redis.exceptions import (
+    ClusterDownError,
     ConnectionError,
     ReadOnlyError,
     RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TimeoutError,
+    TryAgainError,
     WatchError,
 )
+
+from fsacd.state.cluster import cluster_client, is_cluster, prefix_error
 
 __all__ = [
     "ConnectionError",
@@ -29,14 +34,23 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "WatchError",
     "close",
+    "check_cluster_node",
+    "check_prefix",
     "connect",
-    "refuse_cluster",
     "url_of",
 ]
 
 #: Errors that mean "Redis is away for now" (down, restarting, loading its AOF, a half-open
-#: connection timing out, a replica after a failover): retry, do not give up on the call.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, ReadOnlyError)
+#: connection timing out, a replica after a failover; on a Redis Cluster a failover under
+#: way: CLUSTERDOWN, TRYAGAIN, a slot without a master yet): retry, do not give up on the call.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 #: The client type (for annotations outside fsacd/state).
 Redis = redis.Redis
@@ -69,7 +83,10 @@ def connect(url: str | None = None, data_dir: str | os.PathLike[str] = "var") ->
     """
     url = url or os.environ.get("REDIS_URL") or None
     if url and url.startswith(CLUSTER_SCHEMES):
-        raise RedisSetupError(CLUSTER_REFUSED)
+        try:
+            return cluster_client(url, POOL_SIZE, POOL_WAIT, **CLIENT_OPTIONS, **TCP_OPTIONS)
+        except ValueError as exc:
+            raise RedisSetupError(str(exc)) from None
     if url and url.startswith(SENTINEL_SCHEMES):
         return _sentinel_client(url)
     if url:
@@ -136,10 +153,12 @@ class RedisSetupError(ValueError):
 #: sentinels have their own password). The master is asked of the sentinels at connect and
 #: again after a failover.
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+#: Redis Cluster: ``redis+cluster://[user:password@]host:port[,host:port...]`` (fsacd/state/
+#: cluster.py; the key prefix must carry a hash tag, ``{fsacd}:``).
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-CLUSTER_REFUSED = (
-    "Redis Cluster is not supported (fsacd's Lua scripts build agent, call and queue keys "
-    "from the prefix while they run); use one Redis with Sentinel for high availability"
+CLUSTER_NODE_REFUSED = (
+    "this Redis is a Redis Cluster node: use a redis+cluster://HOST:PORT[,HOST:PORT] URL"
+    ' and a key prefix with a hash tag (redis.prefix = "{fsacd}:")'
 )
 SENTINEL_PORT = 26379
 
@@ -201,14 +220,26 @@ def _sentinel_client(url: str) -> redis.Redis:
     return client
 
 
-def refuse_cluster(client: redis.Redis) -> None:
-    """ValueError (:data:`CLUSTER_REFUSED`) when the server is a Redis Cluster node."""
+def check_cluster_node(client: redis.Redis) -> None:
+    """RedisSetupError (:data:`CLUSTER_NODE_REFUSED`) when a single-server client (a
+    ``redis://`` URL) leads to a Redis Cluster node: it would meet MOVED errors on most keys.
+    A cluster client passes."""
+    if is_cluster(client):
+        return
     try:
         info = client.info("cluster")
     except ResponseError:
         return  # INFO cluster not allowed for this user: not a cluster question we can ask
     if str(info.get("cluster_enabled", 0)) == "1":
-        raise RedisSetupError(CLUSTER_REFUSED)
+        raise RedisSetupError(CLUSTER_NODE_REFUSED)
+
+
+def check_prefix(client: redis.Redis, prefix: str) -> None:
+    """RedisSetupError (one line) when ``client`` is a Redis Cluster client and the keys
+    under ``prefix`` would not share one slot (fsacd/state/cluster.py)."""
+    problem = prefix_error(client, prefix)
+    if problem:
+        raise RedisSetupError(f"redis.prefix: {problem}")
 
 
 def url_of(client: redis.Redis) -> str:
@@ -258,7 +289,7 @@ def _mask_password(url: str) -> str:
 
 def close(client: redis.Redis) -> None:
     """Close the client; the embedded server it started or joined is stopped when no other
-    client uses it (a Redis of the URL is left alone)."""
+    client uses it (a Redis of the URL is left alone; a cluster client closes its pools)."""
     if getattr(client, "fsacd_embedded", None) is not None:
         _leave_embedded(client)
     else:

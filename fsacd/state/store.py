@@ -25,6 +25,7 @@ from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
 from fsacd.state.base import Pipe, Reads, StateBase, script_with_reads
+from fsacd.state.cluster import subscribers
 from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
 from fsacd.state.scripts import Scripts
 
@@ -291,6 +292,15 @@ def _field(v: Any) -> str | None:
     return str(v)
 
 
+def _decodes(r: Any) -> bool:
+    """``r`` (a client of one server or of a cluster) decodes responses to str."""
+    try:
+        return bool(r.get_encoder().decode_responses)
+    except AttributeError:
+        kwargs = getattr(getattr(r, "connection_pool", None), "connection_kwargs", {}) or {}
+        return bool(kwargs.get("decode_responses", False))
+
+
 def append_event(
     client: Any,
     keys: Keys,
@@ -323,9 +333,7 @@ class Store(StateBase):
         clock: Callable[[], float] = time.time,
         events_maxlen: int = EVENTS_MAXLEN,
     ) -> None:
-        kwargs = getattr(r, "connection_pool", None)
-        kwargs = getattr(kwargs, "connection_kwargs", {}) or {}
-        if not kwargs.get("decode_responses", False):
+        if not _decodes(r):
             raise ValueError("Store needs a Redis client with decode_responses=True")
         super().__init__(r, Keys(prefix))
         self.prefix = prefix
@@ -393,7 +401,8 @@ class Store(StateBase):
     def control(self, message: str) -> int:
         """PUBLISH a command to every controller (``reload``, ``revoke:{call}``,
         ``dial:{json}``, ``moved:{call}``); returns how many controllers received it."""
-        return int(self.r.publish(self.keys.control_channel(), message))
+        channel = self.keys.control_channel()
+        return subscribers(self.r, channel, int(self.r.publish(channel, message)))
 
     def claim_dial_request(self, request_id: str, ttl: int = 3600) -> bool:
         """Take a supervisor's dial request for this controller (SET NX): True for the one

@@ -3,7 +3,8 @@
 -- Conventions shared by all scripts:
 --   KEYS[1]  the events stream (<prefix>events)
 --   ARGV[1]  the key prefix (e.g. "fsacd:"): agent, queue and call keys that a script only
---            learns while it runs are built from it (single Redis server, not cluster)
+--            learns while it runs are built from it (on a Redis Cluster the prefix carries a
+--            hash tag, {fsacd}:, so they share the slot of KEYS[1]: fsacd/state/cluster.py)
 --   ARGV[2]  now: seconds since the epoch, a string with millisecond precision
 -- Key names built here must match fsacd/keys.py (tests/test_store.py checks it):
 --   <prefix>agent:<id>  <prefix>queue:<name>:members  <prefix>queue:<name>:waiting
