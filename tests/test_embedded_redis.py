@@ -85,3 +85,19 @@ def test_commands_started_at_once_share_one_server(tmp_path):
     finally:
         close(client)
     assert not Embedded(tmp_path).answers()
+
+
+def test_a_data_directory_removed_under_its_client_does_not_leave_the_server_running(tmp_path):
+    import shutil
+    import time
+
+    data = tmp_path / "var"
+    client = connect(None, data)
+    server = client.fsacd_embedded
+    pid = server.pid()
+    shutil.rmtree(data)  # as a demo or test cleaning up before it closed its client
+    close(client)
+    deadline = time.time() + 10
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists()  # (daemonized: reaped by init)

@@ -122,6 +122,7 @@ def _embedded_client(data_dir: str | os.PathLike[str]) -> redis.Redis:
             )
             client = redis.Redis(connection_pool=pool)
             client.ping()  # a connection held: a process stopping it now sees this one
+            server.pid()  # remembered, for a stop after its directory is gone
     except EmbeddedError as exc:
         raise RedisSetupError(str(exc)) from None
     client.fsacd_embedded = server  # type: ignore[attr-defined]
@@ -140,8 +141,8 @@ def _leave_embedded(client: redis.Redis) -> None:
         with server.locked():
             if server.clients() == 0:
                 server.stop()
-    except OSError:
-        pass  # a data directory gone: nothing left to stop
+    except OSError:  # its data directory was removed under it: nobody can join it any more
+        server.terminate()
 
 
 class RedisSetupError(ValueError):

@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -71,6 +72,7 @@ class Embedded:
         self.dir = Path(data_dir).resolve()
         self.pidfile = self.dir / PID_FILE
         self.socket = self._socket_path()
+        self._pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -143,9 +145,22 @@ class Embedded:
 
     def pid(self) -> int | None:
         try:
-            return int(self.pidfile.read_text().strip())
+            self._pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
-            return None
+            pass
+        return self._pid
+
+    def terminate(self) -> None:
+        """SIGTERM the server whose pid was last seen (its data directory is gone: it can
+        neither be joined nor save)."""
+        if self._pid is None or self.pidfile.exists():
+            return
+        try:  # still that server (a pid can be reused)?
+            cmdline = Path(f"/proc/{self._pid}/cmdline").read_bytes()
+            if b"redis-server" in cmdline and str(self.socket).encode() in cmdline:
+                os.kill(self._pid, signal.SIGTERM)
+        except OSError:
+            pass
 
     def stop(self) -> None:
         """SHUTDOWN SAVE (the data is kept), then wait until the server is gone (call under
@@ -156,6 +171,9 @@ class Embedded:
                 s.connect(str(self.socket))
                 s.sendall(b"SHUTDOWN SAVE\r\n")
                 s.recv(64)  # the server closing the connection is the success
+        except FileNotFoundError:  # its socket was removed under it (and maybe its data)
+            self.terminate()
+            return
         except OSError:
             pass
         deadline = time.monotonic() + STOP_TIMEOUT

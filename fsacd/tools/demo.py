@@ -30,7 +30,7 @@ import gevent  # noqa: E402
 from fsacd.config import load  # noqa: E402
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
-from fsacd.state.connection import connect, url_of  # noqa: E402
+from fsacd.state.connection import close, connect, url_of  # noqa: E402
 from fsacd.state.store import Store  # noqa: E402
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "fsacd.toml"
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        close(r)  # the embedded Redis stops (it was the last client) before its files go
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
