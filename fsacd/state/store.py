@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -147,13 +147,16 @@ class Offer:
 class MatchSpec:
     """How a matching pass is run for a queue (:meth:`Store.match`'s arguments): the
     strategy, calls served at most, agents passed over (``busy``) and whether presence's
-    sets are read by the script (``skip_busy_sets``); ``rng`` for the random strategy."""
+    sets are read by the script (``skip_busy_sets``); ``rng`` for the random strategy.
+    ``ids``: the base of the pass's offer ids (a pass sent again after a lost reply uses the
+    same ones, so ``arrive.lua`` knows its own offer)."""
 
     strategy: str
     calls: int
     busy: frozenset[str] = frozenset()
     skip_busy_sets: bool = False
     rng: random.Random | None = None
+    ids: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
 
 
 @dataclass
@@ -865,7 +868,7 @@ class Store(StateBase):
             *self._args(),
             queue,
             spec.strategy,
-            ",".join(_offer_ids(calls)),
+            ",".join(_offer_ids(calls, spec.ids)),
             str(want),
             fractions,
             *sorted(spec.busy),
@@ -1220,9 +1223,9 @@ class Store(StateBase):
         return [c for c in self.list_calls() if c.get("callback") == "1"]
 
 
-def _offer_ids(n: int) -> list[str]:
+def _offer_ids(n: int, base: str | None = None) -> list[str]:
     """``n`` new offer ids (32 hex digits, unique: a random prefix and a counter)."""
-    base = uuid.uuid4().hex[:24]
+    base = base or uuid.uuid4().hex[:24]
     return [f"{base}{i:08x}" for i in range(n)]
 
 
