@@ -220,3 +220,34 @@ def test_matcher_arrival_waits_while_the_queue_is_held(store):
     arrival = matcher.arrive("sales", run)
     assert sent[1] is not None
     assert [o.call_id for o in inbox] == ["c1"]  # the head, held back before, served first
+
+
+def test_a_caller_another_controller_still_holds_is_taken_over_and_served(redis_url):
+    """The caller came back (its controller died while it was offered): the old stay ends
+    ``controller-lost`` (its agent released), then the caller arrives afresh and is served,
+    with its screen pop (prepared with the arrival)."""
+    from fsacd.standin import PhoneBehaviour as P
+    from tests.acd_harness import Acd, wait_for
+
+    acd = Acd(redis_url)
+    try:
+        acd.agent("1001", P.answers(after=0.1, talk=30), {"support": 1})
+        acd.ctl.contacts.put({"id": "k1", "name": "Erika", "numbers": [
+            {"label": "p", "number": "+4922129191999"}]})  # fmt: skip
+        uuid = "5b7a2c1e-0000-4000-8000-00000000c0de"
+        dead = Store(acd.r, controller_id="dead-ctl")
+        held = dead.arrive({"id": uuid}, "support", 0, match=spec())
+        assert held.offers and acd.agent_state("1001")["state"] == "reserved"
+        call = acd.fs.place_call(destination="5000", uuid=uuid)
+        wait_for(lambda: acd.agent_state("1001")["state"] == "in-call", what="1001 in call")
+        ended = [e for e in acd.events("call-ended") if e.get("call") == uuid]
+        assert [e["outcome"] for e in ended] == ["controller-lost"]
+        c = acd.store.get_call(uuid)
+        assert (c["state"], c["owner"], c["agent"]) == ("bridged", "test-ctl", "1001")
+        pops = stream(acd.r, "1001")
+        assert pops[0]["stage"] == "offer" and pops[0]["call"] == uuid
+        assert pops[0]["match"] == "found"
+        assert [leg.variables.get("fsacd_agent") for leg in call.legs] == ["1001"]
+        call.hangup()
+    finally:
+        acd.stop()

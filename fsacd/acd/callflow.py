@@ -50,8 +50,6 @@ APP_START_TIMEOUT = 2.0
 DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
-#: How long an offer waits for the caller's screen pop lookup (no CRM: Redis only).
-POP_PREPARE_WAIT = 1.0
 #: The events of the caller's channel the call flow (and the IVR, ivr_esl.py) waits for; the
 #: outbound socket subscribes to these only (``myevents`` would send 23 types; docs/performance.md).
 CALL_EVENTS = (
@@ -154,8 +152,6 @@ class CallFlow:
         self.became_callback = False
         self.answered_at = 0.0
         self.winner_leg = ""
-        #: the screen pop lookup running beside the call (with a CRM, see _arrive)
-        self._prepare: gevent.Greenlet | None = None
         #: the screen pop prepared with the arrival (no CRM), held here for the offers
         self._prepared: Prepared | None = None
         self.last_announced: float | None = None
@@ -451,7 +447,7 @@ class CallFlow:
             )
             self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
         else:
-            raise ESLError(f"call {self.state.uuid} is still held by {arrival.moved_from}")
+            raise RuntimeError(f"call {self.state.uuid} is still held by {arrival.moved_from}")
         if lookup[0] is not None:
             self._prepared = lookup[0].get()
             if not any(o.call_id == self.state.uuid for o in arrival.offers):
@@ -459,7 +455,7 @@ class CallFlow:
         else:
             # a CRM may take its timeout: the lookup runs beside the call, and an offer made
             # meanwhile goes on and gets the pop completed when it ends (fsacd/pop/screen.py)
-            self._prepare = gevent.spawn(
+            gevent.spawn(
                 self._pop.prepare,
                 self.state.uuid,
                 queue,
@@ -1073,7 +1069,6 @@ class CallFlow:
         fields = {"legs": recovery.format_legs(legs), "presentation": shown}
         prepared = self._prepared
         if prepared is None:  # with a CRM: the pop as the lookup left it in Redis
-            self._pop_ready()
             contacts = self.store.ring(offer, fields=fields)
             if contacts is None:
                 return None
@@ -1094,12 +1089,6 @@ class CallFlow:
             return None
         popped.sent()
         return contacts, popped.headers
-
-    def _pop_ready(self) -> None:
-        """Wait (bounded) for the caller's screen pop lookup, when an offer needs it."""
-        if self._prepare is not None:
-            self._prepare.join(timeout=POP_PREPARE_WAIT)
-            self._prepare = None
 
     def _claim_stale(self, offer: Offer, winner: str) -> None:
         """FreeSWITCH bridged to ``winner`` but Redis refused the offer as stale: the agent
