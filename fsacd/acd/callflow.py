@@ -407,12 +407,15 @@ class CallFlow:
             "fs_core": self.data.get("Core-UUID", ""),
         }
         # the recording notice comes first: no agent is reserved while it plays
-        record = self._arrive(call, target.name, fields.get("name", ""), self._consent_dialog(qcfg))
+        parked = self._consent_dialog(qcfg)
+        record = self._arrive(call, target.name, fields.get("name", ""), parked)
         self.state.queue = target.name
         self.state.queue_entered_at = now
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         self._ask_recording_consent(qcfg)
+        if parked:  # back in its place after the notice: matched now, before any hold music
+            self.ctl.matcher.match_now(target.name)
         self._wait_loop()  # a free agent: the offer is in the inbox already
 
     def _arrive(self, call: dict[str, Any], queue: str, name: str, parked: bool) -> dict:
