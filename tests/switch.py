@@ -523,6 +523,8 @@ class RealSwitch:
                 if not self.client.connected:
                     return
                 continue
+            if ev.name == "SOCKET_CLOSED":
+                return  # closed: next_event would return this at once, forever (a busy loop)
             uid = ev.get("Unique-ID")
             if not uid:
                 continue

@@ -497,6 +497,9 @@ strategy = "ring-all"
         warned = [r for r in caplog.records if "cannot be dialled" in r.getMessage()]
         assert len(warned) == 1
         assert [e["agent"] for e in acd.events("agent-bad-contact")] == ["1001"]
+        # its pop went out with the ringing, before the contact was read: withdrawn at once
+        pops = [f["stage"] for _, f in acd.r.xrange(acd.store.keys.agent_pops("1001"))]
+        assert pops == ["offer", "withdrawn"]
         call.hangup()
     finally:
         acd.stop()

@@ -97,7 +97,7 @@ def state(store, agent_id):
 def test_lua_builds_the_same_key_names_as_keys_py(r):
     src = scripts.source("_lib") + (
         "\nreturn {agent_key('x'), members_key('q'), waiting_key('q'), call_key('c'),"
-        " free_key('q'), queue_key('q'), READY, CALLS, WAKE, EVENTS, NOW_S}"
+        " free_key('q'), queue_key('q'), contact_key('k'), READY, CALLS, WAKE, EVENTS, NOW_S}"
     )
     k = Keys("pfx:")
     got = r.eval(src, 1, k.events(), "pfx:", "12.500")
@@ -108,6 +108,7 @@ def test_lua_builds_the_same_key_names_as_keys_py(r):
         k.call("c"),
         k.queue_free("q"),
         k.queue("q"),
+        k.contact("k"),
         k.ready(),
         k.calls(),
         k.wake_channel(),

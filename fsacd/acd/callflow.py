@@ -22,7 +22,7 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from fsacd.acd import ivr_esl, presence, prompts, recovery
-from fsacd.acd.outage import Durable, RedisUnavailable
+from fsacd.acd.outage import Durable, RedisUnavailable, durable
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -31,6 +31,7 @@ from fsacd.pop.screen import caller_region
 if TYPE_CHECKING:
     from fsacd.acd.services import Services
     from fsacd.config import QueueConfig
+    from fsacd.pop.screen import Prepared
     from fsacd.state.store import Offer
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ APP_START_TIMEOUT = 2.0
 DONE_KEPT = 32
 #: Extra time past ``ring_timeout`` before we stop waiting for a bridge to give its result.
 BRIDGE_MARGIN = 15.0
-#: How long an offer waits for the caller's screen pop lookup (no CRM: Redis only).
-POP_PREPARE_WAIT = 1.0
 #: The events of the caller's channel the call flow (and the IVR, ivr_esl.py) waits for; the
 #: outbound socket subscribes to these only (``myevents`` would send 23 types; docs/performance.md).
 CALL_EVENTS = (
@@ -158,8 +157,8 @@ class CallFlow:
         self.became_callback = False
         self.answered_at = 0.0
         self.winner_leg = ""
-        #: the screen pop lookup running beside the match (see _serve_queue)
-        self._prepare: gevent.Greenlet | None = None
+        #: the screen pop prepared with the arrival (no CRM), held here for the offers
+        self._prepared: Prepared | None = None
         self.last_announced: float | None = None
         self.language = "en"
         self.recording: dict[str, Any] = {}
@@ -389,7 +388,6 @@ class CallFlow:
         # Nothing is sent to the channel yet: a caller who finds a free agent gets the
         # bridge (and the variables before it) in the channel's first media tick, a caller
         # who has to wait gets answer, variables and hold music in that tick instead.
-        self._take_over_if_moved()
         admitted = self._admit(target.name)
         if admitted is None:
             return
@@ -402,45 +400,79 @@ class CallFlow:
         fields = callerid.caller_record_fields(
             self.data, caller, self._privacy_cfg(qcfg), self.ctl.number_salt
         )
-        record = self.store.enqueue(
-            {
-                "id": self.state.uuid,
-                "owner": self.ctl.controller_id,
-                **fields,
-                **{
-                    f"ivr_{k}" if not k.startswith("ivr_") else k: v
-                    for k, v in self.ivr_inputs.items()
-                },
-                "destination": self.data.get("Caller-Destination-Number", ""),
-                "fs_core": self.data.get("Core-UUID", ""),
+        call = {
+            "id": self.state.uuid,
+            "owner": self.ctl.controller_id,
+            **fields,
+            **{
+                f"ivr_{k}" if not k.startswith("ivr_") else k: v
+                for k, v in self.ivr_inputs.items()
             },
-            target.name,
-            self.state.priority,
-            # the recording notice comes first: no agent is reserved while it plays
-            parked=self._consent_dialog(qcfg),
-        )
+            "destination": self.data.get("Caller-Destination-Number", ""),
+            "fs_core": self.data.get("Core-UUID", ""),
+        }
+        # the recording notice comes first: no agent is reserved while it plays
+        parked = self._consent_dialog(qcfg)
+        record = self._arrive(call, target.name, fields.get("name", ""), parked)
         self.state.queue = target.name
         self.state.queue_entered_at = now
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
-        prepare = (
-            self._pop.prepare,
-            self.state.uuid,
-            target.name,
-            caller,
-            self.hidden,
-            fields.get("name", ""),
-            self.ivr_inputs,
-        )
-        # the lookup runs beside the match: without a CRM (Redis only, a few ms) an offer
-        # waits for it (_pop_ready); a CRM may take its timeout, so an offer made meanwhile
-        # goes on and gets the pop completed when the lookup ends (fsacd/pop/screen.py)
-        self._prepare = gevent.spawn(*prepare)
-        if self.ctl.pop.crm is not None:
-            self._prepare = None
         self._ask_recording_consent(qcfg)
-        self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
-        self._wait_loop()
+        if parked:  # back in its place after the notice: matched now, before any hold music
+            self.ctl.matcher.match_now(target.name)
+        self._wait_loop()  # a free agent: the offer is in the inbox already
+
+    def _arrive(self, call: dict[str, Any], queue: str, name: str, parked: bool) -> dict:
+        """The caller enters ``queue``: one round trip holds the arrival (the call recorded
+        and queued, the queue matched: ``Matcher.arrive``) and the screen pop's lookup (no
+        CRM: Redis only). A call another controller still held (it died, or FreeSWITCH
+        moved the caller on in the dialplan) is ended there first: the caller is here."""
+        store, pop = self.ctl.store, self.ctl.pop
+        lookup: list[Any] = [None]
+
+        def send(spec: Any) -> Any:
+            batch = store.round_trip()
+            arrival = store.arrive(call, queue, self.state.priority, parked=parked, match=spec,
+                                   batch=batch)  # fmt: skip
+            lookup[0] = pop.prepare_in(
+                batch, self.state.uuid, queue, self.caller, self.hidden, name, self.ivr_inputs
+            )
+            batch.send()
+            return arrival.get()
+
+        def run(spec: Any) -> Any:
+            return durable("arrival", send, spec)
+
+        for _ in range(2):
+            arrival = run(None) if parked else self.ctl.matcher.arrive(queue, run)
+            if arrival.moved_from is None:
+                break
+            log.warning(
+                "call %s: came back while %s held it; taking it over",
+                self.state.uuid,
+                arrival.moved_from,
+            )
+            self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
+        else:
+            raise RuntimeError(f"call {self.state.uuid} is still held by {arrival.moved_from}")
+        if lookup[0] is not None:
+            self._prepared = lookup[0].get()
+            if not any(o.call_id == self.state.uuid for o in arrival.offers):
+                self._pop.save(self._prepared)  # the caller waits: stored now, not with an offer
+        else:
+            # a CRM may take its timeout: the lookup runs beside the call, and an offer made
+            # meanwhile goes on and gets the pop completed when it ends (fsacd/pop/screen.py)
+            gevent.spawn(
+                self._pop.prepare,
+                self.state.uuid,
+                queue,
+                self.caller,
+                self.hidden,
+                name,
+                self.ivr_inputs,
+            )
+        return arrival.call or {}
 
     def _reset_for_requeue(self) -> None:
         """What the call knew about its first stay in a queue is over (that stay was
@@ -491,19 +523,6 @@ class CallFlow:
         self._run_app("set", f"fsacd_result={reason}", wait=False)
         cause = "NORMAL_CIRCUIT_CONGESTION" if reason == "full" else "NORMAL_TEMPORARY_FAILURE"
         self._run_app("hangup", cause, wait=False)
-
-    def _take_over_if_moved(self) -> None:
-        """The caller came back (its controller died, or FreeSWITCH moved it on in the
-        dialplan): whatever the old record still holds is over, since the caller is here."""
-        prev = self.store.get_call(self.state.uuid)
-        if prev and prev.get("state") in ("offering", "bridged"):
-            if (prev.get("owner") or "") != self.ctl.controller_id:
-                log.warning(
-                    "call %s: came back while %s held it; taking it over",
-                    self.state.uuid,
-                    prev.get("owner"),
-                )
-                self.store.finish_call(self.state.uuid, "controller-lost", 0.0)
 
     @property
     def _pop(self) -> Any:
@@ -991,38 +1010,38 @@ class CallFlow:
     def _offer(self, offer: Offer, qcfg: QueueConfig) -> bool:
         """Ring the reserved agent(s). True when the call was bridged and is over."""
         self.state.phase = "offering"
-        contacts = self.store.ring(offer)  # reserved -> ringing, and their contacts
-        if contacts is None:
+        # every agent's leg and pop are made before the contacts are read: ringing, the legs
+        # and the pops go in one round trip (_ring); an agent whose contact turns out
+        # unusable (rare: stored before the checks) is dropped afterwards
+        legs = {str(uuidlib.uuid4()): agent_id for agent_id in offer.agents}
+        leg_vars = {leg: self._leg_vars(leg, agent_id) for leg, agent_id in legs.items()}
+        waited = time.time() - self.state.entered_at
+        shown = self.presentation.reason if self.presentation else ""
+        rung = self._ring(offer, legs, shown, waited)
+        if rung is None:
             log.info("call %s: offer %s no longer valid", self.state.uuid, offer.offer_id)
             return False
-        legs: dict[str, str] = {}
-        leg_specs: list[tuple[dict[str, str], str]] = []
-        for agent_id in offer.agents:
+        contacts, pop_headers = rung
+        dropped = []
+        for leg, agent_id in list(legs.items()):
             contact = contacts.get(agent_id)
             problem = dialstring.contact_problem(contact) if contact else "no contact"
             if problem:
                 self._bench_agent(agent_id, problem)
-                continue
-            leg_uuid = str(uuidlib.uuid4())
-            legs[leg_uuid] = agent_id
-            leg_specs.append((self._leg_vars(leg_uuid, agent_id), contact))
-        if not leg_specs:
-            self.store.cancel_offer(offer)
-            return False
-        waited = time.time() - self.state.entered_at
-        shown = self.presentation.reason if self.presentation else ""
-
-        def record_legs(pipe: Any) -> None:  # with the pop, in one round trip
-            self.store.set_call_fields(
-                self.state.uuid, pipe=pipe, legs=recovery.format_legs(legs), presentation=shown
-            )
-
-        self._pop_ready()
-        pop_headers = self._pop.offered(
-            self.state.uuid, list(legs.values()), waited, also=record_legs
-        )
-        for leg_vars, _ in leg_specs:
-            leg_vars.update(pop_headers.get(leg_vars["fsacd_agent"], {}))
+                dropped.append(agent_id)
+                del legs[leg]
+        if dropped:
+            self._pop.withdrawn(self.state.uuid, dropped)
+            if self._prepared is not None:
+                self._prepared.agents = [a for a in self._prepared.agents if a not in dropped]
+            if not legs:
+                self.store.cancel_offer(offer)
+                return False
+            self.store.set_call_fields(self.state.uuid, legs=recovery.format_legs(legs))
+        leg_specs: list[tuple[dict[str, str], str]] = []
+        for leg, agent_id in legs.items():
+            leg_vars[leg].update(pop_headers.get(agent_id, {}))
+            leg_specs.append((leg_vars[leg], contacts[agent_id]))
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
         self._stop_moh()
@@ -1069,11 +1088,37 @@ class CallFlow:
                 self._prepare_channel(qcfg, "true", answer=False)
                 return False
 
-    def _pop_ready(self) -> None:
-        """Wait (bounded) for the caller's screen pop lookup, when an offer needs it."""
-        if self._prepare is not None:
-            self._prepare.join(timeout=POP_PREPARE_WAIT)
-            self._prepare = None
+    def _ring(
+        self, offer: Offer, legs: dict[str, str], shown: str, waited: float
+    ) -> tuple[dict[str, str], dict[str, dict[str, str]]] | None:
+        """The offer's agents go ringing, the call records its legs and the agents get their
+        pops, in one round trip when the pop is held here (no CRM). Returns the agents'
+        contacts and the pops' SIP header leg variables per agent; None for a stale offer
+        (its pops are withdrawn)."""
+        agents = list(legs.values())
+        fields = {"legs": recovery.format_legs(legs), "presentation": shown}
+        prepared = self._prepared
+        if prepared is None:  # with a CRM: the pop as the lookup left it in Redis
+            contacts = self.store.ring(offer, fields=fields)
+            if contacts is None:
+                return None
+            return contacts, self._pop.offered(self.state.uuid, agents, waited)
+        store, pop = self.ctl.store, self.ctl.pop
+
+        def send() -> Any:
+            batch = store.round_trip()
+            ring = store.ring(offer, fields=fields, batch=batch)
+            popped = pop.offered_in(batch, prepared, agents, waited, offer.queue)
+            batch.send()
+            return ring.get(), popped
+
+        contacts, popped = durable("ringing", send)
+        if contacts is None:
+            self._pop.withdrawn(self.state.uuid, popped.agents)
+            prepared.agents = []
+            return None
+        popped.sent()
+        return contacts, popped.headers
 
     def _claim_stale(self, offer: Offer, winner: str) -> None:
         """FreeSWITCH bridged to ``winner`` but Redis refused the offer as stale: the agent

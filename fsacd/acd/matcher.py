@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 from gevent.event import Event as GEvent
@@ -24,12 +24,14 @@ from gevent.lock import Semaphore
 
 from fsacd.acd.outage import note_failure
 from fsacd.core import strategies
+from fsacd.state.store import MatchSpec
 
 if TYPE_CHECKING:
     from fsacd.config import Config
-    from fsacd.state.store import Offer, Store
+    from fsacd.state.store import Arrival, Offer, Store
 
 log = logging.getLogger(__name__)
+A = TypeVar("A", bound="Arrival")
 
 #: Calls one reservation serves at most (one round trip for a burst of arrivals).
 MATCH_BATCH = 64
@@ -134,6 +136,33 @@ class Matcher:
             note_failure(f"matching {queue}", log)  # the match loop retries
             self.request([queue])
 
+    def arrive(self, queue: str, run: Callable[[MatchSpec | None], A]) -> A:
+        """A caller enters ``queue`` and the queue is matched in the same round trip:
+        ``run(spec)`` sends the call's arrival (``Store.arrive``) with the matching pass
+        ``spec`` and returns the Arrival; its offers are delivered (the caller's own is in
+        its inbox when this returns). While this process matches the queue already (or a
+        ``holding`` block runs) the arrival goes alone (``run(None)``) and the caller's
+        match waits for the running one, as :meth:`match_now`."""
+        if queue not in self.cfg.queues:
+            return run(None)
+        lock = self._queue_locks.setdefault(queue, Semaphore(1))
+        if not lock.acquire(blocking=False):
+            arrival = run(None)
+            self.match_now(queue)
+            return arrival
+        try:
+            self._passes[queue] = self._passes.get(queue, 0) + 1
+            arrival = run(self._spec(queue))
+            try:
+                if self._serve(queue, arrival.offers):
+                    self.request([queue])  # more to serve: the match loop goes on, not the caller
+            except Exception:  # noqa: BLE001 - Redis trouble: the loop and the sweep retry
+                log.exception("delivering the offers of %s failed; the match loop retries", queue)
+                self.request([queue])
+        finally:
+            lock.release()
+        return arrival
+
     @contextmanager
     def holding(self, queue: str, timeout: float = MATCH_NOW_WAIT) -> Iterator[None]:
         """No matching of ``queue`` in this process inside the block (a call being set up
@@ -203,28 +232,37 @@ class Matcher:
         """Serve as many waiting calls as there are free agents: each round is one atomic
         script (``Store.match``: the queue's head calls, each given the next free agent of
         the strategy's order from the queue's free index), up to ``MATCH_BATCH`` calls."""
-        qcfg = self.cfg.queues[queue]
-        ring_all = strategies.wants_all(qcfg.strategy)
         while True:
-            busy: set[str] = set()
-            in_redis = False
-            if qcfg.skip_busy_agents and self.busy_in_redis:
-                in_redis = True  # presence's sets, read by the script itself
-            elif qcfg.skip_busy_agents and self.busy_agents is not None:
-                busy = self.busy_agents()
+            spec = self._spec(queue)
             offers = self.store.match(
-                queue, qcfg.strategy, MATCH_BATCH, busy=busy, skip_busy_sets=in_redis,
-                rng=self.rng,
-            )
-            if not offers:
+                queue, spec.strategy, spec.calls, busy=spec.busy,
+                skip_busy_sets=spec.skip_busy_sets, rng=spec.rng,
+            )  # fmt: skip
+            if not self._serve(queue, offers):
                 return
-            self.matches += len(offers)
-            undelivered = [o for o in offers if not self._deliver(o)]
-            if undelivered:
-                self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
-                return
-            if not ring_all and len(offers) < MATCH_BATCH:
-                return  # out of calls or of free agents
+
+    def _spec(self, queue: str) -> MatchSpec:
+        """How a pass of ``queue`` runs now (strategy, batch, agents busy elsewhere)."""
+        qcfg = self.cfg.queues[queue]
+        busy: frozenset[str] = frozenset()
+        in_redis = False
+        if qcfg.skip_busy_agents and self.busy_in_redis:
+            in_redis = True  # presence's sets, read by the script itself
+        elif qcfg.skip_busy_agents and self.busy_agents is not None:
+            busy = frozenset(self.busy_agents())
+        return MatchSpec(qcfg.strategy, MATCH_BATCH, busy, in_redis, self.rng)
+
+    def _serve(self, queue: str, offers: list[Any]) -> bool:
+        """Deliver a pass's offers; True when another pass may find more to serve."""
+        if not offers:
+            return False
+        self.matches += len(offers)
+        undelivered = [o for o in offers if not self._deliver(o)]
+        if undelivered:
+            self.request_later(0.5, [queue])  # no hot loop on a call nobody takes
+            return False
+        ring_all = strategies.wants_all(self.cfg.queues[queue].strategy)
+        return ring_all or len(offers) >= MATCH_BATCH  # else out of calls or of free agents
 
     def _deliver(self, offer: Offer) -> bool:
         """Hand the offer to the call's owner. False (offer released) if nobody took it."""

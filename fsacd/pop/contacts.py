@@ -28,6 +28,7 @@ from typing import Any
 
 from fsacd.core import numbers
 from fsacd.core.numbers import Number
+from fsacd.state.base import Batch, Reply
 from fsacd.state.contacts import ContactStore
 from fsacd.state.keys import Keys
 
@@ -211,6 +212,17 @@ class Contacts:
         found = [decode(h) for h in self.db.get_many(ids) if h]
         found.sort(key=lambda c: (c.get("name", "").casefold(), c["id"]))
         return found[:limit], len(found)
+
+    def find_in(self, batch: Batch, e164: str, limit: int = MAX_MATCHES) -> Reply[Any]:
+        """:meth:`find`, queued on ``batch`` (one script: it travels with the call's arrival);
+        the reply's value is ``(contacts, total)``."""
+
+        def done(hashes: list[dict[str, str]]) -> tuple[list[dict[str, Any]], int]:
+            found = [decode(h) for h in hashes if h]
+            found.sort(key=lambda c: (c.get("name", "").casefold(), c["id"]))
+            return found[:limit], len(found)
+
+        return self.db.lookup(e164, batch).map(done)
 
     def lookup(self, number: Number, hidden: bool = False) -> tuple[list[dict[str, Any]], int]:
         """:meth:`find` for a normalised caller number; nothing for hidden or invalid numbers."""

@@ -143,8 +143,13 @@ class History:
     def previous_ref(self, ref: str, limit: int = 5) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
+        return self.decode(self.db.recent(ref, limit))
+
+    @staticmethod
+    def decode(raws: list[str]) -> list[dict[str, Any]]:
+        """Stored history entries (JSON text, newest first) as :meth:`previous` gives them."""
         out = []
-        for raw in self.db.recent(ref, limit):
+        for raw in raws:
             try:
                 entry = json.loads(raw)
                 entry["date"] = _iso(float(entry["ts"]))

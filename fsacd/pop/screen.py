@@ -28,6 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gevent.pool
@@ -40,7 +41,7 @@ from fsacd.pop.contacts import Contacts
 from fsacd.pop.crm import Crm
 from fsacd.pop.history import History
 from fsacd.secret import read_secret
-from fsacd.state.base import Pipe
+from fsacd.state.base import Batch, Pipe, Reply
 from fsacd.state.keys import Keys
 from fsacd.state.pop import PopReads, PopStore
 from fsacd.state.store import ID_RE
@@ -193,6 +194,39 @@ def _float(v: Any, default: float = 0.0) -> float:
         return default
 
 
+@dataclass
+class Prepared:
+    """A screen pop prepared by the call's own greenlet (:meth:`ScreenPop.prepare_in`): the
+    pop ``data``, the queue it was prepared in, the history list (``ref``), when the lookup
+    began, the agents it was last offered to, and whether it is stored yet."""
+
+    call_id: str
+    data: dict[str, Any]
+    queue: str
+    ref: str
+    started: float
+    agents: list[str] = field(default_factory=list)
+    saved: bool = False
+
+
+@dataclass
+class OfferedPop:
+    """The pops :meth:`ScreenPop.offered_in` queued: ``headers`` (SIP header leg variables
+    per agent); :meth:`sent` once the batch went out and the offer stands."""
+
+    screen: ScreenPop
+    prepared: Prepared
+    agents: list[str]
+    headers: dict[str, dict[str, str]]
+    pops: list[dict[str, Any]]
+
+    def sent(self) -> None:
+        """The pops are out: the prepared pop is stored, offered to ``agents``; webhooks."""
+        self.prepared.saved = True
+        self.prepared.agents = list(self.agents)
+        self.screen._webhooks(self.pops)
+
+
 class Webhooks:
     """POST pops to queues' ``webhook_url`` from background greenlets, signed."""
 
@@ -334,34 +368,13 @@ class ScreenPop:
         CRM timeout; call it again after the call moved (overflow) or new IVR input."""
         started = self.clock()
         try:
-            hidden = bool(hidden) or number.status == "withheld"
-            hidden = hidden or anonymous_queue(self.cfg, queue)
-            prepared: dict[str, Any] = {"call": call_id, "queue": queue, "hidden": hidden}
-            if hidden:
-                prepared["match"] = "hidden"
-            else:
-                contacts, total = self.lookup(number, hidden)
-                if number.e164:
-                    prepared["number"] = number.e164
-                if name:
-                    prepared["caller_name"] = name[:80]
-                prepared["contacts"] = contacts
-                prepared["matches"] = total
-                if contacts:
-                    prepared["match"] = "found"
-                else:
-                    prepared["match"] = "none" if number.e164 else "no-number"
-                    new: dict[str, Any] = {}
-                    if name:
-                        new["name"] = name[:80]
-                    if number.e164:
-                        new["numbers"] = [{"label": "phone", "number": number.e164}]
-                    prepared["new_contact"] = new
-            prepared["ivr"] = clean_ivr(ivr)
+            hidden = self._hidden(queue, number, hidden)
+            found: tuple[list[dict[str, Any]], int] = ([], 0)
+            if not hidden:
+                found = self.lookup(number, hidden)
             ref = self.history.ref(number, hidden)
-            prepared["history"] = (
-                self.history.previous_ref(ref, HISTORY_SHOWN) if ref is not None else []
-            )
+            history = self.history.previous_ref(ref, HISTORY_SHOWN) if ref is not None else []
+            prepared = self._build(call_id, queue, number, hidden, name, ivr, found, history)
             agents, answered_by, offered_at, waited = self.db.save_prepared(
                 call_id, _dumps(prepared), queue, ref or "", started
             )
@@ -372,6 +385,147 @@ class ScreenPop:
         except Exception as exc:  # noqa: BLE001 - a pop must never break a call
             log.warning("screen pop: prepare failed for call %s: %s", call_id, type(exc).__name__)
             log.debug("screen pop: prepare failed", exc_info=True)
+
+    def prepare_in(
+        self,
+        batch: Batch,
+        call_id: str,
+        queue: str,
+        number: Number,
+        hidden: bool,
+        name: str,
+        ivr: dict[str, str] | None = None,
+    ) -> Reply[Prepared] | None:
+        """:meth:`prepare` for the call's own greenlet, its reads queued on ``batch`` (sent
+        with the call's arrival): the reply is the :class:`Prepared` pop, kept in memory and
+        stored with :meth:`save` or with the first offer (:meth:`offered_in`). None with a
+        CRM (its lookup may take its timeout: :meth:`prepare` runs beside the call then)."""
+        if self.crm is not None:
+            return None
+        started = self.clock()
+        hidden = self._hidden(queue, number, hidden)
+        start = len(batch)
+        found = None
+        if not hidden and number.status == "valid" and number.e164:
+            found = self.contacts.find_in(batch, number.e164)
+        ref = self.history.ref(number, hidden)
+        recent = self.history.db.recent_in(batch, ref, HISTORY_SHOWN) if ref is not None else None
+        agents = self.db.agents_in(batch, call_id)
+
+        def done(_raw: list[Any]) -> Prepared:
+            try:
+                contacts = found.get() if found is not None else ([], 0)
+                for c in contacts[0]:
+                    c["source"] = "store"
+                history = self.history.decode(recent.get()) if recent is not None else []
+                data = self._build(call_id, queue, number, hidden, name, ivr, contacts, history)
+                old = [a for a in agents.get().split(",") if a]
+            except Exception as exc:  # noqa: BLE001 - a pop must never break a call
+                log.warning(
+                    "screen pop: lookup failed for call %s: %s", call_id, type(exc).__name__
+                )
+                data = self._build(call_id, queue, number, hidden, name, ivr, ([], 0), [])
+                old = []
+            return Prepared(call_id, data, queue, ref or "", started, old)
+
+        return batch.reply(start, done, errors=True)
+
+    def save(self, prepared: Prepared) -> None:
+        """Store a prepared pop no offer came with (the caller waits)."""
+        try:
+            self.db.save(prepared.call_id, _dumps(prepared.data), prepared.queue, prepared.ref,
+                         prepared.started)  # fmt: skip
+            prepared.saved = True
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: save failed for call %s: %s", prepared.call_id,
+                        type(exc).__name__)  # fmt: skip
+
+    def _hidden(self, queue: str, number: Number, hidden: bool) -> bool:
+        hidden = bool(hidden) or number.status == "withheld"
+        return hidden or anonymous_queue(self.cfg, queue)
+
+    def _build(
+        self,
+        call_id: str,
+        queue: str,
+        number: Number,
+        hidden: bool,
+        name: str,
+        ivr: dict[str, str] | None,
+        found: tuple[list[dict[str, Any]], int],
+        history: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The prepared pop of a caller from the lookup's results."""
+        prepared: dict[str, Any] = {"call": call_id, "queue": queue, "hidden": hidden}
+        if hidden:
+            prepared["match"] = "hidden"
+        else:
+            contacts, total = found
+            if number.e164:
+                prepared["number"] = number.e164
+            if name:
+                prepared["caller_name"] = name[:80]
+            prepared["contacts"] = contacts
+            prepared["matches"] = total
+            if contacts:
+                prepared["match"] = "found"
+            else:
+                prepared["match"] = "none" if number.e164 else "no-number"
+                new: dict[str, Any] = {}
+                if name:
+                    new["name"] = name[:80]
+                if number.e164:
+                    new["numbers"] = [{"label": "phone", "number": number.e164}]
+                prepared["new_contact"] = new
+        prepared["ivr"] = clean_ivr(ivr)
+        prepared["history"] = history
+        return prepared
+
+    def offered_in(
+        self,
+        batch: Batch,
+        prepared: Prepared,
+        agent_ids: list[str],
+        waited: float,
+        queue: str,
+    ) -> OfferedPop:
+        """:meth:`offered` for a pop held in memory (:meth:`prepare_in`): no read, the writes
+        (the prepared pop if not stored yet, the pops, ``withdrawn`` for agents of an earlier
+        offer) queued on ``batch``. Call ``sent()`` of the result once the batch went out and
+        the offer stands (the webhooks go then); its ``headers`` are the SIP header leg
+        variables per agent."""
+        agents = [a for a in dict.fromkeys(agent_ids) if ID_RE.fullmatch(a or "")]
+        try:
+            start = len(batch)
+            pipe = batch.pipe
+            if not prepared.saved:
+                self.db.save(prepared.call_id, _dumps(prepared.data), prepared.queue,
+                             prepared.ref, prepared.started, pipe=pipe)  # fmt: skip
+            current = self._current(prepared.call_id, prepared.data, queue)
+            pops = self._publish_full(prepared.call_id, current, agents, "offer", waited, pipe)
+            for old in prepared.agents:
+                if old not in agents:
+                    msg = self._notice(prepared.call_id, current, old, "withdrawn")
+                    msg["reason"] = "offer-ended"
+                    self._publish(pipe, msg)
+            self.db.offered(prepared.call_id, agents, self.clock(), waited, queue, pipe=pipe)
+            batch.reply(start, self._quiet_writes(prepared.call_id), errors=True)
+            headers = {p["agent"]: sip_headers(p) for p in pops}
+            return OfferedPop(self, prepared, agents, headers, pops)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("screen pop: offer failed for call %s: %s", prepared.call_id,
+                        type(exc).__name__)  # fmt: skip
+            return OfferedPop(self, prepared, agents, {a: {} for a in agents}, [])
+
+    @staticmethod
+    def _quiet_writes(call_id: str) -> Callable[[list[Any]], None]:
+        def check(raw: list[Any]) -> None:
+            errors = [x for x in raw if isinstance(x, Exception)]
+            if errors:
+                log.warning("screen pop: offer failed for call %s: %s", call_id,
+                            type(errors[0]).__name__)  # fmt: skip
+
+        return check
 
     def offered(
         self,
@@ -521,14 +675,20 @@ class ScreenPop:
             prepared = json.loads(h["data"]) if h.get("data") else {}
         except ValueError:
             prepared = {}
+        queue = current_queue or h.get("queue") or prepared.get("queue", "")
+        return self._current(call_id, prepared, queue), h
+
+    def _current(self, call_id: str, prepared: dict[str, Any], queue: str) -> dict[str, Any]:
+        """The prepared pop as shown in ``queue``, the call's current queue (a bare one when
+        there is none: offered before prepare finished, or without it)."""
         if not prepared:
             # offered before prepare finished (or without it): no lookup data, no number
             prepared = {"call": call_id, "hidden": False, "match": "pending"}
-        prepared["queue"] = current_queue or h.get("queue") or prepared.get("queue", "")
+        prepared = {**prepared, "queue": queue or prepared.get("queue", "")}
         if not prepared.get("hidden") and anonymous_queue(self.cfg, prepared["queue"]):
             # moved (overflow) into a queue whose agents must not see callers
             prepared = {**_as_hidden(prepared), "number_for_history": prepared.get("number")}
-        return prepared, h
+        return prepared
 
     def _publish_full(
         self,

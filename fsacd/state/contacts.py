@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from fsacd.state.base import StateBase
+from fsacd.state.base import Batch, Reply, StateBase
 from fsacd.state.connection import RedisError, WatchError
 
 #: Tries of a WATCHed write before giving up (another writer changed the same contacts).
@@ -42,6 +43,28 @@ class ContactStore(StateBase):
         for cid in contact_ids:
             pipe.hgetall(self.keys.contact(cid))
         return pipe.execute() if contact_ids else []
+
+    def lookup(self, e164: str, batch: Batch) -> Reply[list[dict[str, str]]]:
+        """The hashes of the contacts with the number ``e164`` (by id), queued on ``batch``:
+        one script (``contact_lookup.lua``), so the lookup travels with other commands."""
+        script = getattr(self, "_lookup_script", None)
+        if script is None:
+            from fsacd.state.scripts import full_source
+
+            script = self._lookup_script = self.r.register_script(full_source("contact_lookup"))
+        start = len(batch)
+        batch.script(script, [self.keys.events(), self.keys.contact_number(e164)],
+                     [self.keys.prefix, "0"])  # fmt: skip
+
+        def decode(raw: list[Any]) -> list[dict[str, str]]:
+            flat = raw[0] or []
+            out = []
+            for i in range(0, len(flat), 2):
+                h = flat[i + 1]
+                out.append(dict(zip(h[::2], h[1::2], strict=True)))
+            return out
+
+        return batch.reply(start, decode)
 
     def exist(self, contact_ids: Sequence[str]) -> list[bool]:
         """Whether each of these contacts is stored, in order, one round trip."""

@@ -6,7 +6,7 @@ the last call; ``ref`` is the E.164 number or ``h:`` + the salted hash of a hidd
 
 from __future__ import annotations
 
-from fsacd.state.base import Pipe, StateBase
+from fsacd.state.base import Batch, Pipe, Reply, StateBase
 
 
 class HistoryStore(StateBase):
@@ -27,3 +27,9 @@ class HistoryStore(StateBase):
     def recent(self, ref: str, limit: int) -> list[str]:
         """The newest ``limit`` entries of ``history:{ref}`` (JSON text)."""
         return self.r.lrange(self.keys.history(ref), 0, limit - 1)
+
+    def recent_in(self, batch: Batch, ref: str, limit: int) -> Reply[list[str]]:
+        """:meth:`recent`, queued on ``batch``."""
+        start = len(batch)
+        batch.pipe.lrange(self.keys.history(ref), 0, limit - 1)
+        return batch.reply(start, lambda raw: list(raw[0] or []))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fsacd.state.base import Pipe, StateBase
+from fsacd.state.base import Batch, Pipe, Reply, StateBase
 
 #: Entries kept in each agent's pop stream (approximate trim).
 STREAM_MAXLEN = 1000
@@ -62,6 +62,25 @@ class PopStore(StateBase):
         pipe.hmget(key, "agents", "answered_by", "offered_at", "waited")
         agents, answered_by, offered_at, waited = pipe.execute()[-1]
         return agents, answered_by, offered_at, waited
+
+    def save(
+        self, call_id: str, data: str, queue: str, hist: str, started: float, pipe: Pipe = None
+    ) -> None:
+        """:meth:`save_prepared` without reading the offer state back (the call's own
+        greenlet prepared the pop before any offer: there is none to complete)."""
+        key = self.keys.call_pop(call_id)
+        p = pipe if pipe is not None else self.r.pipeline(transaction=True)
+        p.hset(key, mapping={"data": data, "queue": queue, "hist": hist})
+        p.hsetnx(key, "started", _fmt(started))
+        p.expire(key, POP_TTL)
+        if pipe is None:
+            p.execute()
+
+    def agents_in(self, batch: Batch, call_id: str) -> Reply[str]:
+        """The agents the call's pop was last offered to (``''`` for none), on ``batch``."""
+        start = len(batch)
+        batch.pipe.hget(self.keys.call_pop(call_id), "agents")
+        return batch.reply(start, lambda raw: raw[0] or "")
 
     def prepared(self, call_id: str) -> str | None:
         """The JSON of the call's prepared pop, or None."""

@@ -19,9 +19,11 @@ NAMES = (
     "add_agent",
     "adopt",
     "answered",
+    "arrive",
     "callback",
     "candidates",
     "claim_bridged",
+    "contact_lookup",
     "enqueue",
     "finish",
     "free_due",
@@ -66,9 +68,11 @@ class Scripts:
     add_agent: Script
     adopt: Script
     answered: Script
+    arrive: Script
     callback: Script
     candidates: Script
     claim_bridged: Script
+    contact_lookup: Script
     enqueue: Script
     finish: Script
     free_due: Script

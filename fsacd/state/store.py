@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -24,7 +24,7 @@ import redis
 from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
-from fsacd.state.base import Pipe, Reads, StateBase, script_with_reads
+from fsacd.state.base import Batch, Pipe, Reads, Reply, StateBase, script_with_reads
 from fsacd.state.cluster import subscribers
 from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
 from fsacd.state.scripts import Scripts
@@ -142,6 +142,33 @@ class Offer:
             agents=list(agents),
             owner=str(data.get("owner") or ""),
         )
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    """How a matching pass is run for a queue (:meth:`Store.match`'s arguments): the
+    strategy, calls served at most, agents passed over (``busy``) and whether presence's
+    sets are read by the script (``skip_busy_sets``); ``rng`` for the random strategy.
+    ``ids``: the base of the pass's offer ids (a pass sent again after a lost reply uses the
+    same ones, so ``arrive.lua`` knows its own offer)."""
+
+    strategy: str
+    calls: int
+    busy: frozenset[str] = frozenset()
+    skip_busy_sets: bool = False
+    rng: random.Random | None = None
+    ids: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
+
+
+@dataclass
+class Arrival:
+    """What :meth:`Store.arrive` did: the call as stored after it (None when ``moved_from``
+    names the controller that still holds it: nothing changed) and the offers of the
+    matching pass that came with it (for this call or others of the queue)."""
+
+    call: dict[str, Any] | None
+    offers: list[Offer]
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -669,6 +696,60 @@ class Store(StateBase):
         assert got is not None
         return got
 
+    def arrive(
+        self,
+        call: Mapping[str, Any],
+        queue: str,
+        priority: int = 0,
+        *,
+        parked: bool = False,
+        match: MatchSpec | None = None,
+        batch: Batch | None = None,
+    ) -> Reply[Arrival] | Arrival:
+        """A caller arrives (``arrive.lua``): :meth:`enqueue` and, with ``match``, a matching
+        pass of the queue in the same script, so a caller who finds a free agent has its
+        offer in one round trip. A call another controller still holds (offering, bridged)
+        is left alone: ``Arrival.moved_from`` names that controller (end the old stay, then
+        arrive again). ``parked`` as for :meth:`enqueue` (no pass then). Queued on ``batch``
+        (then a Reply is returned, read with ``.get()`` after ``batch.send()``), else sent
+        now. ValueError, CallBusy as for :meth:`enqueue`."""
+        call_id = check_id(call.get("id"), "call id")
+        check_id(queue, "queue name")
+        prio = check_priority(priority)
+        owner = str(call.get("owner") or self.controller_id)
+        extra = {f: str(v) for f, v in call.items() if f not in _CALL_MANAGED and v is not None}
+        k = self.keys
+        keys = [k.events(), k.call(call_id), k.calls(), k.seq(), k.queue_waiting(queue),
+                k.queue_members(queue), k.queue(queue), k.queue_free(queue)]  # fmt: skip
+        args = [*self._args(), call_id, queue, str(prio), str(PRIORITY_MAX), owner,
+                json.dumps(extra), "1" if parked else ""]  # fmt: skip
+        if match is None or parked:
+            args += ["", "", "0", ""]
+        else:
+            mkeys, margs = self._match_args(queue, match)
+            keys += mkeys[5:]
+            args += margs[3:]
+        b = batch if batch is not None else self.round_trip()
+        start = len(b)
+        b.script(self.scripts.arrive, keys, args)
+
+        def decode(raw: list[Any]) -> Arrival:
+            res = raw[0]
+            if isinstance(res, redis.ResponseError):
+                if " is " in str(res):
+                    raise CallBusy(str(res)) from None
+                raise res
+            if res[0] == "moved":
+                return Arrival(None, [], moved_from=str(res[1]))
+            h = dict(zip(res[1][::2], res[1][1::2], strict=True))
+            return Arrival(_decode_call(h), _offers(queue, res[2]))
+
+        reply = b.reply(start, decode, errors=True)
+        if batch is not None:
+            return reply
+        b.send()
+        return reply.get()
+
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         """The call (numbers decoded, ``agents`` as a list), or None."""
         h = self.r.hgetall(self.keys.call(call_id))
@@ -779,51 +860,79 @@ class Store(StateBase):
         sets (ext_busy, unregistered, dnd: state/presence.py). [] when nothing was offered."""
         if calls < 1:
             return []
-        want = 0 if strategies.wants_all(strategy) else 1
+        spec = MatchSpec(strategy, calls, frozenset(busy), skip_busy_sets, rng)
+        keys, args = self._match_args(queue, spec)
+        return _offers(queue, self.scripts.match(keys=keys, args=args))
+
+    def _match_args(self, queue: str, spec: MatchSpec) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of ``match.lua`` for a pass (``arrive.lua`` takes the same, after
+        its own)."""
+        calls = max(1, spec.calls)
+        want = 0 if strategies.wants_all(spec.strategy) else 1
         if want == 0:
             calls = 1
         fractions = ""
-        if strategy == "random":
-            gen = rng or random
+        if spec.strategy == "random":
+            gen = spec.rng or random
             fractions = ",".join(f"{gen.random():.6f}" for _ in range(calls * 2))
         k = self.keys
-        res = self.scripts.match(
-            keys=[
-                k.events(),
-                k.queue_waiting(queue),
-                k.queue_members(queue),
-                k.queue(queue),
-                k.queue_free(queue),
-                *((k.ext_busy(), k.unregistered(), k.dnd()) if skip_busy_sets else ()),
-            ],
-            args=[
-                *self._args(),
-                queue,
-                strategy,
-                ",".join(_offer_ids(calls)),
-                str(want),
-                fractions,
-                *busy,
-            ],
-        )
-        return _offers(queue, res)
+        keys = [
+            k.events(),
+            k.queue_waiting(queue),
+            k.queue_members(queue),
+            k.queue(queue),
+            k.queue_free(queue),
+            *((k.ext_busy(), k.unregistered(), k.dnd()) if spec.skip_busy_sets else ()),
+        ]
+        args = [
+            *self._args(),
+            queue,
+            spec.strategy,
+            ",".join(_offer_ids(calls, spec.ids)),
+            str(want),
+            fractions,
+            *sorted(spec.busy),
+        ]
+        return keys, args
 
     def mark_ringing(self, offer: Offer, agents: Iterable[str] | None = None) -> bool:
         """Agents of the offer (all, or ``agents``) reserved -> ringing. False if the offer
         is stale (the call is no longer offering it)."""
         return self.ring(offer, agents) is not None
 
-    def ring(self, offer: Offer, agents: Iterable[str] | None = None) -> dict[str, str] | None:
+    def ring(
+        self,
+        offer: Offer,
+        agents: Iterable[str] | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+        batch: Batch | None = None,
+    ) -> Reply[dict[str, str] | None] | dict[str, str] | None:
         """:meth:`mark_ringing` that also reads the agents' contacts in the same round trip:
-        agent id -> contact ('' when unknown), or None if the offer is stale."""
+        agent id -> contact ('' when unknown), or None if the offer is stale. ``fields``
+        (plain call fields such as ``legs``) are written with it while the offer is live.
+        Queued on ``batch`` (then a Reply is returned, read after ``batch.send()``)."""
         ids = list(offer.agents if agents is None else agents)
-        res = self.scripts.mark_ringing(
-            keys=[self.keys.events(), self.keys.call(offer.call_id)],
-            args=[*self._args(), offer.call_id, offer.offer_id, *ids],
-        )
-        if not res[0]:
-            return None
-        return dict(zip(ids, res[2:], strict=True))
+        b = batch if batch is not None else self.round_trip()
+        start = len(b)
+        b.script(
+            self.scripts.mark_ringing,
+            [self.keys.events(), self.keys.call(offer.call_id)],
+            [*self._args(), offer.call_id, offer.offer_id,
+             json.dumps(dict(fields)) if fields else "", *ids],
+        )  # fmt: skip
+
+        def decode(raw: list[Any]) -> dict[str, str] | None:
+            res = raw[0]
+            if not res[0]:
+                return None
+            return dict(zip(ids, res[2:], strict=True))
+
+        reply = b.reply(start, decode)
+        if batch is not None:
+            return reply
+        b.send()
+        return reply.get()
 
     def answered(self, offer: Offer, agent_id: str, also: Reads | None = None) -> bool:
         """``agent_id`` answered: it goes in-call, the call is bridged, the offer's other
@@ -1151,9 +1260,9 @@ class Store(StateBase):
         return [c for c in self.list_calls() if c.get("callback") == "1"]
 
 
-def _offer_ids(n: int) -> list[str]:
+def _offer_ids(n: int, base: str | None = None) -> list[str]:
     """``n`` new offer ids (32 hex digits, unique: a random prefix and a counter)."""
-    base = uuid.uuid4().hex[:24]
+    base = base or uuid.uuid4().hex[:24]
     return [f"{base}{i:08x}" for i in range(n)]
 
 

@@ -4,8 +4,9 @@ socket accepted) to the ``bridge`` sent, with a free agent, counted per call gre
 The controller runs in this process (so its Redis connections can be counted: one round trip
 = one ``send_packed_command``, a pipeline or a script call included; commands = commands
 packed); the stand-in runs in its own process, Redis in a third. Only what the call's own
-greenlet sends is counted (the matching it does for itself included); the pub/sub
-listener, the lease and background work of other greenlets are not.
+greenlet sends is counted (the matching it does for itself included, and, without a CRM,
+the screen pop's lookup, which rides with the arrival); the pub/sub listener, the lease and
+background work of other greenlets are not.
 """
 
 from __future__ import annotations

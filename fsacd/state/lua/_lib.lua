@@ -8,7 +8,7 @@
 --   ARGV[2]  now: seconds since the epoch, a string with millisecond precision
 -- Key names built here must match fsacd/keys.py (tests/test_store.py checks it):
 --   <prefix>agent:<id>  <prefix>queue:<name>:members  <prefix>queue:<name>:waiting
---   <prefix>call:<id>   <prefix>ready   <prefix>calls   channel <prefix>wake
+--   <prefix>call:<id>   <prefix>contact:<id>   <prefix>ready   <prefix>calls   channel <prefix>wake
 --   <prefix>queue:<name>:inqueue   <prefix>stats:queue:<name>:live
 --   <prefix>stats:<queue|agent>:<id>:total / :day:<YYYY-MM-DD> / :slot:<YYYY-MM-DD>T<HH:MM>
 -- Numbers written to Redis are formatted here (never Lua's tostring, which keeps only 14
@@ -57,6 +57,10 @@ end
 
 local function call_key(id)
   return PREFIX .. 'call:' .. id
+end
+
+local function contact_key(id)
+  return PREFIX .. 'contact:' .. id
 end
 
 local function split(s)
@@ -483,6 +487,241 @@ local function offer_calls(queue, calls, offer_ids, want, take, waiting, members
   local pos = redis.call('ZSCORE', members, last_taken)
   if pos then
     redis.call('HSET', qhash, 'rr_last', pos)
+  end
+  return out
+end
+
+-- ---- enqueue and the matching pass (enqueue.lua, match.lua, arrive.lua) ------------------
+
+-- A call enters ``queue`` (or re-enters it, keeping its seq): ``ckey`` its hash, ``calls``
+-- the calls set, ``seqkey`` the seq counter, ``waiting`` the queue's waiting zset. ``extra``
+-- the decoded JSON object of further fields; ``parked``: placed but not waiting (park.lua);
+-- ``wake_it``: PUBLISH the queue on the wake channel (unless parked). Returns {seq, score,
+-- fresh}, or an error reply while the call is offering or bridged.
+local function enqueue_call(ckey, calls, seqkey, waiting, call_id, queue, prio, pmax, owner,
+                            extra, parked, wake_it)
+  local c = redis.call('HMGET', ckey, 'state', 'queue', 'seq', 'entered_at')
+  local state = c[1]
+  if state == 'offering' or state == 'bridged' then
+    return redis.error_reply('call ' .. call_id .. ' is ' .. state)
+  end
+  local seq = c[3]
+  local fresh = 0
+  if not seq or seq == '' then
+    seq = tostring(redis.call('INCR', seqkey))
+    fresh = 1
+  end
+  local score = string.format('%.0f', (pmax - prio) * 1099511627776 + tonumber(seq))
+  if state == 'waiting' and c[2] and c[2] ~= queue then
+    redis.call('ZREM', waiting_key(c[2]), call_id)
+  end
+  if state == 'ended' then
+    redis.call('HDEL', ckey, 'outcome', 'ended_at', 'agent', 'answered_at')
+    redis.call('PERSIST', ckey)
+  end
+  for k, v in pairs(extra) do
+    if type(v) == 'string' then
+      redis.call('HSET', ckey, k, v)
+    end
+  end
+  redis.call('HSET', ckey, 'id', call_id, 'queue', queue, 'priority', string.format('%d', prio),
+             'seq', seq, 'score', score, 'state', 'waiting', 'owner', owner, 'offer', '',
+             'agents', '', 'state_since', NOW_S)
+  if not c[4] then
+    redis.call('HSET', ckey, 'entered_at', NOW_S)
+  end
+  if parked then
+    redis.call('HSET', ckey, 'parked', '1')
+  else
+    redis.call('HDEL', ckey, 'parked')
+    redis.call('ZADD', waiting, score, call_id)
+  end
+  redis.call('SADD', calls, call_id)
+  -- figures: offered = entered this queue: a first arrival or from another queue (a call
+  -- handed back by a draining controller and queued again in the same queue stays one offer)
+  local entered = c[4] or NOW_S
+  if c[2] and c[2] ~= queue then
+    redis.call('ZREM', inqueue_key(c[2]), call_id)
+    queue_live(c[2])
+  end
+  redis.call('ZADD', inqueue_key(queue), entered, call_id)
+  if fresh == 1 or c[2] ~= queue then
+    stats_put('queue', queue, NOW, {'offered', 1})
+  end
+  queue_live(queue)
+  local reentry = ''
+  if fresh == 0 then
+    reentry = '1'
+  end
+  emit('call-entered', {'call', call_id, 'queue', queue, 'priority', string.format('%d', prio),
+                        'number', extra['number'] or '', 'reentry', reentry})
+  if wake_it and not parked then
+    wake(queue)
+  end
+  return {seq, score, fresh}
+end
+
+-- One matching pass of ``queue``: the calls heading it now, each given the next free
+-- agent(s) its strategy prefers, read from the free index (match.lua documents the orders).
+-- ``offer_ids``: one per call to serve at most; ``want``: agents per call (0: ring-all, one
+-- call); ``fractions``: the random strategy's picks; ``excluded``: set of agent ids not to
+-- offer now; ``busy_sets``: keys of sets of such agents. Keys: the queue's waiting zset,
+-- members zset, hash and free index. Returns false or the offers as offer_calls returns them.
+local function match_pass(queue, strategy, offer_ids, want, fractions, excluded, waiting,
+                          members, qhash, free, busy_sets)
+  if #offer_ids == 0 then
+    return false
+  end
+  local q = redis.call('HMGET', qhash, 'paused', 'index_strategy', 'rr_last')
+  if q[1] == '1' then
+    return false
+  end
+
+  -- agents whose wrap-up or delay is over join the index now, not at the next timer
+  free_due_agents()
+
+  -- the index was scored for another strategy (or never built): build it again
+  if q[2] ~= strategy then
+    redis.call('DEL', free)
+    redis.call('HSET', qhash, 'index_strategy', strategy)
+    local all = redis.call('ZRANGE', members, 0, -1)
+    for _, id in ipairs(all) do
+      sync_free_in(id, queue, redis.call('HMGET', agent_key(id), unpack(AGENT_INDEX_FIELDS)))
+    end
+  end
+
+  local calls = redis.call('ZRANGE', waiting, 0, #offer_ids - 1)
+  if #calls == 0 then
+    return false
+  end
+
+  -- next_agent(): the next candidate in the strategy's order (nil when there is none); each
+  -- is returned once; candidates are checked for freedom by the caller.
+  local next_agent
+  local CHUNK = 32
+  if strategy == 'most-idle' then
+    local group, gi, last = {}, 1, '-inf'
+    next_agent = function()
+      while gi > #group do
+        local nxt = redis.call('ZRANGEBYSCORE', free, last, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        if not nxt[1] then
+          return nil
+        end
+        local s = nxt[2]
+        local ids = redis.call('ZRANGEBYSCORE', free, s, s)
+        group = {}
+        for _, id in ipairs(ids) do
+          group[#group + 1] = {id, tonumber(redis.call('ZSCORE', members, id)) or 0}
+        end
+        table.sort(group, function(x, y)
+          if x[2] ~= y[2] then
+            return x[2] < y[2]
+          end
+          return x[1] < y[1]
+        end)
+        gi = 1
+        last = '(' .. s
+      end
+      gi = gi + 1
+      return group[gi - 1][1]
+    end
+  elseif strategy == 'random' then
+    local fi, seen_r = 1, {}
+    local fallback = nil
+    next_agent = function()
+      while fi <= #fractions do
+        local f = tonumber(fractions[fi]) or 0
+        fi = fi + 1
+        local card = redis.call('ZCARD', free)
+        if card == 0 then
+          return nil
+        end
+        local pick = redis.call('ZRANGE', free, math.floor(f * card), math.floor(f * card))
+        if pick[1] and not seen_r[pick[1]] then
+          seen_r[pick[1]] = true
+          return pick[1]
+        end
+      end
+      -- out of fractions (picks collided): the rest in index order
+      if not fallback then
+        fallback = redis.call('ZRANGE', free, 0, -1)
+      end
+      while #fallback > 0 do
+        local id = table.remove(fallback, 1)
+        if not seen_r[id] then
+          seen_r[id] = true
+          return id
+        end
+      end
+      return nil
+    end
+  else
+    -- by score, then id: first-available, ring-all (position), fewest-calls, least-talk-time
+    -- (their count or time, then position); round-robin starts after rr_last and wraps
+    local ranges = {{'-inf', '+inf'}}
+    if strategy == 'round-robin' and q[3] and q[3] ~= '' then
+      ranges = {{'(' .. q[3], '+inf'}, {'-inf', q[3]}}
+    end
+    local ri, off, buf, bi = 1, 0, {}, 1
+    next_agent = function()
+      while bi > #buf do
+        if ri > #ranges then
+          return nil
+        end
+        buf = redis.call('ZRANGEBYSCORE', free, ranges[ri][1], ranges[ri][2],
+                         'LIMIT', off, CHUNK)
+        bi = 1
+        off = off + CHUNK
+        if #buf < CHUNK then
+          ri = ri + 1
+          off = 0
+          if #buf == 0 then
+            buf = {}
+          end
+        end
+      end
+      bi = bi + 1
+      return buf[bi - 1]
+    end
+  end
+
+  -- index changes wait until every pick is made (the iterators page through the index)
+  local taken_ever, stale, reserved = {}, {}, {}
+  local function take()
+    local taken = {}
+    while true do
+      local id = next_agent()
+      if not id then
+        break
+      end
+      local skip = excluded[id] or taken_ever[id]
+      for _, set in ipairs(busy_sets) do
+        if not skip and redis.call('SISMEMBER', set, id) == 1 then
+          skip = true
+        end
+      end
+      if not skip then
+        if agent_free(id, members) then
+          taken_ever[id] = true
+          taken[#taken + 1] = id
+          if want > 0 and #taken >= want then
+            break
+          end
+        else
+          stale[#stale + 1] = id
+        end
+      end
+    end
+    return taken
+  end
+
+  local out = offer_calls(queue, calls, offer_ids, want, take, waiting, members, qhash,
+                          function(id) reserved[#reserved + 1] = id end, false)
+  for _, id in ipairs(stale) do
+    redis.call('ZREM', free, id)
+  end
+  for _, id in ipairs(reserved) do
+    sync_free(id)
   end
   return out
 end

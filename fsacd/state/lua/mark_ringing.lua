@@ -6,7 +6,9 @@
 -- ARGV[2]  now
 -- ARGV[3]  call id
 -- ARGV[4]  offer id
--- ARGV[5…] agent ids (those still reserved for this offer change)
+-- ARGV[5]  JSON object of call fields to set while the offer is live (legs, presentation:
+--          written with the ringing, in the same round trip), or ''
+-- ARGV[6…] agent ids (those still reserved for this offer change)
 -- Returns {live, n, contact × #agents}: live = 1 while the call is still offering this
 -- offer, n = agents changed, then each agent's contact ('' when unknown), in ARGV order.
 
@@ -15,9 +17,16 @@ local c = redis.call('HMGET', KEYS[2], 'state', 'offer', 'queue')
 if c[1] ~= 'offering' or c[2] ~= offer_id then
   return {0, 0}
 end
+if ARGV[5] ~= '' then
+  for k, v in pairs(cjson.decode(ARGV[5])) do
+    if type(v) == 'string' then
+      redis.call('HSET', KEYS[2], k, v)
+    end
+  end
+end
 local n = 0
 local contacts = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local id = ARGV[i]
   local key = agent_key(id)
   local a = redis.call('HMGET', key, 'state', 'call', 'offer', 'contact')
