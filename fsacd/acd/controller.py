@@ -129,6 +129,7 @@ class Controller:
                 *self.cfg.freeswitch.inbound_address,
             )
         self.store.sync_queues(self.cfg.queues)
+        self.store.scripts.load()  # the first call's scripts are there already
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
         self.presence.start()

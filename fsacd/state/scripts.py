@@ -89,5 +89,12 @@ class Scripts:
     supervise_call: Script
 
     def __init__(self, r: redis.Redis, events_maxlen: int | None = None) -> None:
+        self._r = r
         for name in NAMES:
             setattr(self, name, r.register_script(full_source(name, events_maxlen)))
+
+    def load(self) -> None:
+        """SCRIPT LOAD every script now (a controller at start): the first call then runs on
+        EVALSHA at once instead of a NOSCRIPT reply and a load on its hot path."""
+        for name in NAMES:
+            self._r.script_load(getattr(self, name).script)
