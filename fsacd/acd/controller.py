@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
-from gevent.queue import Queue
 
 from fsacd import config as configmod
 from fsacd.acd.callback import Callbacks
@@ -20,6 +19,7 @@ from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.esl.client import FreeSwitchClient
+from fsacd.esl.mailbox import Mailbox
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
@@ -75,7 +75,7 @@ class Controller:
 
             self.metrics = ProcessMetrics()
             self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
-        self._calls: dict[str, Queue] = {}
+        self._calls: dict[str, Mailbox] = {}
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
         self.presence = Presence(
@@ -257,12 +257,12 @@ class Controller:
         finally:
             self.metrics.left()
 
-    def register_call(self, call_id: str, inbox: Queue) -> None:
+    def register_call(self, call_id: str, inbox: Mailbox) -> None:
         self._calls[call_id] = inbox
         if self.metrics is not None:
             self.metrics.queued()
 
-    def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
+    def unregister_call(self, call_id: str, inbox: Mailbox | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
         caller's greenlet: only the callback itself removes it (fsacd/acd/callback.py)."""
         current = self._calls.get(call_id)
@@ -272,7 +272,7 @@ class Controller:
             return
         del self._calls[call_id]
 
-    def call_inbox(self, call_id: str) -> Queue | None:
+    def call_inbox(self, call_id: str) -> Mailbox | None:
         return self._calls.get(call_id)
 
     def local_calls(self) -> set[str]:
