@@ -14,7 +14,7 @@ import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -63,7 +63,7 @@ CALL_EVENTS = (
 )
 
 
-def forged_headers(channel_data: dict[str, str]) -> list[str]:
+def forged_headers(channel_data: Mapping[str, str]) -> list[str]:
     """The caller's channel variables in fsacd's SIP header namespace (``sip_h_X-Fsacd-*``,
     any case, FreeSWITCH's ``-N`` suffixes for repeated headers included)."""
     out = []
@@ -152,7 +152,7 @@ class CallFlow:
         # messages from the controller, read one at a time by this call's greenlet
         self.inbox: Mailbox[tuple[str, Any]] = Mailbox()
         self.state = CallState(uuid="")
-        self.data: dict[str, str] = {}
+        self.data: Mapping[str, str] = {}
         self._deferred: list[Offer] = []
         self.draining = False
         self.hidden = False
@@ -431,7 +431,7 @@ class CallFlow:
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
         prepare = (
-            self._pop.prepare,
+            self._prepare_pop,
             self.state.uuid,
             target.name,
             caller,
@@ -1058,6 +1058,15 @@ class CallFlow:
                 self.store.offer_failed(offer, results, qcfg)
                 self._prepare_channel(qcfg, "true", answer=False)
                 return False
+
+    def _prepare_pop(self, *args: Any) -> None:
+        """The screen pop lookup, in its own greenlet; forgotten once it is done (a waiting
+        call keeps no dead greenlet)."""
+        try:
+            self._pop.prepare(*args)
+        finally:
+            if self._prepare is gevent.getcurrent():
+                self._prepare = None
 
     def _pop_ready(self) -> None:
         """Wait (bounded) for the caller's screen pop lookup, when an offer needs it."""

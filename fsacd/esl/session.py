@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid as uuidlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
 import gevent
@@ -35,6 +35,7 @@ from gevent.event import Event as GEvent
 from .framing import (
     MAX_BODY_BYTES,
     OUTBOUND_MAX_BODY_BYTES,
+    ChannelData,
     Event,
     Frame,
     FrameReader,
@@ -121,7 +122,7 @@ class _Hardened(gs.ESLProtocol):
     def _init_conn(self, command_timeout: float, max_body: int = MAX_BODY_BYTES) -> None:
         self.command_timeout = command_timeout
         self._frames = FrameReader(max_body=max_body)
-        self._pending: deque[AsyncResult] = deque()
+        self._pending: list[AsyncResult] = []  # a list: a deque is 0.7 KiB per connection
         self._cmd_lock = gevent.lock.Semaphore()
         self._events: Mailbox[Event] = Mailbox()
         self._sink: Callable[[Event], None] | None = None
@@ -326,6 +327,9 @@ class _Hardened(gs.ESLProtocol):
                     log.error("%s: protocol error (%s), dropping the connection", self._label, what)
                     reason = "protocol error"
                     break
+                # nothing of the last read stays alive while the socket is idle (a waiting
+                # caller's socket is idle for minutes; an event is a few KiB)
+                data = frame = None
         except gevent.GreenletExit:
             reason = "reader stopped"
         except Exception as exc:  # a bug: log it without the message, drop the connection
@@ -341,7 +345,7 @@ class _Hardened(gs.ESLProtocol):
         if ct in _REPLY_TYPES:
             if not self._pending:
                 raise _ProtocolError(f"{ct} without a command")
-            self._pending.popleft().set(frame)
+            self._pending.pop(0).set(frame)
         elif ct in ("text/event-plain", "text/event-json"):
             try:
                 event = frame_event(frame)
@@ -385,7 +389,7 @@ class _Hardened(gs.ESLProtocol):
     def _fail_waiters(self, reason: str) -> None:
         exc = ESLDisconnected(f"{self._label}: {reason}")
         while self._pending:
-            self._pending.popleft().set_exception(exc)
+            self._pending.pop(0).set_exception(exc)
         for waiters in self._waiter_maps():
             for waiter in waiters.values():
                 waiter.set_exception(exc)
@@ -436,8 +440,8 @@ class OutboundSession(_Hardened, gs.OutboundSession):
         self.sock = sock
         self.address = address
         self.client_address = address
-        self.channel_data: dict[str, str] | None = None
-        self.session_data: dict[str, str] | None = None
+        self.channel_data: ChannelData | None = None
+        self.session_data: ChannelData | None = None
         self.expected_events: dict = {}
         self._outbound_connected = False
         self._hungup = False
@@ -454,12 +458,13 @@ class OutboundSession(_Hardened, gs.OutboundSession):
         """True once CHANNEL_HANGUP, a disconnect notice or the socket's close was seen."""
         return self._hungup or self._lingering or self._disconnecting or self._closed
 
-    def connect(self) -> dict[str, str]:
-        """Send ``connect``; return the channel data (URL-decoded headers of the reply)."""
+    def connect(self) -> ChannelData:
+        """Send ``connect``; return the channel data (the headers of the reply, URL-decoded
+        when read; kept as one string, see :class:`~fsacd.esl.framing.ChannelData`)."""
         if self.channel_data is not None:
             return self.channel_data
         frame = self.send_command("connect")
-        self.channel_data = frame.decoded_headers()
+        self.channel_data = ChannelData(frame.headers)
         self.session_data = self.channel_data
         self._outbound_connected = True
         self._label = f"call {self.uuid}"
