@@ -12,6 +12,7 @@ import gevent
 import gevent.event
 
 from fsacd import config as configmod
+from fsacd.acd import memory
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
 from fsacd.acd.matcher import Matcher
@@ -76,6 +77,9 @@ class Controller:
             self.metrics = ProcessMetrics()
             self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
         self._calls: dict[str, Mailbox] = {}
+        self.housekeeper = memory.Housekeeper(
+            self.store.close_idle_connections, lambda: len(self._calls)
+        )
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
         self.presence = Presence(
@@ -131,7 +135,11 @@ class Controller:
         self.presence.start()
         self.callbacks.start()  # before the reconciliation: its calls are local then
         self._reconcile()
-        self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
+        self._greenlets = [
+            gevent.spawn(self._lease_loop),
+            gevent.spawn(self._recovery_loop),
+            gevent.spawn(self._housekeeping_loop),
+        ]
         self.matcher.start()
         self.server.start()
         if self.cfg.monitoring.events_max_age > 0:
@@ -259,6 +267,7 @@ class Controller:
 
     def register_call(self, call_id: str, inbox: Mailbox) -> None:
         self._calls[call_id] = inbox
+        self.housekeeper.seen(len(self._calls))
         if self.metrics is not None:
             self.metrics.queued()
 
@@ -385,6 +394,16 @@ class Controller:
             except Exception:  # noqa: BLE001
                 log.exception("could not trim the events stream")
             gevent.sleep(60)
+
+    def _housekeeping_loop(self) -> None:
+        """After a busy spell: idle Redis connections closed, freed memory given back."""
+        while True:
+            gevent.sleep(memory.CHECK_EVERY)
+            try:
+                self.housekeeper.tick()
+            except Exception:  # noqa: BLE001 - a bug here must not stop the controller
+                log.exception("memory housekeeping failed")
+                gevent.sleep(60)
 
     def _recovery_loop(self) -> None:
         """The periodic recovery pass (skipped while Redis is away: one log line per outage)."""
