@@ -445,6 +445,7 @@ class CallFlow:
         self._prepare = gevent.spawn(*prepare)
         if self.ctl.pop.crm is not None:
             self._prepare = None
+        del record, fields, prepare  # not kept for the whole wait (memory per waiting call)
         self._ask_recording_consent(qcfg)
         self.ctl.matcher.match_now(target.name)  # a free agent: the offer is in the inbox now
         self._wait_loop()

@@ -9,7 +9,7 @@ the calls up (the RSS is the whole process: controller and stand-in; the stand-i
 call, its legs and its closed sockets 10 s after it ended). At the end it waits for every
 call to end and counts stuck agents (not idle and not in wrap-up) and calls without an
 outcome (placed, but no ``call-ended``, ``call-abandoned`` or ``call-rejected`` in the event
-stream). Exit status 1 if either is
+stream, and no ended call record with an outcome). Exit status 1 if either is
 not 0 or the RSS grew by more than ``--max-growth`` MB from the second to the last quarter
 of the run (the first is warm-up).
 """
@@ -236,6 +236,13 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
                 done[ev["call"]] = ev.get("outcome") or kind
             elif kind == "call-rejected":
                 done[ev["call"]] = "rejected:" + (ev.get("reason") or "")
+        # the stream keeps the last ``[events] max_length`` entries (100,000): a long run's
+        # first calls are only in their records (``call:{id}``, kept a day after the end)
+        for c in placed:
+            if c not in done:
+                rec = store.get_call(c) or {}
+                if rec.get("state") == "ended" and rec.get("outcome"):
+                    done[c] = rec["outcome"]
         report.calls_without_outcome = sum(1 for c in placed if c not in done)
         for outcome in done.values():
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
