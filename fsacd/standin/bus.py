@@ -75,15 +75,14 @@ class EventBus:
     def dispatch(self, event: Event) -> None:
         if self.keep_history:
             self.history.append(event)
-        if not self._keyed:
-            targets = list(self._general)
-        else:
-            # in the order the listeners came, as FreeSWITCH offers them (and so wakes them)
-            targets = list(self._general)
+        targets = list(self._general)
+        if self._keyed:
             for key in {(event.get("Unique-ID") or "").lower(),
                         (event.get("Job-Owner-UUID") or "").lower()} - {""}:  # fmt: skip
                 targets.extend(self._keyed.get(key, ()))
-            targets.sort(key=lambda listener: self._seq[id(listener)])
+        # in the order the listeners came, as FreeSWITCH offers them (and so wakes them): a
+        # listener indexed and back again is at the end of ``_general``
+        targets.sort(key=lambda listener: self._seq.get(id(listener), 0))
         for listener in targets:
             listener.offer(event)
 
