@@ -14,6 +14,7 @@ def test_a_short_soak_leaves_no_stuck_agent_and_no_call_without_an_outcome(redis
     assert report.calls_without_outcome == 0
     assert sum(report.outcomes.values()) == report.calls_placed
     assert report.outcomes.get("answered", 0) > 0
+    assert report.agent_moves > 0  # breaks, returns, logouts and logins while calls ran
     # every call greenlet is gone again (a few may still be closing sockets)
     assert report.samples[-1].greenlets <= report.baseline.greenlets + 10
 

@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from gevent.queue import Empty, Queue
 
 from fsacd import config as configmod
 from fsacd.acd.outage import Durable, RedisUnavailable
 from fsacd.acd.recovery import format_legs, parse_legs
 from fsacd.core import callerid, dialstring, numbers, outcomes
 from fsacd.esl.feed import ReconnectingFeed
+from fsacd.esl.mailbox import Empty, Mailbox
 from fsacd.esl.session import ESLDisconnected, ESLError, InboundClient
 from fsacd.state.store import Offer
 
@@ -113,9 +113,9 @@ class EventFeed(ReconnectingFeed):
 
     def __init__(self, address: tuple[str, int], password: str | None) -> None:
         super().__init__(address, password)
-        self._watch: dict[str, Queue] = {}
+        self._watch: dict[str, Mailbox] = {}
 
-    def watch(self, uuids: list[str], inbox: Queue) -> None:
+    def watch(self, uuids: list[str], inbox: Mailbox) -> None:
         """Deliver the events of these channels to ``inbox`` as ``("event", Event)``."""
         uuids = [u for u in uuids if _UUID.fullmatch(u or "")]
         for u in uuids:
@@ -200,8 +200,8 @@ class _Runner:
         # a try rides out a Redis outage (fsacd/acd/outage.py)
         self.store = Durable(cbs.ctl.store)
         self.call_id = call_id
-        self.inbox: Queue = Queue()
-        self.events: Queue = Queue()
+        self.inbox: Mailbox = Mailbox()
+        self.events: Mailbox = Mailbox()
         self.greenlet: gevent.Greenlet | None = None
         self._watched: list[str] = []
 

@@ -14,17 +14,17 @@ import re
 import time
 import uuid as uuidlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
-from gevent.queue import Empty, Queue
 
 from fsacd.acd import ivr_esl, presence, prompts, recovery
 from fsacd.acd.outage import Durable, RedisUnavailable, durable
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
 from fsacd.esl.framing import Event
+from fsacd.esl.mailbox import Empty, Mailbox
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
 from fsacd.pop.screen import caller_region
 
@@ -62,7 +62,7 @@ CALL_EVENTS = (
 )
 
 
-def forged_headers(channel_data: dict[str, str]) -> list[str]:
+def forged_headers(channel_data: Mapping[str, str]) -> list[str]:
     """The caller's channel variables in fsacd's SIP header namespace (``sip_h_X-Fsacd-*``,
     any case, FreeSWITCH's ``-N`` suffixes for repeated headers included)."""
     out = []
@@ -76,6 +76,15 @@ def forged_headers(channel_data: dict[str, str]) -> list[str]:
 
 #: A SIP header name (a token) as FreeSWITCH makes it a variable.
 _HEADER_VAR = re.compile(r"[A-Za-z0-9_.!%*+~`'-]{1,200}")
+
+#: What is kept of the completion of an application nobody waits for.
+_MARKER_HEADERS = ("Event-Name", "Unique-ID", "Application", "Application-UUID",
+                   "Application-Response")  # fmt: skip
+
+
+def _completion_marker(ev: Event) -> Event:
+    """A CHANNEL_EXECUTE_COMPLETE cut to the headers that say which application ended how."""
+    return Event({k: v for k in _MARKER_HEADERS if (v := ev.get(k)) is not None})
 
 
 #: FreeSWITCH's recordings directory per switch (Core-UUID), asked once.
@@ -142,10 +151,11 @@ class CallFlow:
         self.cfg = controller.cfg
         # every Redis step of a call rides out an outage (fsacd/acd/outage.py)
         self.store = Durable(controller.store)
-        self.inbox: Queue = Queue()
+        # events of the socket (delivered by its reader, see run) and offers and control
+        # messages from the controller, read one at a time by this call's greenlet
+        self.inbox: Mailbox[tuple[str, Any]] = Mailbox()
         self.state = CallState(uuid="")
-        self.data: dict[str, str] = {}
-        self._pump: gevent.Greenlet | None = None
+        self.data: Mapping[str, str] = {}
         self._deferred: list[Offer] = []
         self._moved = False  # a supervisor moved the waiting call (seen by the wait loop)
         self.draining = False
@@ -165,6 +175,9 @@ class CallFlow:
         # what FreeSWITCH told us about the applications we sent (see _next)
         self._apps_started: set[str] = set()
         self._apps_done: OrderedDict[str, Event] = OrderedDict()
+        # applications sent without waiting for them: their completion is kept as a marker
+        # (a few headers), not as the whole event, which nobody reads
+        self._unawaited: set[str] = set()
         self._pushback: list[tuple[str, Any]] = []
         self._answered = False
         self._vars_for = ""  # the queue whose channel variables were sent
@@ -184,7 +197,7 @@ class CallFlow:
         if not self.state.uuid:
             log.warning("connect reply without a channel uuid; dropping the connection")
             return
-        self._pump = gevent.spawn(self._pump_events)
+        self.session.deliver_to(self._deliver_event)
         registered = False
         try:
             self.session.own_events(CALL_EVENTS, linger=True)
@@ -235,9 +248,8 @@ class CallFlow:
                 self.ctl.unregister_call(self.state.uuid)
             if self.winner_leg:
                 self.ctl.unregister_leg(self.winner_leg)
-            if self._pump is not None:
-                self._pump.kill(block=False)
             self.session.close()
+            self.session.deliver_to(None)  # no cycle session <-> call: freed at once
 
     # --- routing -------------------------------------------------------------------------
 
@@ -418,6 +430,7 @@ class CallFlow:
         self.state.queue_entered_at = now
         entered = float(record.get("entered_at") or now)
         self.state.entered_at = entered
+        del record, fields, call  # not kept for the whole wait (memory per waiting call)
         self._ask_recording_consent(qcfg)
         if parked:  # back in its place after the notice: matched now, before any hold music
             self.ctl.matcher.match_now(target.name)
@@ -897,6 +910,7 @@ class CallFlow:
         to back: they run in one media tick."""
         self._prepare_channel(qcfg, "true", answer=True)
         self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
+        self._unawaited.add(self.state.moh_app_uuid)  # its end is seen in the wait loop
 
     def _prepare_channel(self, qcfg: QueueConfig, socket_resume: str, *, answer: bool) -> None:
         """Send, without waiting, what must precede the next application: the answer (when
@@ -988,22 +1002,26 @@ class CallFlow:
                 if self._deferred:
                     return self._deferred.pop(0)
                 continue
-            if kind == "event" and item.name == "DTMF":
-                digit = item.get("DTMF-Digit", "")
-                if digit in keys:
-                    raise WaitingKey(digit)
-                continue  # a key nobody expected: ignored, the caller keeps waiting
             if kind == "event":
-                ev: Event = item
-                moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
-                if ev.name == "CHANNEL_EXECUTE_COMPLETE" and moh_done:
-                    # the hold music ended by itself (a finite file): play it again
-                    prompts.check_playback(
-                        qcfg.moh, ev.get("Application-Response"), self.state.uuid
-                    )
-                    self.state.moh_app_uuid = None
-                    gevent.sleep(0.2)
-                    self._start_moh(self._queue_cfg(self.state.queue))
+                self._waiting_event(item, qcfg, keys)
+            # the last event is not kept alive while the caller waits for the next one:
+            # a real FreeSWITCH event is 100-300 headers (docs/performance.md)
+            item = None
+
+    def _waiting_event(self, ev: Event, qcfg: QueueConfig, keys: set[str]) -> None:
+        """An event of the caller's channel while it waits (hold music playing)."""
+        if ev.name == "DTMF":
+            digit = ev.get("DTMF-Digit", "")
+            if digit in keys:
+                raise WaitingKey(digit)
+            return  # a key nobody expected: ignored, the caller keeps waiting
+        moh_done = ev.get("Application-UUID") == self.state.moh_app_uuid
+        if ev.name == "CHANNEL_EXECUTE_COMPLETE" and moh_done:
+            # the hold music ended by itself (a finite file): play it again
+            prompts.check_playback(qcfg.moh, ev.get("Application-Response"), self.state.uuid)
+            self.state.moh_app_uuid = None
+            gevent.sleep(0.2)
+            self._start_moh(self._queue_cfg(self.state.queue))
 
     # --- offering --------------------------------------------------------------------------
 
@@ -1183,18 +1201,10 @@ class CallFlow:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _pump_events(self) -> None:
-        """Forward session events into the inbox (one greenlet per call)."""
-        while True:
-            ev = self.session.next_event(timeout=30.0)
-            if ev is None:
-                if not self.session.connected:
-                    self.inbox.put(("gone", None))
-                    return
-                continue
-            self.inbox.put(("event", ev))
-            if ev.name == "SOCKET_CLOSED":
-                return
+    def _deliver_event(self, ev: Event) -> None:
+        """The socket's events into the inbox (called by the session's reader greenlet; the
+        socket's close comes as a ``SOCKET_CLOSED`` event)."""
+        self.inbox.put(("event", ev))
 
     def _offer_at_once(self) -> Offer | None:
         """An offer already in the inbox (the fast path), without waiting; what else is
@@ -1265,6 +1275,9 @@ class CallFlow:
         elif ev.name == "CHANNEL_EXECUTE_COMPLETE":
             app_uuid = ev.get("Application-UUID", "")
             self._apps_started.discard(app_uuid)
+            if app_uuid in self._unawaited:
+                self._unawaited.discard(app_uuid)
+                ev = _completion_marker(ev)
             self._apps_done[app_uuid] = ev
             while len(self._apps_done) > DONE_KEPT:
                 self._apps_done.popitem(last=False)
@@ -1322,6 +1335,8 @@ class CallFlow:
         """Send an application; with ``wait``, until it completed (a media tick at least)."""
         app_uuid = self.session.execute(app, arg)
         if not wait:
+            if len(self._unawaited) < DONE_KEPT:  # those that never complete (hangup) bounded
+                self._unawaited.add(app_uuid)
             return None
         return self._wait_app_complete(app_uuid, APP_TIMEOUT, app)
 

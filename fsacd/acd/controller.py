@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
-from gevent.queue import Queue
 
 from fsacd import config as configmod
+from fsacd.acd import memory
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CallFlow
 from fsacd.acd.matcher import Matcher
@@ -21,6 +21,7 @@ from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.acd.sources import guard_for
 from fsacd.esl.client import FreeSwitchClient
+from fsacd.esl.mailbox import Mailbox
 from fsacd.esl.server import OutboundServer
 from fsacd.esl.session import OutboundSession
 from fsacd.pop.contacts import Contacts
@@ -76,7 +77,10 @@ class Controller:
 
             self.metrics = ProcessMetrics()
             self.fs.api = self.metrics.timed_api(self.fs.api)  # type: ignore[method-assign]
-        self._calls: dict[str, Queue] = {}
+        self._calls: dict[str, Mailbox] = {}
+        self.housekeeper = memory.Housekeeper(
+            self.store.close_idle_connections, lambda: len(self._calls)
+        )
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
         self.presence = Presence(
@@ -135,7 +139,11 @@ class Controller:
         self.presence.start()
         self.callbacks.start()  # before the reconciliation: its calls are local then
         self._reconcile()
-        self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._recovery_loop)]
+        self._greenlets = [
+            gevent.spawn(self._lease_loop),
+            gevent.spawn(self._recovery_loop),
+            gevent.spawn(self._housekeeping_loop),
+        ]
         self.matcher.start()
         self.server.start()
         if self.cfg.monitoring.events_max_age > 0:
@@ -264,12 +272,13 @@ class Controller:
         finally:
             self.metrics.left()
 
-    def register_call(self, call_id: str, inbox: Queue) -> None:
+    def register_call(self, call_id: str, inbox: Mailbox) -> None:
         self._calls[call_id] = inbox
+        self.housekeeper.seen(len(self._calls))
         if self.metrics is not None:
             self.metrics.queued()
 
-    def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
+    def unregister_call(self, call_id: str, inbox: Mailbox | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given). A callback's inbox outlives the
         caller's greenlet: only the callback itself removes it (fsacd/acd/callback.py)."""
         current = self._calls.get(call_id)
@@ -279,7 +288,7 @@ class Controller:
             return
         del self._calls[call_id]
 
-    def call_inbox(self, call_id: str) -> Queue | None:
+    def call_inbox(self, call_id: str) -> Mailbox | None:
         return self._calls.get(call_id)
 
     def local_calls(self) -> set[str]:
@@ -392,6 +401,16 @@ class Controller:
             except Exception:  # noqa: BLE001
                 log.exception("could not trim the events stream")
             gevent.sleep(60)
+
+    def _housekeeping_loop(self) -> None:
+        """After a busy spell: idle Redis connections closed, freed memory given back."""
+        while True:
+            gevent.sleep(memory.CHECK_EVERY)
+            try:
+                self.housekeeper.tick()
+            except Exception:  # noqa: BLE001 - a bug here must not stop the controller
+                log.exception("memory housekeeping failed")
+                gevent.sleep(60)
 
     def _recovery_loop(self) -> None:
         """The periodic recovery pass (skipped while Redis is away: one log line per outage)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fsacd.acd.outage import OUTAGE
 from fsacd.esl.feed import ReconnectingFeed
@@ -56,7 +56,7 @@ def contact_user(contact: str) -> str | None:
     return None
 
 
-def channel_users(headers: dict[str, str]) -> set[str]:
+def channel_users(headers: Mapping[str, str]) -> set[str]:
     """The agent users a channel belongs to (presence id, dialed user)."""
     out = set()
     presence = headers.get("variable_presence_id") or headers.get("Channel-Presence-ID")

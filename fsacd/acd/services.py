@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gevent.queue import Queue
-
     from fsacd.acd.matcher import Matcher
     from fsacd.config import Config
     from fsacd.esl.client import FreeSwitchClient
+    from fsacd.esl.mailbox import Mailbox
     from fsacd.pop.contacts import Contacts
     from fsacd.pop.screen import ScreenPop
     from fsacd.state.store import Store
@@ -45,13 +44,13 @@ class Services(Protocol):
     number_salt: str
     callbacks: CallbackDesk
 
-    def register_call(self, call_id: str, inbox: Queue) -> None:
+    def register_call(self, call_id: str, inbox: Mailbox) -> None:
         """Offers and control messages for ``call_id`` go to ``inbox``."""
 
-    def unregister_call(self, call_id: str, inbox: Queue | None = None) -> None:
+    def unregister_call(self, call_id: str, inbox: Mailbox | None = None) -> None:
         """Forget a call's inbox (only ``inbox``, when given)."""
 
-    def call_inbox(self, call_id: str) -> Queue | None:
+    def call_inbox(self, call_id: str) -> Mailbox | None:
         """The inbox of a local call, if any."""
 
     def register_leg(self, leg_uuid: str, call_id: str) -> None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid as uuidlib
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 
 import gevent
 import gevent.lock
@@ -35,6 +35,7 @@ from gevent.event import Event as GEvent
 from .framing import (
     MAX_BODY_BYTES,
     OUTBOUND_MAX_BODY_BYTES,
+    ChannelData,
     Event,
     Frame,
     FrameReader,
@@ -44,6 +45,7 @@ from .framing import (
     frame_event,
     url_decode,
 )
+from .mailbox import Mailbox
 
 log = logging.getLogger("fsacd.esl")
 
@@ -120,9 +122,10 @@ class _Hardened(gs.ESLProtocol):
     def _init_conn(self, command_timeout: float, max_body: int = MAX_BODY_BYTES) -> None:
         self.command_timeout = command_timeout
         self._frames = FrameReader(max_body=max_body)
-        self._pending: deque[AsyncResult] = deque()
+        self._pending: list[AsyncResult] = []  # a list: a deque is 0.7 KiB per connection
         self._cmd_lock = gevent.lock.Semaphore()
-        self._events: gevent.queue.Queue = gevent.queue.Queue()
+        self._events: Mailbox[Event] = Mailbox()
+        self._sink: Callable[[Event], None] | None = None
         self._dropped_events = 0
         self._reader: gevent.Greenlet | None = None
         self._closed = False
@@ -269,7 +272,21 @@ class _Hardened(gs.ESLProtocol):
         except gevent.queue.Empty:
             return None
 
+    def deliver_to(self, sink: Callable[[Event], None] | None) -> None:
+        """Hand every event to ``sink`` (called in the reader greenlet, must not block)
+        instead of queueing it for :meth:`next_event`: first those queued so far, then each
+        as it comes, and last ``SOCKET_CLOSED`` once. A call's greenlet reads its events
+        and its offers from one inbox this way, with no greenlet to forward them. None
+        queues them again."""
+        if sink is not None:
+            while not self._events.empty():
+                sink(self._events.get_nowait())
+        self._sink = sink
+
     def _put_event(self, event: Event) -> None:
+        if self._sink is not None:
+            self._sink(event)
+            return
         if self._events.qsize() >= MAX_QUEUED_EVENTS:
             try:
                 self._events.get_nowait()
@@ -310,6 +327,9 @@ class _Hardened(gs.ESLProtocol):
                     log.error("%s: protocol error (%s), dropping the connection", self._label, what)
                     reason = "protocol error"
                     break
+                # nothing of the last read stays alive while the socket is idle (a waiting
+                # caller's socket is idle for minutes; an event is a few KiB)
+                data = frame = None
         except gevent.GreenletExit:
             reason = "reader stopped"
         except Exception as exc:  # a bug: log it without the message, drop the connection
@@ -325,7 +345,7 @@ class _Hardened(gs.ESLProtocol):
         if ct in _REPLY_TYPES:
             if not self._pending:
                 raise _ProtocolError(f"{ct} without a command")
-            self._pending.popleft().set(frame)
+            self._pending.pop(0).set(frame)
         elif ct in ("text/event-plain", "text/event-json"):
             try:
                 event = frame_event(frame)
@@ -369,7 +389,7 @@ class _Hardened(gs.ESLProtocol):
     def _fail_waiters(self, reason: str) -> None:
         exc = ESLDisconnected(f"{self._label}: {reason}")
         while self._pending:
-            self._pending.popleft().set_exception(exc)
+            self._pending.pop(0).set_exception(exc)
         for waiters in self._waiter_maps():
             for waiter in waiters.values():
                 waiter.set_exception(exc)
@@ -395,7 +415,10 @@ class _Hardened(gs.ESLProtocol):
             sock.close()
         self._fail_waiters(reason)
         self._closed_event = Event({"Event-Name": "SOCKET_CLOSED", "Reason": reason}, None)
-        self._events.put(self._closed_event)
+        if self._sink is not None:
+            self._sink(self._closed_event)
+        else:
+            self._events.put(self._closed_event)
         self._done.set()
 
     def close(self) -> None:
@@ -412,12 +435,13 @@ class OutboundSession(_Hardened, gs.OutboundSession):
 
     def __init__(self, sock, address, *, command_timeout: float = 10.0) -> None:
         gs.ESLProtocol.__init__(self)  # not gs.OutboundSession.__init__: it starts its reader
+        self._esl_event_queue = None  # greenswitch's, never used here (a Queue is 3.7 KiB)
         self._init_conn(command_timeout, OUTBOUND_MAX_BODY_BYTES)
         self.sock = sock
         self.address = address
         self.client_address = address
-        self.channel_data: dict[str, str] | None = None
-        self.session_data: dict[str, str] | None = None
+        self.channel_data: ChannelData | None = None
+        self.session_data: ChannelData | None = None
         self.expected_events: dict = {}
         self._outbound_connected = False
         self._hungup = False
@@ -434,12 +458,13 @@ class OutboundSession(_Hardened, gs.OutboundSession):
         """True once CHANNEL_HANGUP, a disconnect notice or the socket's close was seen."""
         return self._hungup or self._lingering or self._disconnecting or self._closed
 
-    def connect(self) -> dict[str, str]:
-        """Send ``connect``; return the channel data (URL-decoded headers of the reply)."""
+    def connect(self) -> ChannelData:
+        """Send ``connect``; return the channel data (the headers of the reply, URL-decoded
+        when read; kept as one string, see :class:`~fsacd.esl.framing.ChannelData`)."""
         if self.channel_data is not None:
             return self.channel_data
         frame = self.send_command("connect")
-        self.channel_data = frame.decoded_headers()
+        self.channel_data = ChannelData(frame.headers)
         self.session_data = self.channel_data
         self._outbound_connected = True
         self._label = f"call {self.uuid}"

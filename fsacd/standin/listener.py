@@ -21,7 +21,7 @@ from gevent import socket as gsocket
 from fsacd.esl.framing import encode_frame, url_encode
 
 from .apps import parse_event
-from .bus import filters_pass
+from .bus import filters_pass, one_channel_filter
 from .channel import Channel, Command, Switch
 from .eventheaders import EVENT_NAMES, Event, event_type, make_event
 from .fsstrings import atoi, is_true
@@ -316,6 +316,13 @@ class Listener:
             self.queue.append(ev)
             self.wake.set()
 
+    def channel_key(self) -> str | None:
+        """The uuid of the one channel whose events this listener can take (``myevents``
+        on a channel, or a ``Unique-ID`` filter), else None: the bus offers it only those."""
+        if self.myevents and self.session is not None:
+            return self.session.uuid
+        return one_channel_filter(self.filters) if self.filters else None
+
     def flush_events(self) -> None:
         while self.queue and self.sock is not None:
             ev = self.queue.popleft()
@@ -338,6 +345,7 @@ class Listener:
     def process(self, cmd: str, headers: list[tuple[str, str]], body: str | None) -> None:
         """parse_command: one command, one reply (or none for connect/api/bgapi)."""
         reply = self._parse(cmd, headers, body)
+        self.fs.bus.reindex(self, self.channel_key())
         if reply is None:
             return
         self.reply(reply or "-ERR command not found")

@@ -24,6 +24,7 @@ import redis
 from fsacd.core import strategies
 from fsacd.core.routing import PRIORITY_MAX
 from fsacd.core.strategies import AgentSnapshot
+from fsacd.state import pool as pools
 from fsacd.state.base import Batch, Pipe, Reads, Reply, StateBase, script_with_reads
 from fsacd.state.cluster import subscribers
 from fsacd.state.keys import DEFAULT_PREFIX, EVENTS_MAXLEN, Keys
@@ -374,6 +375,11 @@ class Store(StateBase):
     def of(cls, other: StateBase) -> Store:
         """A Store (no controller id) on the connection and prefix of another store."""
         return cls(other.r, prefix=other.keys.prefix)
+
+    def close_idle_connections(self, idle_for: float) -> int:
+        """Close this client's pooled connections idle for ``idle_for`` seconds (beyond a
+        few): what a busy spell opened (fsacd/state/pool.py). Returns how many."""
+        return pools.close_idle(self.r, idle_for)
 
     def trim_events(self, max_length: int, max_age: float = 0.0) -> None:
         """Cap the events stream: about ``max_length`` entries and, when ``max_age`` > 0,

@@ -25,6 +25,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from fsacd.state.connection import close, connect  # noqa: E402
+from fsacd.state.keys import Keys  # noqa: E402
 from fsacd.state.store import Store  # noqa: E402
 from fsacd.tools.benchprocs import ServeProc, StandinProc, proc_stats  # noqa: E402
 from fsacd.tools.benchutil import emit, summary, table  # noqa: E402
@@ -140,40 +141,88 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return {"agents": args.agents, "talk": args.talk, "runs": runs}, text
 
 
+def wait_calls_gone(url: str, timeout: float = 60.0) -> float | None:
+    """Seconds until the controller recorded every call's end (its live-call set is
+    empty), or None after ``timeout``."""
+    r = connect(url)
+    try:
+        key, t0 = Keys().calls(), time.time()
+        while time.time() - t0 < timeout:
+            if not r.scard(key):
+                return round(time.time() - t0, 2)
+            time.sleep(0.1)
+        return None
+    finally:
+        close(r)
+
+
+def redis_clients(url: str) -> int:
+    r = connect(url)
+    try:
+        return int(r.info("clients")["connected_clients"])
+    finally:
+        close(r)
+
+
 def concurrency(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     rig = Rig(1, 0)
+    rounds = []
     try:
         serve = rig.serves[0]
         # warm up: a few callers come and go, so imports and pools are in the baseline
         rig.standin.send(cmd="hold", n=20, rate=100, targets=rig.targets, wait=30)
         rig.standin.send(cmd="hangup")
+        wait_calls_gone(rig.redis.url)
         time.sleep(2)
         base = serve.stats()
-        cpu0 = base["cpu"]
-        held = rig.standin.send(cmd="hold", n=args.callers, rate=args.rate, targets=rig.targets,
-                                wait=max(60, args.callers / args.rate * 3))  # fmt: skip
-        time.sleep(1)
-        during = serve.stats()
-        rig.standin.send(cmd="hangup")
-        time.sleep(args.settle)
-        after = serve.stats()
+        base_clients = redis_clients(rig.redis.url)
+        for _ in range(args.rounds):
+            cpu0 = serve.stats()["cpu"]
+            held = rig.standin.send(cmd="hold", n=args.callers, rate=args.rate,
+                                    targets=rig.targets,
+                                    wait=max(60, args.callers / args.rate * 3))  # fmt: skip
+            time.sleep(1)
+            during = serve.stats()
+            during_clients = redis_clients(rig.redis.url)
+            rig.standin.send(cmd="hangup")
+            gone = wait_calls_gone(rig.redis.url, timeout=max(60.0, args.callers / 20))
+            # the controller closes the Redis connections the spell opened and trims its
+            # heap after about 15 s (fsacd/acd/memory.py)
+            time.sleep(args.settle)
+            after = serve.stats()
+            n = held["hearing_moh"]
+            rounds.append({
+                "hearing_moh": n,
+                "rss_kib": {"waiting": during["rss_kib"], "after": after["rss_kib"]},
+                "kib_per_waiting_call": round((during["rss_kib"] - base["rss_kib"]) / n, 1)
+                if n else None,
+                "cpu_s_to_take_them": round(during["cpu"] - cpu0, 2),
+                "seconds_until_all_ended": gone,
+                "redis_clients": {"waiting": during_clients,
+                                  "after": redis_clients(rig.redis.url)},
+            })  # fmt: skip
     finally:
         rig.stop()
-    n = held["hearing_moh"]
-    per_call = (during["rss_kib"] - base["rss_kib"]) / n if n else None
+    first = rounds[0]
     result = {
         "callers": args.callers,
-        "hearing_moh": n,
-        "rss_kib": {"baseline": base["rss_kib"], "waiting": during["rss_kib"],
-                    "after": after["rss_kib"]},  # fmt: skip
-        "kib_per_waiting_call": round(per_call, 1) if per_call is not None else None,
-        "cpu_s_to_take_them": round(during["cpu"] - cpu0, 2),
+        "settle": args.settle,
+        "hearing_moh": first["hearing_moh"],
+        "rss_kib": {"baseline": base["rss_kib"], **first["rss_kib"]},
+        "kib_per_waiting_call": first["kib_per_waiting_call"],
+        "cpu_s_to_take_them": first["cpu_s_to_take_them"],
+        "redis_clients_baseline": base_clients,
+        "rounds": rounds,
     }
-    text = table(["callers", "hearing moh", "RSS base MiB", "RSS waiting MiB", "RSS after MiB",
-                  "KiB/waiting call"],
-                 [[args.callers, n, round(base["rss_kib"] / 1024, 1),
-                   round(during["rss_kib"] / 1024, 1), round(after["rss_kib"] / 1024, 1),
-                   result["kib_per_waiting_call"]]])  # fmt: skip
+    mib = lambda kib: round(kib / 1024, 1)  # noqa: E731
+    text = table(["round", "callers", "hearing moh", "RSS base MiB", "RSS waiting MiB",
+                  "RSS after MiB", "KiB/waiting call", "all ended s", "Redis clients"],
+                 [[i + 1, args.callers, r["hearing_moh"], mib(base["rss_kib"]),
+                   mib(r["rss_kib"]["waiting"]), mib(r["rss_kib"]["after"]),
+                   r["kib_per_waiting_call"], r["seconds_until_all_ended"],
+                   f"{base_clients} -> {r['redis_clients']['waiting']} -> "
+                   f"{r['redis_clients']['after']}"]
+                  for i, r in enumerate(rounds)])  # fmt: skip
     return result, text
 
 
@@ -266,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--talk", type=float, default=0.2, help="talk time of each call, s")
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--callers", type=int, default=5000, help="concurrency: callers held")
-    ap.add_argument("--settle", type=float, default=5.0, help="concurrency: s after they left")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="concurrency: s after the last call ended")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="concurrency: hold and release the callers this often")  # fmt: skip
     ap.add_argument("--calls", type=int, default=100, help="redis: routed calls measured")
     ap.add_argument("--idle", type=float, default=3.0, help="redis: idle window, s")
     ap.add_argument("--hot-calls", type=int, default=30, help="redis: hot-path calls")

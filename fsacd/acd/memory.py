@@ -1,0 +1,76 @@
+"""After a busy spell, give back what it took: the Redis connections it opened (idle for a
+while) and the heap memory its calls freed (glibc's ``malloc_trim``), so a controller's RSS
+comes back near its baseline instead of staying at its peak (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: How often the housekeeper looks (seconds).
+CHECK_EVERY = 5.0
+#: A Redis connection idle this long (seconds) beyond the few kept is closed.
+IDLE_FOR = 10.0
+#: Calls gone since the busiest moment that make giving memory back worth it.
+TRIM_AFTER_CALLS = 50
+
+def _load_libc() -> Any:
+    """glibc's ``malloc_trim``, or None (another C library, or none reachable). Looked up
+    once, at import: not in the middle of a busy spell (``ctypes.util.find_library`` would
+    run a subprocess and import modules then)."""
+    try:
+        fn = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's, if glibc
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MALLOC_TRIM = _load_libc()
+
+
+def malloc_trim() -> bool:
+    """``malloc_trim(0)``: glibc returns the free pages of its heaps to the system. False
+    where there is no glibc (the call is then a no-op)."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
+class Housekeeper:
+    """Looks every :data:`CHECK_EVERY` seconds: closes idle Redis connections and, once
+    :data:`TRIM_AFTER_CALLS` calls have ended since the busiest moment (or connections
+    were closed), trims the heap."""
+
+    def __init__(self, close_idle: Callable[[float], int], calls: Callable[[], int]) -> None:
+        self._close_idle = close_idle
+        self._calls = calls
+        self.peak = 0
+        self.trims = 0
+
+    def seen(self, calls: int) -> None:
+        """Live calls now (the controller tells each new one)."""
+        if calls > self.peak:
+            self.peak = calls
+
+    def tick(self) -> None:
+        closed = self._close_idle(IDLE_FOR)
+        now = self._calls()
+        self.seen(now)
+        if closed or self.peak - now >= TRIM_AFTER_CALLS:
+            if closed:
+                # a connection is a cycle of objects (parser, dispatcher): freed only by a
+                # collection, and what it holds pins memory until then
+                gc.collect()
+            if malloc_trim():
+                self.trims += 1
+            log.debug("memory: %d idle Redis connection(s) closed, heap trimmed", closed)
+            self.peak = now
