@@ -6,7 +6,8 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
-from fsacd.esl.guard import LOOPBACK, Network, SourceGuard, host_networks, is_loopback_host
+from fsacd.core.netaddr import is_loopback_host
+from fsacd.esl.guard import LOOPBACK, Network, SourceGuard, host_networks
 
 if TYPE_CHECKING:
     from fsacd.config import Config

@@ -16,6 +16,7 @@ from pathlib import Path
 from fsacd.config.model import Config, FreeswitchConfig, RedisConfig, ServerConfig, split_address
 from fsacd.config.reader import ENV_NAME, ConfigError, Table, region_key
 from fsacd.core.keyslot import prefix_problem
+from fsacd.core.netaddr import is_loopback_host
 from fsacd.core.text import has_control, show
 
 ENV_REDIS_URL = "REDIS_URL"
@@ -64,7 +65,7 @@ def read_server(t: Table) -> ServerConfig:
     if (
         out.freeswitch_addresses == ()
         and out.other_sources == "refuse"
-        and not _loopback(split_address(out.listen)[0])
+        and not is_loopback_host(split_address(out.listen)[0])
     ):
         t.error(
             "freeswitch_addresses",
@@ -75,13 +76,6 @@ def read_server(t: Table) -> ServerConfig:
     return out
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 #: At most this many entries in ``server.freeswitch_addresses``.

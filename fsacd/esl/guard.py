@@ -61,14 +61,6 @@ def peer_address(address: object) -> Address | None:
     return ip
 
 
-def is_loopback_host(host: str) -> bool:
-    """``host`` (as configured to listen on) only reachable from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def host_networks(host: str) -> list[Network]:

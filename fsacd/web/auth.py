@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
@@ -11,14 +10,6 @@ from urllib.parse import parse_qs
 COOKIE = "fsacd_token"
 
 
-def is_loopback(host: str) -> bool:
-    """``host`` (as configured) only reachable from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def presented(environ: dict[str, Any]) -> str | None:

@@ -11,9 +11,9 @@ import gevent.event
 from gevent.pywsgi import WSGIServer
 
 from fsacd.config import Config
+from fsacd.core.netaddr import is_loopback_host
 from fsacd.secret import SecretError, read_secret
 from fsacd.state.stats import StatsStore
-from fsacd.web import auth
 from fsacd.web.app import WebApp
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def access_token(cfg: Config, host: str) -> str | None:
     where = f"file {w.token_file}" if w.token_file else f"${w.token_env}"
     if token is not None and len(token) < MIN_TOKEN:
         raise WebError(f"the access token in {where} is shorter than {MIN_TOKEN} characters")
-    if token is None and not auth.is_loopback(host):
+    if token is None and not is_loopback_host(host):
         raise WebError(
             f"listening on {host} (beyond loopback) needs an access token: put one of at "
             f"least {MIN_TOKEN} characters in {where} ([web] token_env / token_file)"
