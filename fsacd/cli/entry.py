@@ -71,10 +71,41 @@ def needs_gevent(argv: Sequence[str]) -> bool:
 
 
 def main() -> None:
-    if needs_gevent(sys.argv[1:]):
+    patched = needs_gevent(sys.argv[1:])
+    if patched:
         from gevent import monkey
 
         monkey.patch_all()
     from fsacd.cli.main import main as cli
 
-    cli()
+    if patched:
+        cli()
+        return
+    try:
+        cli()
+    except SystemExit as exc:
+        _exit_now(exc.code)
+    _exit_now(0)
+
+
+def _exit_now(code: object) -> None:
+    """End a Redis-only command without the interpreter's tear-down of every module
+    (~0.13 s): the exit handlers run (the embedded Redis stops, logs are flushed), the
+    output is flushed, then the process ends with click's exit code."""
+    import atexit
+    import os
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
