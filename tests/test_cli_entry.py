@@ -99,3 +99,26 @@ def test_agent_list_runs_without_gevent(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[]"), out.stdout
     assert "loaded: []" in out.stdout
+
+
+def test_a_plain_command_keeps_its_exit_code_and_output_with_the_quick_exit(tmp_path):
+    cfg = tmp_path / "fsacd.toml"
+    cfg.write_text((ROOT / "fsacd" / "examples" / "fsacd.toml").read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FSACD_CONFIG": str(cfg)}
+    env.pop("REDIS_URL", None)
+
+    def fsacd(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "fsacd", *args], capture_output=True, text=True, env=env,
+            cwd=tmp_path, timeout=60,
+        )  # fmt: skip
+
+    added = fsacd("agent", "add", "1001", "--contact", "user/1001", "--queue", "support")
+    assert added.returncode == 0 and "agent 1001 added" in added.stdout
+    listed = fsacd("agent", "list", "--json")
+    assert listed.returncode == 0 and '"id": "1001"' in listed.stdout  # flushed before the end
+    unknown = fsacd("agent", "show", "nosuch")
+    assert unknown.returncode == 1 and "unknown agent 'nosuch'" in unknown.stderr
+    assert fsacd("agent", "lis").returncode == 2  # a usage error
+    pid = tmp_path / "var" / "redis.pid"
+    assert not pid.exists()  # the embedded Redis stopped at each exit
