@@ -134,3 +134,17 @@ def test_import_fsacd_is_light():
     loaded = _loaded_after_import("fsacd")
     assert _heavy(loaded) == []
     assert _fsacd_outside(loaded, ()) == []
+
+
+def test_host_ports_of_a_url_node_list():
+    from fsacd.core.netaddr import host_ports
+
+    assert host_ports("a:1,b,[::1]:7,::1", 26379) == [
+        ("a", 1), ("b", 26379), ("::1", 7), ("::1", 26379)
+    ]
+    for bad in ("a:0", "a:99999", ",a", "[]:5"):
+        try:
+            host_ports(bad, 1)
+        except ValueError:
+            continue
+        raise AssertionError(bad)

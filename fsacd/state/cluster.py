@@ -26,6 +26,7 @@ from redis.exceptions import (
 )
 
 from fsacd.core.keyslot import prefix_problem
+from fsacd.core.netaddr import host_ports
 
 #: ``redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`` (``rediss+cluster://`` for
 #: TLS): a few of the cluster's nodes; the client learns the others from them.
@@ -39,15 +40,10 @@ def parse_cluster_url(url: str) -> dict:
     parts = urlsplit(url)
     auth, _, hosts = parts.netloc.rpartition("@")
     user, _, password = auth.partition(":")
-    nodes: list[tuple[str, int]] = []
-    for item in hosts.split(","):
-        host, sep, port = item.rpartition(":")
-        if not sep or not port.isdigit() or host.endswith(":"):  # no port, or a bare IPv6
-            host, port = item, str(CLUSTER_PORT)
-        host = host.strip("[]")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"bad cluster node address {item!r} in the Redis URL")
-        nodes.append((host, int(port)))
+    try:
+        nodes = host_ports(hosts, CLUSTER_PORT)
+    except ValueError as exc:
+        raise ValueError(f"bad cluster node address {str(exc)!r} in the Redis URL") from None
     if parts.path not in ("", "/", "/0") or parts.query:
         raise ValueError(
             "a Redis Cluster URL is redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]"

@@ -23,6 +23,7 @@ from redis.exceptions import (
     WatchError,
 )
 
+from fsacd.core.netaddr import host_ports
 from fsacd.state.cluster import cluster_client, is_cluster, prefix_error
 
 __all__ = [
@@ -170,15 +171,10 @@ def parse_sentinel_url(url: str) -> dict:
     parts = urlsplit(url)
     auth, _, hosts = parts.netloc.rpartition("@")
     user, _, password = auth.partition(":")
-    nodes: list[tuple[str, int]] = []
-    for item in hosts.split(","):
-        host, sep, port = item.rpartition(":")
-        if not sep or not port.isdigit():  # no port (an IPv6 [addr] alone): the default
-            host, port = item, str(SENTINEL_PORT)
-        host = host.strip("[]")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise RedisSetupError(f"bad sentinel address {item!r} in the Redis URL")
-        nodes.append((host, int(port)))
+    try:
+        nodes = host_ports(hosts, SENTINEL_PORT)
+    except ValueError as exc:
+        raise RedisSetupError(f"bad sentinel address {str(exc)!r} in the Redis URL") from None
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise RedisSetupError("a Sentinel URL needs /SERVICE or /SERVICE/DB after the sentinels")
