@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
@@ -190,6 +191,35 @@ def parse_sentinel_url(url: str) -> dict:
     }
 
 
+#: How often a Sentinel client asks the sentinels which server is the master (seconds).
+MASTER_CHECK_EVERY = 1.0
+
+
+def _checked_pool_class() -> type:
+    from redis.sentinel import MasterNotFoundError, SentinelConnectionPool
+
+    class CheckedSentinelPool(SentinelConnectionPool):
+        """redis-py's Sentinel pool asks for the master only when it opens a connection: after
+        a failover its pooled connections to the demoted master go on serving reads (stale,
+        or empty while it resyncs) until a write fails. This one asks at most every
+        :data:`MASTER_CHECK_EVERY` s; a new master drops the idle connections at once and
+        the others when they come back (``owns_connection``)."""
+
+        _checked_at = 0.0
+
+        def get_connection(self, *args: object, **kwargs: object) -> object:
+            now = time.monotonic()
+            if self.is_master and now - self._checked_at >= MASTER_CHECK_EVERY:
+                self._checked_at = now
+                try:
+                    self.get_master_address()
+                except (MasterNotFoundError, ConnectionError, TimeoutError):
+                    pass  # the connection's own attempt says what is wrong
+            return super().get_connection(*args, **kwargs)
+
+    return CheckedSentinelPool
+
+
 def _sentinel_client(url: str) -> redis.Redis:
     from redis.sentinel import Sentinel
 
@@ -204,6 +234,7 @@ def _sentinel_client(url: str) -> redis.Redis:
     extra = {"ssl": True} if p["ssl"] else {}
     client = sentinel.master_for(
         p["service"],
+        connection_pool_class=_checked_pool_class(),
         db=p["db"],
         username=p["username"],
         password=p["password"],
