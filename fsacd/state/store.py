@@ -674,26 +674,9 @@ class Store(StateBase):
 
         ValueError for a bad id/priority, CallBusy while the call is offering or bridged.
         """
-        call_id = check_id(call.get("id"), "call id")
-        check_id(queue, "queue name")
-        prio = check_priority(priority)
-        owner = str(call.get("owner") or self.controller_id)
-        extra = {f: str(v) for f, v in call.items() if f not in _CALL_MANAGED and v is not None}
-        k = self.keys
+        call_id, keys, args = self._entry(call, queue, priority, parked)
         try:
-            self.scripts.enqueue(
-                keys=[k.events(), k.call(call_id), k.calls(), k.seq(), k.queue_waiting(queue)],
-                args=[
-                    *self._args(),
-                    call_id,
-                    queue,
-                    str(prio),
-                    str(PRIORITY_MAX),
-                    owner,
-                    json.dumps(extra),
-                    "1" if parked else "",
-                ],
-            )
+            self.scripts.enqueue(keys=keys, args=args)
         except redis.ResponseError as exc:
             if " is " in str(exc):
                 raise CallBusy(str(exc)) from None
@@ -701,6 +684,22 @@ class Store(StateBase):
         got = self.get_call(call_id)
         assert got is not None
         return got
+
+    def _entry(
+        self, call: Mapping[str, Any], queue: str, priority: int, parked: bool
+    ) -> tuple[str, list[str], list[str]]:
+        """The checked call id and the KEYS/ARGV a call's entry into ``queue`` starts with
+        (``enqueue.lua``; ``arrive.lua`` adds its own after them)."""
+        call_id = check_id(call.get("id"), "call id")
+        check_id(queue, "queue name")
+        prio = check_priority(priority)
+        owner = str(call.get("owner") or self.controller_id)
+        extra = {f: str(v) for f, v in call.items() if f not in _CALL_MANAGED and v is not None}
+        k = self.keys
+        keys = [k.events(), k.call(call_id), k.calls(), k.seq(), k.queue_waiting(queue)]
+        args = [*self._args(), call_id, queue, str(prio), str(PRIORITY_MAX), owner,
+                json.dumps(extra), "1" if parked else ""]  # fmt: skip
+        return call_id, keys, args
 
     def arrive(
         self,
@@ -719,16 +718,9 @@ class Store(StateBase):
         arrive again). ``parked`` as for :meth:`enqueue` (no pass then). Queued on ``batch``
         (then a Reply is returned, read with ``.get()`` after ``batch.send()``), else sent
         now. ValueError, CallBusy as for :meth:`enqueue`."""
-        call_id = check_id(call.get("id"), "call id")
-        check_id(queue, "queue name")
-        prio = check_priority(priority)
-        owner = str(call.get("owner") or self.controller_id)
-        extra = {f: str(v) for f, v in call.items() if f not in _CALL_MANAGED and v is not None}
+        call_id, keys, args = self._entry(call, queue, priority, parked)
         k = self.keys
-        keys = [k.events(), k.call(call_id), k.calls(), k.seq(), k.queue_waiting(queue),
-                k.queue_members(queue), k.queue(queue), k.queue_free(queue)]  # fmt: skip
-        args = [*self._args(), call_id, queue, str(prio), str(PRIORITY_MAX), owner,
-                json.dumps(extra), "1" if parked else ""]  # fmt: skip
+        keys += [k.queue_members(queue), k.queue(queue), k.queue_free(queue)]
         if match is None or parked:
             args += ["", "", "0", ""]
         else:
