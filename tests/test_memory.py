@@ -176,7 +176,24 @@ def test_the_housekeeper_trims_once_calls_have_left():
     keeper = memory.Housekeeper(lambda idle: closed.append(idle) or 0, lambda: calls[0])
     keeper.tick()
     assert keeper.peak == 120 and keeper.trims == 0 and closed == [memory.IDLE_FOR]
-    calls[0] = 120 - memory.TRIM_AFTER_CALLS
+    calls[0] = 120 - memory.TRIM_AFTER_CALLS  # many left, but many calls are still up:
+    keeper.tick()  # no collection or trim stops them
+    assert keeper.trims == 0 and keeper.peak == 120
+    calls[0] = memory.QUIET_CALLS  # the spell is over
     keeper.tick()
     assert keeper.trims == (1 if memory.malloc_trim() else 0)
     assert keeper.peak == calls[0]  # the next trim waits for the next spell
+
+
+def test_the_housekeeper_never_collects_while_busy(monkeypatch):
+    collected: list[int] = []
+    monkeypatch.setattr(memory.gc, "collect", lambda *a: collected.append(1) or 0)
+    calls = [400]
+    keeper = memory.Housekeeper(lambda idle: 3, lambda: calls[0])  # idle connections closed
+    keeper.tick()
+    calls[0] = memory.QUIET_CALLS + 1
+    keeper.tick()
+    assert collected == [] and keeper.trims == 0
+    calls[0] = 2
+    keeper.tick()
+    assert collected == [1]

@@ -72,18 +72,30 @@ def switch(request):
 class Acd:
     """A controller in this process, on the switch's socket address and a clean Redis."""
 
-    def __init__(self, switch, redis_url: str, queue_text: str, extra_routes: str = "", **server):
+    def __init__(
+        self,
+        switch,
+        redis_url: str,
+        queue_text: str,
+        extra_routes: str = "",
+        freeswitch: dict | None = None,
+        **server,
+    ):
         inbound = "{}:{}".format(*switch.inbound)
         cfg = make_config(redis_url, queue_text, extra_routes=extra_routes, inbound=inbound)
         lh, lp = switch.listen
         cfg = dataclasses.replace(
-            cfg, server=dataclasses.replace(cfg.server, listen=f"{lh}:{lp}", **server)
+            cfg,
+            server=dataclasses.replace(cfg.server, listen=f"{lh}:{lp}", **server),
+            freeswitch=dataclasses.replace(cfg.freeswitch, **(freeswitch or {})),
         )
         self.switch = switch
         self.cfg = cfg
         self.r = redis.Redis.from_url(redis_url, decode_responses=True)
         self.ctl = Controller(cfg, self.r, fs=FreeSwitchClient(switch.inbound, switch.password))
         self.ctl.start()
+        if self.ctl.call_feed is not None:  # the calls take their events from it
+            assert self.ctl.call_feed.wait_connected(STEP), "the shared event feed connected"
         switch.attach(self.ctl.address)
         self.store = self.ctl.store
 
@@ -132,8 +144,10 @@ def make_acd(switch, redis_url, monkeypatch):
     monkeypatch.setenv("FSACD_TEST_ESL_PASSWORD", switch.password)
     made: list[Acd] = []
 
-    def make(queue_text: str = queues(), extra_routes: str = "", **server) -> Acd:
-        acd = Acd(switch, redis_url, queue_text, extra_routes, **server)
+    def make(
+        queue_text: str = queues(), extra_routes: str = "", freeswitch: dict | None = None, **server
+    ) -> Acd:
+        acd = Acd(switch, redis_url, queue_text, extra_routes, freeswitch, **server)
         made.append(acd)
         return acd
 

@@ -199,8 +199,12 @@ class CallFlow:
             return
         self.session.deliver_to(self._deliver_event)
         registered = False
+        feed = self.ctl.call_feed
         try:
-            self.session.own_events(CALL_EVENTS, linger=True)
+            if feed is not None and feed.attach(self.session, self._own_events):
+                self.session.linger()
+            else:
+                self._own_events(linger=True)
             destination = self.data.get("Caller-Destination-Number", "")
             target = routing.resolve(self.data, destination, self.cfg)
             if isinstance(target, routing.RouteError):
@@ -244,6 +248,8 @@ class CallFlow:
             # recorded first, then forgotten: an offer made before the end is released by
             # finish_call; one that finds no inbox here would end the call controller-lost
             self._finish()
+            if feed is not None:
+                feed.detach(self.state.uuid)
             if registered:
                 self.ctl.unregister_call(self.state.uuid)
             if self.winner_leg:
@@ -961,7 +967,9 @@ class CallFlow:
         A plain ``uuid_break`` ends the running playback and leaves the channel's queue alone
         (``uuid_break ... all`` would also flush, silently, what is queued). A playback that
         has not started yet would clear the break when it starts, so we first wait (about a
-        tick) for its CHANNEL_EXECUTE.
+        tick) for its CHANNEL_EXECUTE. If that never comes (flushed, or its event was lost
+        while the call's events moved from the shared feed to its socket) the break is sent
+        all the same: it ends the music if it runs, and does nothing if it does not.
         """
         app_uuid = self.state.moh_app_uuid
         if app_uuid is None:
@@ -969,8 +977,10 @@ class CallFlow:
         self.state.moh_app_uuid = None
         if app_uuid not in self._apps_started and app_uuid not in self._apps_done:
             if not self._wait_app_start(app_uuid, APP_START_TIMEOUT):
-                log.warning("call %s: hold music never started; going on", self.state.uuid)
-                return
+                log.warning(
+                    "call %s: no start seen for the hold music; breaking it anyway",
+                    self.state.uuid,
+                )
         if app_uuid in self._apps_done:
             return
         self.session.api(f"uuid_break {self.state.uuid}")
@@ -1200,6 +1210,11 @@ class CallFlow:
                     return True
 
     # --- plumbing --------------------------------------------------------------------------
+
+    def _own_events(self, *, linger: bool = False) -> None:
+        """This call's socket subscribes to its own channel's events (no shared feed, or
+        the feed went down: fsacd/esl/callfeed.py)."""
+        self.session.own_events(CALL_EVENTS, linger=linger)
 
     def _deliver_event(self, ev: Event) -> None:
         """The socket's events into the inbox (called by the session's reader greenlet; the

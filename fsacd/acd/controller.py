@@ -14,12 +14,13 @@ import gevent.event
 from fsacd import config as configmod
 from fsacd.acd import memory
 from fsacd.acd.callback import Callbacks
-from fsacd.acd.callflow import CallFlow
+from fsacd.acd.callflow import CALL_EVENTS, CallFlow
 from fsacd.acd.matcher import Matcher
 from fsacd.acd.outage import RepeatFilter, quietly
 from fsacd.acd.presence import Presence
 from fsacd.acd.recovery import Recovery
 from fsacd.acd.sources import guard_for
+from fsacd.esl.callfeed import CallFeed
 from fsacd.esl.client import FreeSwitchClient
 from fsacd.esl.mailbox import Mailbox
 from fsacd.esl.server import OutboundServer
@@ -86,6 +87,12 @@ class Controller:
         self.presence = Presence(
             self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
         )
+        #: the calls' channel events, one connection for all (None: each call's own socket)
+        self.call_feed: CallFeed | None = (
+            CallFeed(cfg.freeswitch.inbound_address, configmod.password(cfg), CALL_EVENTS)
+            if cfg.freeswitch.shared_events
+            else None
+        )
         self.matcher.busy_agents = self.presence.busy_agents
         self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
         self.presence.on_agent_dtmf = self._agent_dtmf
@@ -137,6 +144,8 @@ class Controller:
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
         self.presence.start()
+        if self.call_feed is not None:
+            self.call_feed.start()
         self.callbacks.start()  # before the reconciliation: its calls are local then
         self._reconcile()
         self._greenlets = [
@@ -223,6 +232,8 @@ class Controller:
         gevent.killall(self._greenlets, block=True, timeout=2)
         self.fs.stop()
         self.presence.stop()
+        if self.call_feed is not None:
+            self.call_feed.stop()
         try:
             if not self.server.active_calls:
                 self.store.drop_lease()

@@ -19,6 +19,8 @@ CHECK_EVERY = 5.0
 IDLE_FOR = 10.0
 #: Calls gone since the busiest moment that make giving memory back worth it.
 TRIM_AFTER_CALLS = 50
+#: Live calls at most for the process to count as quiet (collect and trim only then).
+QUIET_CALLS = 50
 
 def _load_libc() -> Any:
     """glibc's ``malloc_trim``, or None (another C library, or none reachable). Looked up
@@ -61,10 +63,19 @@ class Housekeeper:
         if calls > self.peak:
             self.peak = calls
 
+    @staticmethod
+    def _quiet(now: int) -> bool:
+        """Few calls up (at most :data:`QUIET_CALLS`): a collection is short and stops few."""
+        return now <= QUIET_CALLS
+
     def tick(self) -> None:
         closed = self._close_idle(IDLE_FOR)
         now = self._calls()
         self.seen(now)
+        if not self._quiet(now):
+            # a full collection and a trim stop every call for their duration (hundreds of
+            # milliseconds on a big heap): never while calls are still coming and going
+            return
         if closed or self.peak - now >= TRIM_AFTER_CALLS:
             if closed:
                 # a connection is a cycle of objects (parser, dispatcher): freed only by a

@@ -77,6 +77,8 @@ class FreeswitchConfig:
     password_env: str | None = "FSACD_ESL_PASSWORD"
     password_file: str | None = None
     default_region: str = DEFAULT_REGION
+    #: the calls' channel events come over one inbound connection (fsacd/esl/callfeed.py)
+    shared_events: bool = True
 
     @property
     def inbound_address(self) -> tuple[str, int]:

@@ -182,6 +182,7 @@ def read_freeswitch(t: Table) -> FreeswitchConfig:
         password_env=None if pfile else (penv or d.password_env),
         password_file=pfile,
         default_region=region,
+        shared_events=t.boolean("shared_events", d.shared_events),
     )
     t.unknown()
     return out

@@ -66,6 +66,10 @@ class ReconnectingFeed:
     def on_event(self, ev: Event) -> None:
         """One event from FreeSWITCH."""
 
+    def on_disconnect(self) -> None:
+        """The connection that was up is gone (events from now until the next
+        :meth:`on_connect` are lost)."""
+
     def _run(self) -> None:
         backoff = 0.5
         while True:
@@ -81,6 +85,7 @@ class ReconnectingFeed:
                     ev = client.next_event(timeout=5.0)
                     if ev is not None:
                         self.on_event(ev)
+                        ev = None  # not kept alive while the feed is idle
             except ESLError as exc:
                 report_connect_error(log, f"{self.label}: ", self.address, exc)
             except Exception:  # noqa: BLE001 - keep the feed alive
@@ -89,5 +94,9 @@ class ReconnectingFeed:
                 client.close()
                 if self._client is client:
                     self._client = None
+                    try:
+                        self.on_disconnect()
+                    except Exception:  # noqa: BLE001 - keep the feed alive
+                        log.exception("%s: disconnect handling failed", self.label)
             gevent.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)

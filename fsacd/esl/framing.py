@@ -418,6 +418,31 @@ def parse_event_json(body: bytes) -> Event:
     return Event(headers, inner, list(headers))
 
 
+_UNIQUE_ID = b"\nUnique-ID: "
+
+
+def event_plain_uuid(body: bytes) -> str | None:
+    """The ``Unique-ID`` of a ``text/event-plain`` body without parsing it (None if it has
+    none): a feed that takes every channel's events drops the others' at this cost.
+
+    Only the header block is searched (an inner body may say anything); a ``Unique-ID``
+    is never the first header (``Event-Name`` is), and ``Other-Leg-Unique-ID`` or
+    ``Bridge-A-Unique-ID`` do not match (the name starts a line).
+    """
+    end, _ = _find_header_end(body)
+    at = body.find(_UNIQUE_ID, 0, len(body) if end == -1 else end)
+    if at == -1:
+        return None
+    start = at + len(_UNIQUE_ID)
+    stop = body.find(b"\n", start)
+    value = body[start : len(body) if stop == -1 else stop].rstrip(b"\r")
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return url_decode(text) if "%" in text else text
+
+
 def frame_event(frame: Frame) -> Event | None:
     """The event carried by a frame, or None if the frame is not an event."""
     ct = frame.content_type

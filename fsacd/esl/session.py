@@ -126,6 +126,8 @@ class _Hardened(gs.ESLProtocol):
         self._cmd_lock = gevent.lock.Semaphore()
         self._events: Mailbox[Event] = Mailbox()
         self._sink: Callable[[Event], None] | None = None
+        #: sees the body of each ``text/event-plain`` frame first; False drops it unparsed
+        self.event_filter: Callable[[bytes], bool] | None = None
         self._dropped_events = 0
         self._reader: gevent.Greenlet | None = None
         self._closed = False
@@ -347,6 +349,12 @@ class _Hardened(gs.ESLProtocol):
                 raise _ProtocolError(f"{ct} without a command")
             self._pending.pop(0).set(frame)
         elif ct in ("text/event-plain", "text/event-json"):
+            if (
+                self.event_filter is not None
+                and ct == "text/event-plain"
+                and not self.event_filter(frame.body)
+            ):
+                return
             try:
                 event = frame_event(frame)
             except FramingError:
@@ -500,6 +508,14 @@ class OutboundSession(_Hardened, gs.OutboundSession):
             raise ESLError(f"{self._label}: own_events() before connect()")
         commands = [f"filter Unique-ID {uuid}", f"event {fmt} {' '.join(wanted)}"]
         self.send_commands([*commands, "linger"] if linger else commands)
+
+    def feed_event(self, event: Event) -> None:
+        """An event of this channel that came another way (the controller's shared event
+        connection, fsacd/esl/callfeed.py): handled as if this socket had read it."""
+        if self._closed:
+            return
+        self._on_event(event)
+        self._put_event(event)
 
     def linger(self, seconds: int | None = None) -> None:
         """Keep the socket open after hangup (for ``seconds``, or until it is closed)."""

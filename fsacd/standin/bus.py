@@ -7,6 +7,11 @@ from typing import Protocol
 
 from .eventheaders import Event
 
+#: The key of a listener that takes no events (no ``event`` command, or ``noevents``): it is
+#: offered none, so a thousand call sockets that subscribed to nothing cost an event nothing
+#: (mod_event_socket tests one flag per listener).
+NO_EVENTS = "-"
+
 
 class Subscriber(Protocol):
     def offer(self, event: Event) -> None: ...
@@ -47,7 +52,8 @@ class EventBus:
 
     def reindex(self, listener: Subscriber, key: str | None) -> None:
         """``listener`` takes only events whose Unique-ID or Job-Owner-UUID is ``key``
-        (compared without case), or (None) any event."""
+        (compared without case), none (:data:`NO_EVENTS`: it subscribed to nothing), or
+        (None) any event."""
         if listener not in self.listeners:
             return
         key = key.lower() if key else None
@@ -58,10 +64,13 @@ class EventBus:
             self._general.append(listener)
         else:
             self._key_of[id(listener)] = key
-            self._keyed.setdefault(key, []).append(listener)
+            if key != NO_EVENTS:
+                self._keyed.setdefault(key, []).append(listener)
 
     def _unindex(self, listener: Subscriber) -> None:
         key = self._key_of.pop(id(listener), None)
+        if key == NO_EVENTS:
+            return
         if key is None:
             if listener in self._general:
                 self._general.remove(listener)

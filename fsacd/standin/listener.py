@@ -21,7 +21,7 @@ from gevent import socket as gsocket
 from fsacd.esl.framing import encode_frame, url_encode
 
 from .apps import parse_event
-from .bus import filters_pass, one_channel_filter
+from .bus import NO_EVENTS, filters_pass, one_channel_filter
 from .channel import Channel, Command, Switch
 from .eventheaders import EVENT_NAMES, Event, event_type, make_event
 from .fsstrings import atoi, is_true
@@ -175,6 +175,7 @@ class Listener:
     def start(self, inline: bool = False) -> None:
         """Start reading; ``inline`` runs the loop in the calling (session) greenlet."""
         self.fs.bus.add(self)
+        self.fs.bus.reindex(self, self.channel_key())  # no events until it subscribes
         self.fs.listeners.append(self)
         self.reader = gevent.spawn(self._read_loop)
         if inline:
@@ -319,6 +320,8 @@ class Listener:
     def channel_key(self) -> str | None:
         """The uuid of the one channel whose events this listener can take (``myevents``
         on a channel, or a ``Unique-ID`` filter), else None: the bus offers it only those."""
+        if not self.events_enabled:
+            return NO_EVENTS
         if self.myevents and self.session is not None:
             return self.session.uuid
         return one_channel_filter(self.filters) if self.filters else None

@@ -85,6 +85,7 @@ url = "{redis_url}"
 [freeswitch]
 inbound = "{inbound}"
 password_env = "{password_env}"
+shared_events = {shared_events}
 
 [routes]
 "{dest}" = "queue:{queue}"
@@ -720,7 +721,12 @@ class Bench:
                 setattr(self.sizes, name, value)
         self.run_id = uuidlib.uuid4().hex[:12]
         self.report = Report(
-            sizes={**asdict(self.sizes), "nudge_ms": args.nudge_ms, "fsacd_nice": args.fsacd_nice}
+            sizes={
+                **asdict(self.sizes),
+                "nudge_ms": args.nudge_ms,
+                "fsacd_nice": args.fsacd_nice,
+                "shared_events": not args.per_socket_events,
+            }
         )
         self.cmd: Esl | None = None
         self.ev: Switchboard | None = None
@@ -900,6 +906,7 @@ class Bench:
             password_env=self.password_env,
             dest=FSACD_DEST,
             queue=QUEUE,
+            shared_events="false" if self.args.per_socket_events else "true",
         )
         cfg = load_text(text, env={self.password_env: self.password})
         self.fsacd = FsacdServe(self.tmp, text, self.password_env, self.password).start()
@@ -1607,6 +1614,8 @@ def render(r: Report) -> str:
         f"Redis {m.get('redis', '')}",
         f"  {m.get('freeswitch', '')}",
     ]
+    if r.sizes.get("shared_events") is False:
+        out.append("  fsacd with per-socket event subscriptions (--per-socket-events)")
     if r.sizes.get("fsacd_nice") is not None:
         out.append(f"  fsacd serve and its Redis at nice {r.sizes['fsacd_nice']}")
     out.append("")
@@ -1736,6 +1745,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="run fsacd serve and its Redis at this nice value (e.g. -10, needs root), to "
         "see whether competing with FreeSWITCH's thread per channel for the CPU matters",
+    )
+    ap.add_argument(
+        "--per-socket-events",
+        action="store_true",
+        help="fsacd with [freeswitch] shared_events = false: each call's socket subscribes to "
+        "its own events (the design before the shared feed, for comparison)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (fsacd's log)")
     args = ap.parse_args(argv)
