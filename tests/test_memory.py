@@ -111,7 +111,10 @@ def test_a_caller_on_hold_keeps_no_whole_event(redis_url):
         call = acd.fs.place_call(destination="5000")
         wait_for(lambda: any(k == "moh" for k, _ in call.heard), what="hold music")
         gevent.sleep(0.3)
-        (flow,) = [o for o in gc.get_objects() if type(o) is CallFlow]
+        # this call's flow (an earlier test's may still wait for a collection)
+        (flow,) = [
+            o for o in gc.get_objects() if type(o) is CallFlow and o.state.uuid == call.uuid
+        ]
         assert flow.state.phase == "waiting"
         assert _big_events(flow._apps_done.values()) == []
         assert _big_events(vars(flow).values()) == [] and flow.inbox.empty()

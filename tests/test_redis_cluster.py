@@ -18,6 +18,7 @@ from fsacd.standin import PhoneBehaviour as P
 from fsacd.state.cluster import parse_cluster_url
 from fsacd.state.connection import (
     CLUSTER_NODE_REFUSED,
+    POOL_SIZE,
     ConnectionError,
     RedisError,
     RedisSetupError,
@@ -113,7 +114,7 @@ def test_a_redis_url_to_a_cluster_node_is_refused_at_start(cluster):
     assert url_of(client) == cluster.url
     for node in client.get_nodes():  # each node's pool bounded and blocking, timeouts set
         pool = node.redis_connection.connection_pool
-        assert type(pool).__name__ == "BlockingConnectionPool" and pool.max_connections == 512
+        assert type(pool).__name__ == "BlockingConnectionPool" and pool.max_connections == POOL_SIZE
         assert pool.connection_kwargs["socket_timeout"] == 5.0
     close(client)
 

@@ -57,6 +57,7 @@ class Housekeeper:
         self._calls = calls
         self.peak = 0
         self.trims = 0
+        self._settle = False
 
     def seen(self, calls: int) -> None:
         """Live calls now (the controller tells each new one)."""
@@ -74,14 +75,18 @@ class Housekeeper:
         self.seen(now)
         if not self._quiet(now):
             # a full collection and a trim stop every call for their duration (hundreds of
-            # milliseconds on a big heap): never while calls are still coming and going
+            # milliseconds on a big heap): never while many calls are up
             return
-        if closed or self.peak - now >= TRIM_AFTER_CALLS:
-            if closed:
-                # a connection is a cycle of objects (parser, dispatcher): freed only by a
-                # collection, and what it holds pins memory until then
-                gc.collect()
-            if malloc_trim():
-                self.trims += 1
-            log.debug("memory: %d idle Redis connection(s) closed, heap trimmed", closed)
-            self.peak = now
+        due = bool(closed) or self.peak - now >= TRIM_AFTER_CALLS
+        if not due and not self._settle:
+            return
+        # a spell's trim is followed by one more a tick later: the teardown of its calls
+        # (their records, their connections) was still allocating at the first
+        self._settle = due
+        # what the calls and connections leave are cycles of objects (a call and its
+        # session, a connection's parser): freed by a collection only, then given back
+        gc.collect()
+        if malloc_trim():
+            self.trims += 1
+        log.debug("memory: %d idle Redis connection(s) closed, heap trimmed", closed)
+        self.peak = now

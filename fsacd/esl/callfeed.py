@@ -92,6 +92,13 @@ class CallFeed(ReconnectingFeed):
         client.filter("variable_socket_host", "/./")
         client.filter("Event-Name", "DTMF")
         client.event_filter = self._wanted
+        # straight from the reader to the calls: no queue of parsed events in between (a
+        # burst of a thousand callers' events would wait there, a few KiB each)
+        client.deliver_to(self._deliver)
+        # a thousand callers hanging up at once are a burst of thousands of events here:
+        # each call takes its first and ends (later ones are dropped unparsed) before the
+        # next read
+        client.yield_after_read = True
 
     def _wanted(self, body: bytes) -> bool:
         uuid = event_plain_uuid(body)
@@ -99,6 +106,10 @@ class CallFeed(ReconnectingFeed):
             return True
         self.dropped += 1
         return False
+
+    def _deliver(self, ev: Event) -> None:
+        if ev.name != "SOCKET_CLOSED":  # that one ends the feed's loop (it is queued too)
+            self.on_event(ev)
 
     def on_event(self, ev: Event) -> None:
         entry = self._sessions.get(ev.get("Unique-ID") or "")

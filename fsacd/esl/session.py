@@ -128,6 +128,10 @@ class _Hardened(gs.ESLProtocol):
         self._sink: Callable[[Event], None] | None = None
         #: sees the body of each ``text/event-plain`` frame first; False drops it unparsed
         self.event_filter: Callable[[bytes], bool] | None = None
+        #: let the other greenlets run after each read (a connection whose events wake many
+        #: of them: they take their events before the next read, instead of a burst's worth
+        #: of parsed events piling up in their inboxes)
+        self.yield_after_read = False
         self._dropped_events = 0
         self._reader: gevent.Greenlet | None = None
         self._closed = False
@@ -332,6 +336,8 @@ class _Hardened(gs.ESLProtocol):
                 # nothing of the last read stays alive while the socket is idle (a waiting
                 # caller's socket is idle for minutes; an event is a few KiB)
                 data = frame = None
+                if self.yield_after_read:
+                    gevent.sleep(0)
         except gevent.GreenletExit:
             reason = "reader stopped"
         except Exception as exc:  # a bug: log it without the message, drop the connection
@@ -425,8 +431,8 @@ class _Hardened(gs.ESLProtocol):
         self._closed_event = Event({"Event-Name": "SOCKET_CLOSED", "Reason": reason}, None)
         if self._sink is not None:
             self._sink(self._closed_event)
-        else:
-            self._events.put(self._closed_event)
+        # queued either way: it also wakes a next_event() waiting beside a sink
+        self._events.put(self._closed_event)
         self._done.set()
 
     def close(self) -> None:

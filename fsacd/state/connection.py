@@ -71,8 +71,10 @@ CLIENT_OPTIONS: dict = {
 TCP_OPTIONS: dict = {"socket_keepalive": True}
 #: Connections per process: every call greenlet may hold one for a moment. When all are busy
 #: a command waits (up to POOL_WAIT s) for one instead of failing: redis-py's default pool
-#: has 100 and raises "Too many connections" at the 101st (seen under 50 calls/s).
-POOL_SIZE = 512
+#: has 100 and raises "Too many connections" at the 101st (seen under 50 calls/s). More do
+#: not make one Redis faster; each costs memory while open (5000 callers held and hung up:
+#: at most 57 in use once the call feed stopped waking calls in bursts; docs/performance.md).
+POOL_SIZE = 128
 POOL_WAIT = 5.0
 
 
