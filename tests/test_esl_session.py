@@ -1030,3 +1030,28 @@ def test_inbound_connect_errors():
         g.get(timeout=2)
     sock.close()
     listener.close()
+
+
+def test_execute_many_writes_the_applications_at_once_and_awaits_every_reply(pair):
+    session, peer = pair
+    connect(session, peer)
+    apps = [("multiset", "^^:a=1:b=2", "u-1"), ("bridge", "loopback/agent-1001", "u-2")]
+    g = gevent.spawn(session.execute_many, apps)
+    got = [peer.command() for _ in range(2)]  # both written before any reply
+    assert [f.headers["execute-app-name"] for f in got] == ["multiset", "bridge"]
+    assert [f.headers["event-uuid"] for f in got] == ["u-1", "u-2"]
+    assert [f.body.decode() for f in got] == ["^^:a=1:b=2", "loopback/agent-1001"]
+    assert all(f.headers["event-lock"] == "true" for f in got)
+    peer.reply()
+    assert not g.ready()
+    peer.reply()
+    g.get(timeout=2)
+    # an -ERR to one raises once both replies came: the next command stays in step
+    g = gevent.spawn(session.execute_many, [("answer", None, "u-3"), ("bogus", None, "u-4")])
+    [peer.command() for _ in range(2)]
+    peer.reply()
+    peer.reply("-ERR invalid application")
+    with pytest.raises(CommandError, match="invalid application"):
+        g.get(timeout=2)
+    session.execute_many([])  # nothing to send
+    assert peer.quiet()

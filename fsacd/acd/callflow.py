@@ -184,6 +184,8 @@ class CallFlow:
         self._socket_resume = ""  # the socket_resume value last sent
         self._in_dialog = False  # an offer interrupts the prompt that runs (see _dialog)
         self._breaking = ""  # the application a uuid_break was sent for
+        #: applications sent without waiting, held to go in one write with the next one
+        self._held: list[tuple[str, str | None, str]] | None = None
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -914,8 +916,12 @@ class CallFlow:
     def _start_moh(self, qcfg: QueueConfig) -> None:
         """Answer (per ``answer_mode``), the channel variables and the hold music, sent back
         to back: they run in one media tick."""
-        self._prepare_channel(qcfg, "true", answer=True)
-        self.state.moh_app_uuid = self.session.execute("playback", qcfg.moh)
+        self._held = []
+        try:
+            self._prepare_channel(qcfg, "true", answer=True)
+            self.state.moh_app_uuid = self._send_held("playback", qcfg.moh)
+        finally:
+            self._held = None
         self._unawaited.add(self.state.moh_app_uuid)  # its end is seen in the wait loop
 
     def _prepare_channel(self, qcfg: QueueConfig, socket_resume: str, *, answer: bool) -> None:
@@ -1074,8 +1080,12 @@ class CallFlow:
         bridge = dialstring.bridge_string(global_vars, leg_specs)
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
-        self._prepare_channel(qcfg, "false", answer=False)  # the bridge answers the caller
-        app_uuid = self.session.execute("bridge", bridge)
+        self._held = []
+        try:
+            self._prepare_channel(qcfg, "false", answer=False)  # the bridge answers the caller
+            app_uuid = self._send_held("bridge", bridge)
+        finally:
+            self._held = None
         deadline = time.time() + qcfg.ring_timeout + BRIDGE_MARGIN
         while True:
             kind, item = self._next(max(0.1, deadline - time.time()))
@@ -1347,13 +1357,30 @@ class CallFlow:
                 self._deferred.append(item)  # handled once the wait loop runs again
 
     def _run_app(self, app: str, arg: str | None = None, *, wait: bool = True) -> Event | None:
-        """Send an application; with ``wait``, until it completed (a media tick at least)."""
+        """Send an application; with ``wait``, until it completed (a media tick at least).
+        Without ``wait``, while applications are held (:meth:`_send_held`), it goes with the
+        next one sent."""
+        if not wait and self._held is not None:
+            app_uuid = str(uuidlib.uuid4())
+            self._held.append((app, arg, app_uuid))
+            if len(self._unawaited) < DONE_KEPT:
+                self._unawaited.add(app_uuid)
+            return None
         app_uuid = self.session.execute(app, arg)
         if not wait:
             if len(self._unawaited) < DONE_KEPT:  # those that never complete (hangup) bounded
                 self._unawaited.add(app_uuid)
             return None
         return self._wait_app_complete(app_uuid, APP_TIMEOUT, app)
+
+    def _send_held(self, app: str, arg: str | None) -> str:
+        """Send the held applications and then ``app`` in one write (a real switch reads a
+        socket's commands slowly when busy: one round trip instead of one per application);
+        return ``app``'s uuid. Holding ends here."""
+        held, self._held = self._held or [], None
+        app_uuid = str(uuidlib.uuid4())
+        self.session.execute_many([*held, (app, arg, app_uuid)])
+        return app_uuid
 
     def _api_quiet(self, cmd: str) -> None:
         try:
