@@ -184,6 +184,7 @@ class CallFlow:
         self._socket_resume = ""  # the socket_resume value last sent
         self._in_dialog = False  # an offer interrupts the prompt that runs (see _dialog)
         self._breaking = ""  # the application a uuid_break was sent for
+        self._requeued = False  # a stay in a queue ended and the call went on (Reroute)
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -199,6 +200,8 @@ class CallFlow:
             return
         self.session.deliver_to(self._deliver_event)
         registered = False
+        target: routing.Target | routing.RouteError | None = None
+        gone = False  # the caller hung up, or FreeSWITCH closed the socket
         try:
             self.session.own_events(CALL_EVENTS, linger=True)
             destination = self.data.get("Caller-Destination-Number", "")
@@ -222,13 +225,16 @@ class CallFlow:
                 except Reroute as again:
                     target = again.target
                     self._reset_for_requeue()
+                    self._requeued = True
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
+            gone = True
         except HandBack:
             log.info("call %s: handed back to the dialplan (controller stopping)", self.state.uuid)
             self.state.outcome = "handed-back"
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
+            gone = True
         except RedisUnavailable as exc:
             log.warning("call %s: gave up in %s: %s", self.state.uuid, self.state.phase, exc)
             self.state.outcome = self.state.outcome or "error"
@@ -243,6 +249,8 @@ class CallFlow:
         finally:
             # recorded first, then forgotten: an offer made before the end is released by
             # finish_call; one that finds no inbox here would end the call controller-lost
+            if gone:
+                self._left_before_queue(target)
             self._finish()
             if registered:
                 self.ctl.unregister_call(self.state.uuid)
@@ -250,6 +258,26 @@ class CallFlow:
                 self.ctl.unregister_leg(self.winner_leg)
             self.session.close()
             self.session.deliver_to(None)  # no cycle session <-> call: freed at once
+
+    def _left_before_queue(self, target: routing.Target | routing.RouteError | None) -> None:
+        """The caller went after fsacd took its socket but before the call entered a queue
+        (while fsacd subscribed to its events, or during a recording notice): there is no
+        call record to end, so the end is the event ``call-abandoned`` with
+        ``stage=before-queue`` alone (not in the queue's figures: it never entered the
+        queue). Without it such a call had no outcome at all (found by the soak)."""
+        if self.state.queue or self.state.phase != "new" or self._requeued:
+            return  # entered a queue (finish records it), turned away, or already recorded
+        if target is None:  # gone before fsacd looked at the route
+            destination = self.data.get("Caller-Destination-Number", "")
+            target = routing.resolve(self.data, destination, self.cfg)
+        if not isinstance(target, routing.Target) or target.kind not in ("queue", "ivr"):
+            return  # unroutable (rejected when seen) or an agent's call out (no queue call)
+        where = {"queue": target.name} if target.kind == "queue" else {"ivr": target.name}
+        try:
+            self.store.event("call-abandoned", call=self.state.uuid, outcome="abandoned",
+                             stage="before-queue", **where)  # fmt: skip
+        except Exception:  # noqa: BLE001 - Redis gone for good: logged, the call is over
+            log.warning("call %s: could not record the early hang-up", self.state.uuid)
 
     # --- routing -------------------------------------------------------------------------
 
