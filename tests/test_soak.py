@@ -38,11 +38,13 @@ def test_the_count_tells_calls_fsacd_never_saw_from_calls_without_an_outcome(r):
     store.event("call-abandoned", call="c2", queue="support", outcome="abandoned",
                 stage="before-queue")  # fmt: skip
     store.event("call-rejected", call="c3", reason="full")
+    # c6's events left the stream already: its ended record has the outcome
+    r.hset(store.keys.call("c6"), mapping={"state": "ended", "outcome": "answered"})
     report = soak.Report()
     # c4 hung up before fsacd took its socket; c5 reached fsacd and has no outcome
-    soak._count(report, store, ["c1", "c2", "c3", "c4", "c5"], {"c4"})
+    soak._count(report, store, ["c1", "c2", "c3", "c4", "c5", "c6"], {"c4"})
     assert report.outcomes == {"abandoned": 1, "abandoned (before the queue)": 1,
-                               "rejected:full": 1}  # fmt: skip
+                               "rejected:full": 1, "answered": 1}  # fmt: skip
     assert report.never_reached == 1
     assert report.calls_without_outcome == 1
     assert report.without_outcome == [{"call": "c5", "state": None, "outcome": None}]

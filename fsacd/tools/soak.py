@@ -188,11 +188,15 @@ def _count(report: Report, store: Store, placed: list[str], never: set[str]) -> 
             done[ev["call"]] = "rejected:" + (ev.get("reason") or "")
     # the stream keeps the last ``[events] max_length`` entries (100,000): a long run's
     # first calls are only in their records (``call:{id}``, kept a day after the end)
-    for c in placed:
-        if c not in done:
-            rec = store.get_call(c) or {}
-            if rec.get("state") == "ended" and rec.get("outcome"):
-                done[c] = rec["outcome"]
+    missing = [c for c in placed if c not in done]
+    for i in range(0, len(missing), 500):  # a long run: thousands, read in batches
+        chunk = missing[i : i + 500]
+        pipe = store.r.pipeline(transaction=False)
+        for c in chunk:
+            pipe.hmget(store.keys.call(c), "state", "outcome")
+        for c, (state, outcome) in zip(chunk, pipe.execute(), strict=True):
+            if state == "ended" and outcome:
+                done[c] = outcome
     for c in placed:
         if c in done:
             continue
