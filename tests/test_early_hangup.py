@@ -69,3 +69,19 @@ def test_the_queue_figures_do_not_count_a_caller_who_never_entered(acd, monkeypa
     [ev] = acd.events("call-abandoned")
     assert ev.get("stage") == "before-queue"
     assert acd.store.waiting_count("support") == 0
+
+
+def test_a_socket_error_before_the_queue_ends_the_call_with_outcome_error(acd, monkeypatch):
+    """The soak's stalled stand-in: no reply to fsacd's event subscription in time."""
+    from fsacd.esl.session import ESLError, OutboundSession
+
+    def own_events(self, *a, **kw):
+        raise ESLError("no reply within 10.0s")
+
+    monkeypatch.setattr(OutboundSession, "own_events", own_events)
+    call = acd.fs.place_call(destination="5000")
+    wait_for(lambda: acd.events(*ENDS), what="the outcome")
+    [ev] = acd.events(*ENDS)
+    assert (ev["type"], ev["call"], ev["outcome"]) == ("call-ended", call.uuid, "error")
+    assert (ev["stage"], ev["queue"]) == ("before-queue", "support")
+    assert acd.store.get_call(call.uuid) is None
