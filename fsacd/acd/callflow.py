@@ -186,6 +186,7 @@ class CallFlow:
         self._breaking = ""  # the application a uuid_break was sent for
         #: applications sent without waiting, held to go in one write with the next one
         self._held: list[tuple[str, str | None, str]] | None = None
+        self._requeued = False  # a stay in a queue ended and the call went on (Reroute)
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -202,6 +203,8 @@ class CallFlow:
         self.session.deliver_to(self._deliver_event)
         registered = False
         feed = self.ctl.call_feed
+        target: routing.Target | routing.RouteError | None = None
+        gone = ""  # how the call ended for fsacd if not as planned: hangup, error
         try:
             if feed is not None and feed.attach(self.session, self._own_events):
                 self.session.linger()
@@ -228,13 +231,16 @@ class CallFlow:
                 except Reroute as again:
                     target = again.target
                     self._reset_for_requeue()
+                    self._requeued = True
         except CallGone:
             log.info("call %s: caller gone (%s)", self.state.uuid, self.state.phase)
+            gone = "hangup"
         except HandBack:
             log.info("call %s: handed back to the dialplan (controller stopping)", self.state.uuid)
             self.state.outcome = "handed-back"
         except ESLDisconnected:
             log.info("call %s: socket closed (%s)", self.state.uuid, self.state.phase)
+            gone = "hangup"
         except RedisUnavailable as exc:
             log.warning("call %s: gave up in %s: %s", self.state.uuid, self.state.phase, exc)
             self.state.outcome = self.state.outcome or "error"
@@ -243,12 +249,16 @@ class CallFlow:
                 "call %s: event-socket error in %s: %s", self.state.uuid, self.state.phase, exc
             )
             self.state.outcome = self.state.outcome or "error"
+            gone = "error"
         except Exception:  # noqa: BLE001 - a bug must end this call only, never the server
             log.exception("call %s: unexpected error in %s", self.state.uuid, self.state.phase)
             self.state.outcome = self.state.outcome or "error"
+            gone = "error"
         finally:
             # recorded first, then forgotten: an offer made before the end is released by
             # finish_call; one that finds no inbox here would end the call controller-lost
+            if gone:
+                self._ended_before_queue(target, gone)
             self._finish()
             if feed is not None:
                 feed.detach(self.state.uuid)
@@ -258,6 +268,33 @@ class CallFlow:
                 self.ctl.unregister_leg(self.winner_leg)
             self.session.close()
             self.session.deliver_to(None)  # no cycle session <-> call: freed at once
+
+    def _ended_before_queue(
+        self, target: routing.Target | routing.RouteError | None, how: str
+    ) -> None:
+        """The call ended after fsacd took its socket but before it entered a queue (while
+        fsacd subscribed to its events, or during a recording notice): the caller went
+        (``how`` = hangup) or the socket failed (error). There is no call record to end, so
+        the end is an event alone with ``stage=before-queue``: ``call-abandoned`` (outcome
+        abandoned) or ``call-ended`` (outcome error); not in the queue's figures: it never
+        entered the queue. Without it such a call had no outcome at all (found by the
+        soak)."""
+        if self.state.queue or self.state.phase != "new" or self._requeued:
+            return  # entered a queue (finish records it), turned away, or already recorded
+        if target is None:  # gone before fsacd looked at the route
+            destination = self.data.get("Caller-Destination-Number", "")
+            target = routing.resolve(self.data, destination, self.cfg)
+        if not isinstance(target, routing.Target) or target.kind not in ("queue", "ivr"):
+            return  # unroutable (rejected when seen) or an agent's call out (no queue call)
+        where = {"queue": target.name} if target.kind == "queue" else {"ivr": target.name}
+        hangup = how == "hangup"
+        etype = "call-abandoned" if hangup else "call-ended"
+        outcome = "abandoned" if hangup else "error"
+        try:
+            self.store.event(etype, call=self.state.uuid, outcome=outcome, stage="before-queue",
+                             **where)  # fmt: skip
+        except Exception:  # noqa: BLE001 - Redis gone for good: logged, the call is over
+            log.warning("call %s: could not record its end before the queue", self.state.uuid)
 
     # --- routing -------------------------------------------------------------------------
 

@@ -164,7 +164,6 @@ class Listener:
         self.cmds: deque[Packet] = deque()
         self.eof = False
         self.wake = gevent.event.Event()
-        self.sent: list[bytes] = []
         self.greenlet: gevent.Greenlet | None = None
         self.reader: gevent.Greenlet | None = None
         if session is not None:
@@ -206,7 +205,6 @@ class Listener:
             return
         try:
             self.sock.sendall(data)
-            self.sent.append(data)
         except OSError:
             self.eof = True
 

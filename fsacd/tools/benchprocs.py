@@ -60,18 +60,23 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 class ServeProc:
-    """``python -m fsacd --config FILE serve`` on a free port."""
+    """``python -m fsacd --config FILE serve`` on a free port. ``template``: the config
+    (``SERVE_CONFIG``'s fields; ``extra``: more fields it uses)."""
 
     def __init__(self, redis_url: str, inbound: tuple[str, int], cid: str = "bench", *,
-                 strategy: str = "most-idle", max_calls: int = 20000) -> None:  # fmt: skip
+                 strategy: str = "most-idle", max_calls: int = 20000,
+                 template: str = SERVE_CONFIG, log_level: str = "warning",
+                 **extra: Any) -> None:  # fmt: skip
         self.dir = Path(tempfile.mkdtemp(prefix=f"fsacd-bench-{cid}-"))
         self.port = free_port()
         self.cid = cid
         self.path = self.dir / "fsacd.toml"
         self.log = self.dir / "serve.log"
-        self.path.write_text(SERVE_CONFIG.format(
+        self.path.write_text(template.format(
             port=self.port, cid=cid, redis_url=redis_url, inbound=f"{inbound[0]}:{inbound[1]}",
-            password_env=PASSWORD_ENV, strategy=strategy, max_calls=max_calls))  # fmt: skip
+            password_env=PASSWORD_ENV, strategy=strategy, max_calls=max_calls,
+            **extra))  # fmt: skip
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,7 +90,7 @@ class ServeProc:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "fsacd", "--config", str(self.path), "serve",
-                 "--log-level", "warning"],
+                 "--log-level", self.log_level],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.time() + timeout
@@ -116,10 +121,12 @@ class ServeProc:
 class StandinProc:
     """The stand-in load process; :meth:`send` a command, get its JSON reply."""
 
-    def __init__(self, answer_after: float = 0.0) -> None:
+    def __init__(self, answer_after: float = 0.0, *, argv: list[str] | None = None) -> None:
+        """``argv``: another load process (``python -m MODULE ...``) with the same protocol."""
+        argv = argv or ["fsacd.tools.standin_load", "--answer-after", str(answer_after)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fsacd.tools.standin_load", "--answer-after", str(answer_after)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         first = self._read()
         self.inbound: tuple[str, int] = (first["inbound"][0], int(first["inbound"][1]))
