@@ -53,6 +53,7 @@ class Counter:
         conn = redis_connection.AbstractConnection
         orig = (conn.send_packed_command, conn.pack_command, conn.pack_commands)
         orig_handle, orig_execute = Controller.handle_call, OutboundSession.execute
+        orig_many = OutboundSession.execute_many
         counter = self
 
         def send_packed_command(self, *a: Any, **kw: Any) -> Any:
@@ -89,15 +90,24 @@ class Counter:
                 counter.live.pop(gevent.getcurrent(), None)
             return orig_execute(self, app, *a, **kw)
 
+        def execute_many(self, apps: Any, *a: Any, **kw: Any) -> Any:
+            c = counter.live.get(gevent.getcurrent())
+            if c is not None and any(app == "bridge" for app, _, _ in apps):
+                counter.done.append((c[0], c[1]))
+                counter.live.pop(gevent.getcurrent(), None)
+            return orig_many(self, apps, *a, **kw)
+
         conn.send_packed_command = send_packed_command
         conn.pack_command = pack_command
         conn.pack_commands = pack_commands
         Controller.handle_call = handle_call
         OutboundSession.execute = execute
+        OutboundSession.execute_many = execute_many  # type: ignore[method-assign]
 
         def uninstall() -> None:
             conn.send_packed_command, conn.pack_command, conn.pack_commands = orig
             Controller.handle_call, OutboundSession.execute = orig_handle, orig_execute
+            OutboundSession.execute_many = orig_many  # type: ignore[method-assign]
 
         return uninstall
 
