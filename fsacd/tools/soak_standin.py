@@ -28,17 +28,15 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import random  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.fileobject import FileObject  # noqa: E402
 
 from fsacd.standin import FakeFreeSwitch  # noqa: E402
 from fsacd.standin import PhoneBehaviour as P  # noqa: E402
+from fsacd.tools.standin_load import serve_commands  # noqa: E402
 
 #: the agents' phones, cycled: most answer quickly or slowly, some never, some busy/reject
 BEHAVIOURS = [
@@ -135,35 +133,24 @@ def main(argv: list[str] | None = None) -> int:
         fs.phones.register(contact(i), BEHAVIOURS[i % len(BEHAVIOURS)](rng))
     fs.start()
     load = Load(fs, args.seed + 1)
-    out = sys.stdout
-    stdin = FileObject(sys.stdin, "r")
-    out.write(json.dumps({"inbound": list(fs.inbound_address)}) + "\n")
-    out.flush()
-    try:
-        for line in stdin:
-            cmd = json.loads(line)
-            what = cmd.get("cmd")
-            if what == "quit":
-                break
-            if what == "start":
-                target = (cmd["target"][0], int(cmd["target"][1]))
-                load.forget_after = float(cmd.get("forget_after", FORGET_AFTER))
-                load.placer = gevent.spawn(
-                    load.place, int(cmd["calls"]), float(cmd["duration"]), target
-                )
-                reply: dict[str, Any] = {"ok": True}
-            elif what == "status":
-                reply = {"up": load.up, "placed": len(load.placed),
-                         "channels": len(fs.all_channels)}  # fmt: skip
-            elif what == "finish":
-                reply = load.finish()
-            else:
-                reply = {"error": f"unknown command {what!r}"}
-            out.write(json.dumps(reply) + "\n")
-            out.flush()
-    finally:
-        fs.stop()
-    return 0
+
+    def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
+        what = cmd.get("cmd")
+        if what == "start":
+            target = (cmd["target"][0], int(cmd["target"][1]))
+            load.forget_after = float(cmd.get("forget_after", FORGET_AFTER))
+            load.placer = gevent.spawn(
+                load.place, int(cmd["calls"]), float(cmd["duration"]), target
+            )
+            return {"ok": True}
+        if what == "status":
+            return {"up": load.up, "placed": len(load.placed),
+                    "channels": len(fs.all_channels)}  # fmt: skip
+        if what == "finish":
+            return load.finish()
+        return None
+
+    return serve_commands(fs, handle)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -145,31 +146,46 @@ def main(argv: list[str] | None = None) -> int:
     fs.start()
     bridges = Bridges()
     fs.bus.add(bridges)
+    held: list[Any] = []
+
+    def handle(cmd: dict[str, Any]) -> dict[str, Any] | None:
+        what = cmd.get("cmd")
+        if what == "calls":
+            return run_calls(fs, bridges, cmd)
+        if what == "hold":
+            return run_hold(fs, cmd, held)
+        if what == "hangup":
+            for c in held:
+                c.hangup()
+            deadline = time.time() + 30
+            for c in held:
+                c.channel.hungup.wait(max(0.0, deadline - time.time()))
+            reply = {"hung_up": sum(1 for c in held if not c.is_up)}
+            held.clear()
+            return reply
+        return None
+
+    return serve_commands(fs, handle)
+
+
+def serve_commands(
+    fs: FakeFreeSwitch, handle: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> int:
+    """The stand-in process's protocol: print ``{"inbound": [host, port]}``, then answer each
+    JSON command line on stdin with ``handle``'s reply (None: an unknown command) until
+    ``quit`` or the end of stdin; the stand-in stops either way."""
     out = sys.stdout
     stdin = FileObject(sys.stdin, "r")
     out.write(json.dumps({"inbound": list(fs.inbound_address)}) + "\n")
     out.flush()
-    held: list[Any] = []
     try:
         for line in stdin:
             cmd = json.loads(line)
-            what = cmd.get("cmd")
-            if what == "quit":
+            if cmd.get("cmd") == "quit":
                 break
-            if what == "calls":
-                reply = run_calls(fs, bridges, cmd)
-            elif what == "hold":
-                reply = run_hold(fs, cmd, held)
-            elif what == "hangup":
-                for c in held:
-                    c.hangup()
-                deadline = time.time() + 30
-                for c in held:
-                    c.channel.hungup.wait(max(0.0, deadline - time.time()))
-                reply = {"hung_up": sum(1 for c in held if not c.is_up)}
-                held.clear()
-            else:
-                reply = {"error": f"unknown command {what!r}"}
+            reply = handle(cmd)
+            if reply is None:
+                reply = {"error": f"unknown command {cmd.get('cmd')!r}"}
             out.write(json.dumps(reply) + "\n")
             out.flush()
     finally:
