@@ -75,10 +75,13 @@ def test_a_socket_error_before_the_queue_ends_the_call_with_outcome_error(acd, m
     """The soak's stalled stand-in: no reply to fsacd's event subscription in time."""
     from fsacd.esl.session import ESLError, OutboundSession
 
-    def own_events(self, *a, **kw):
+    def no_reply(self, *a, **kw):
         raise ESLError("no reply within 10.0s")
 
-    monkeypatch.setattr(OutboundSession, "own_events", own_events)
+    # the call's first command after connect: ``linger`` when the shared event feed is up,
+    # its own subscription when not (the feed may or may not have connected yet)
+    monkeypatch.setattr(OutboundSession, "own_events", no_reply)
+    monkeypatch.setattr(OutboundSession, "linger", no_reply)
     call = acd.fs.place_call(destination="5000")
     wait_for(lambda: acd.events(*ENDS), what="the outcome")
     [ev] = acd.events(*ENDS)
