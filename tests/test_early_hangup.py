@@ -71,9 +71,17 @@ def test_the_queue_figures_do_not_count_a_caller_who_never_entered(acd, monkeypa
     assert acd.store.waiting_count("support") == 0
 
 
-def test_a_socket_error_before_the_queue_ends_the_call_with_outcome_error(acd, monkeypatch):
+@pytest.mark.parametrize("feed", [True, False], ids=["shared-feed", "own-socket"])
+def test_a_socket_error_before_the_queue_ends_the_call_with_outcome_error(acd, monkeypatch, feed):
     """The soak's stalled stand-in: no reply to fsacd's event subscription in time."""
     from fsacd.esl.session import ESLError, OutboundSession
+
+    call_feed = acd.ctl.call_feed
+    assert call_feed is not None
+    if feed:
+        wait_for(lambda: call_feed.connected and call_feed.core_uuid, what="the event feed")
+    else:
+        call_feed.stop()
 
     def no_reply(self, *a, **kw):
         raise ESLError("no reply within 10.0s")
