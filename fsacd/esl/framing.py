@@ -536,7 +536,7 @@ def encode_frame(
 
 def encode_event_plain(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
     """Server side: a ``text/event-plain`` frame; values URL-encoded as FreeSWITCH does."""
-    lines = [f"{k}: {url_encode(str(v))}" for k, v in headers]
+    lines = [_plain_line(k, str(v)) for k, v in headers]
     if body is not None:
         b = body.encode("utf-8")
         lines.append(f"Content-Length: {len(b)}")
@@ -544,6 +544,13 @@ def encode_event_plain(headers: Iterable[tuple[str, str]], body: str | None = No
     else:
         inner = ("\n".join(lines) + "\n\n").encode("utf-8")
     return encode_frame([("Content-Type", "text/event-plain")], inner)
+
+
+@lru_cache(maxsize=16384)
+def _plain_line(name: str, value: str) -> str:
+    """One ``name: value`` line of an event (a channel's headers repeat in each of its
+    events: encoded once)."""
+    return f"{name}: {url_encode(value)}"
 
 
 def encode_event_json(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:

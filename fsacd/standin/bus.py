@@ -17,6 +17,13 @@ class Subscriber(Protocol):
     def offer(self, event: Event) -> None: ...
 
 
+def takes(listener: Subscriber, name: str) -> bool:
+    """Whether ``listener`` may take an event called ``name`` (a listener without a
+    ``takes`` method may take any)."""
+    check = getattr(listener, "takes", None)
+    return True if check is None else check(name)
+
+
 class EventBus:
     """Fans every fired event out to the listeners (inbound and outbound sockets).
 
@@ -80,6 +87,17 @@ class EventBus:
             keyed.remove(listener)
         if not keyed:
             self._keyed.pop(key, None)
+
+    def wanted(self, name: str, uuid: str) -> bool:
+        """Whether any listener may take the event ``name`` of channel ``uuid``: a channel
+        event nobody subscribed to is not built at all (its bytes would go nowhere; its
+        ``Event-Sequence`` number is still used, as FreeSWITCH numbers every event)."""
+        if self.keep_history or name == "CUSTOM":
+            return True
+        for listener in self._general:
+            if takes(listener, name):
+                return True
+        return any(takes(listener, name) for listener in self._keyed.get(uuid.lower(), ()))
 
     def dispatch(self, event: Event) -> None:
         if self.keep_history:

@@ -15,6 +15,7 @@ import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import gevent
@@ -87,6 +88,47 @@ class Times:
     hold_accum: int = 0
 
 
+#: The optional profile fields in header order: (header suffix, attribute, present only when
+#: this other attribute is set too).
+_OPTIONAL = (
+    ("Username", "username", None),
+    ("Dialplan", "dialplan", None),
+    ("Caller-ID-Name", "caller_id_name", None),
+    ("Caller-ID-Number", "caller_id_number", None),
+    ("Orig-Caller-ID-Name", "orig_caller_id_name", "caller_id_name"),
+    ("Orig-Caller-ID-Number", "orig_caller_id_number", "caller_id_number"),
+    ("Callee-ID-Name", "callee_id_name", None),
+    ("Callee-ID-Number", "callee_id_number", None),
+    ("Network-Addr", "network_addr", None),
+    ("ANI", "ani", None),
+    ("ANI-II", "aniii", None),
+    ("Destination-Number", "destination_number", None),
+    ("Unique-ID", "uuid", None),
+    ("Source", "source", None),
+    ("Transfer-Source", "transfer_source", None),
+    ("Context", "context", None),
+    ("RDNIS", "rdnis", None),
+    ("Channel-Name", "chan_name", None),
+    ("Profile-Index", "profile_index", None),
+)
+_OPTIONAL_ATTRS = tuple(attr for _, attr, _ in _OPTIONAL)
+_OPTIONAL_WHEN = tuple(when for _, _, when in _OPTIONAL)
+_TIMES = (
+    "Profile-Created-Time", "Channel-Created-Time", "Channel-Answered-Time",
+    "Channel-Progress-Time", "Channel-Progress-Media-Time", "Channel-Hangup-Time",
+    "Channel-Transfer-Time", "Channel-Resurrect-Time", "Channel-Bridged-Time",
+    "Channel-Last-Hold", "Channel-Hold-Accum",
+)  # fmt: skip
+_FLAGS = ("Screen-Bit", "Privacy-Hide-Name", "Privacy-Hide-Number")
+
+
+@lru_cache(maxsize=16)
+def _profile_header_names(prefix: str) -> tuple[str, ...]:
+    """Every header name a profile's data can have with ``prefix``, in order."""
+    suffixes = ("Direction", "Logical-Direction", *(s for s, _, _ in _OPTIONAL), *_TIMES, *_FLAGS)
+    return tuple(f"{prefix}-{suffix}" for suffix in suffixes)
+
+
 @dataclass
 class CallerProfile:
     """switch_caller_profile_t: who calls whom, as event headers show it."""
@@ -119,52 +161,31 @@ class CallerProfile:
 
     def event_data(self, prefix: str) -> list[tuple[str, Value]]:
         """switch_caller_profile_event_set_data: headers with ``prefix`` (Caller, Other-Leg)."""
+        names = _profile_header_names(prefix)
         out: list[tuple[str, Value]] = [
-            (f"{prefix}-Direction", self.direction),
-            (f"{prefix}-Logical-Direction", self.logical_direction),
+            (names[0], self.direction),
+            (names[1], self.logical_direction),
         ]
-
-        def opt(suffix: str, value: str, when: str | None = None) -> None:
-            if (value if when is None else when) and value:
-                out.append((f"{prefix}-{suffix}", value))
-
-        opt("Username", self.username)
-        opt("Dialplan", self.dialplan)
-        opt("Caller-ID-Name", self.caller_id_name)
-        opt("Caller-ID-Number", self.caller_id_number)
-        opt("Orig-Caller-ID-Name", self.orig_caller_id_name, self.caller_id_name)
-        opt("Orig-Caller-ID-Number", self.orig_caller_id_number, self.caller_id_number)
-        opt("Callee-ID-Name", self.callee_id_name)
-        opt("Callee-ID-Number", self.callee_id_number)
-        opt("Network-Addr", self.network_addr)
-        opt("ANI", self.ani)
-        opt("ANI-II", self.aniii)
-        opt("Destination-Number", self.destination_number)
-        opt("Unique-ID", self.uuid)
-        opt("Source", self.source)
-        opt("Transfer-Source", self.transfer_source)
-        opt("Context", self.context)
-        opt("RDNIS", self.rdnis)
-        opt("Channel-Name", self.chan_name)
-        opt("Profile-Index", self.profile_index)
+        get = self.__dict__.get
+        for name, attr, when in zip(names[2:], _OPTIONAL_ATTRS, _OPTIONAL_WHEN, strict=False):
+            value = get(attr)
+            if value and (when is None or get(when)):
+                out.append((name, value))
         t = self.times
-        for suffix, value in (
-            ("Profile-Created-Time", t.profile_created),
-            ("Channel-Created-Time", t.created),
-            ("Channel-Answered-Time", t.answered),
-            ("Channel-Progress-Time", t.progress),
-            ("Channel-Progress-Media-Time", t.progress_media),
-            ("Channel-Hangup-Time", t.hungup),
-            ("Channel-Transfer-Time", t.transferred),
-            ("Channel-Resurrect-Time", t.resurrected),
-            ("Channel-Bridged-Time", t.bridged),
-            ("Channel-Last-Hold", t.last_hold),
-            ("Channel-Hold-Accum", t.hold_accum),
-        ):
-            out.append((f"{prefix}-{suffix}", str(value)))
-        out.append((f"{prefix}-Screen-Bit", "true" if self.screen else "false"))
-        out.append((f"{prefix}-Privacy-Hide-Name", "true" if self.hide_name else "false"))
-        out.append((f"{prefix}-Privacy-Hide-Number", "true" if self.hide_number else "false"))
+        times = names[2 + len(_OPTIONAL_ATTRS) :]
+        for name, value in zip(
+            times,
+            (
+                t.profile_created, t.created, t.answered, t.progress, t.progress_media,
+                t.hungup, t.transferred, t.resurrected, t.bridged, t.last_hold, t.hold_accum,
+            ),
+            strict=False,
+        ):  # fmt: skip
+            out.append((name, str(value)))
+        flags = names[-3:]
+        out.append((flags[0], "true" if self.screen else "false"))
+        out.append((flags[1], "true" if self.hide_name else "false"))
+        out.append((flags[2], "true" if self.hide_number else "false"))
         return out
 
     def clone(self) -> CallerProfile:
@@ -381,7 +402,7 @@ class Channel:
         return out
 
     def variable_headers(self) -> list[tuple[str, Value]]:
-        return [(f"variable_{k}", v) for k, v in self.vars.items()]
+        return self.vars.headers()
 
     def build_event(
         self,
@@ -404,11 +425,13 @@ class Channel:
         before: Iterable[tuple[str, Value]] = (),
         after: Iterable[tuple[str, Value]] = (),
         body: str | None = None,
-    ) -> Event:
-        """Build an event with this channel's data and deliver it to every listener."""
-        ev = self.build_event(name, before, after, body)
-        self.fs.bus.dispatch(ev)
-        return ev
+    ) -> None:
+        """Build an event with this channel's data and deliver it to every listener (not
+        built when no listener subscribed to its name)."""
+        if not self.fs.bus.wanted(name, self.uuid):
+            self.fs.next_sequence()
+            return
+        self.fs.bus.dispatch(self.build_event(name, before, after, body))
 
     def set_running_state(self, state: str) -> None:
         """The session thread entering ``state``: CHANNEL_STATE event."""

@@ -31,6 +31,14 @@ class VarStore:
 
     def __init__(self) -> None:
         self._d: dict[str, tuple[str, Value]] = {}
+        self._headers: list[tuple[str, Value]] | None = None
+
+    def headers(self) -> list[tuple[str, Value]]:
+        """``variable_<name>`` event headers in order (built once per change: a channel
+        fires many events between two variable changes). Callers must not modify it."""
+        if self._headers is None:
+            self._headers = [(f"variable_{k}", v) for k, v in self._d.values()]
+        return self._headers
 
     def get(self, name: str) -> str | None:
         item = self._d.get(name.lower())
@@ -43,6 +51,7 @@ class VarStore:
     def set(self, name: str, value: str | None) -> None:
         """Delete, then append unless ``value`` is None or empty."""
         key = name.lower()
+        self._headers = None
         self._d.pop(key, None)
         if value is not None and value != "":
             self._d[key] = (name, parse_array(str(value)))
@@ -50,6 +59,7 @@ class VarStore:
     def push(self, name: str, value: str) -> None:
         """Append to an array variable in place; a new variable is a plain value."""
         key = name.lower()
+        self._headers = None
         item = self._d.get(key)
         if item is None:
             self._d[key] = (name, value)

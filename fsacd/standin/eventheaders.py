@@ -99,6 +99,12 @@ CALLING: dict[str, tuple[str, str, int]] = {
 }
 
 
+@lru_cache(maxsize=8192)
+def _lower(name: str) -> str:
+    """A header name without case (the same few hundred names in every event)."""
+    return name.lower()
+
+
 @dataclass
 class Event:
     """One event: ordered headers (values str, or list for ARRAY variables) and a body."""
@@ -111,12 +117,13 @@ class Event:
         """First header with this name (case-insensitive), as FreeSWITCH looks it up."""
         index = self.__dict__.get("_index")
         if index is None or self.__dict__.get("_indexed") != len(self.headers):
-            index = {}
-            for k, v in self.headers:
-                index.setdefault(k.lower(), v)
-            self.__dict__["_index"] = index  # every listener asks: look up once per event
+            # every listener asks: indexed once per event (reversed: the first header of a
+            # name wins, as FreeSWITCH's lookup finds it)
+            low = _lower
+            index = {low(k): v for k, v in reversed(self.headers)}
+            self.__dict__["_index"] = index
             self.__dict__["_indexed"] = len(self.headers)
-        v = index.get(name.lower())
+        v = index.get(_lower(name))
         return None if v is None else array_string(v)
 
     @property

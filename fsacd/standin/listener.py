@@ -295,6 +295,12 @@ class Listener:
 
     # --- events ---------------------------------------------------------------------------
 
+    def takes(self, name: str) -> bool:
+        """Whether this listener may take an event called ``name`` (before its filters)."""
+        if not self.running or not self.events_enabled:
+            return False
+        return "ALL" in self.event_list or name in self.event_list
+
     def offer(self, ev: Event) -> None:
         """The event hook: subscription, filters and ``myevents`` as mod_event_socket."""
         if not self.running or not self.events_enabled:

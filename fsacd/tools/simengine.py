@@ -100,6 +100,9 @@ class BridgeWatch:
     def __init__(self) -> None:
         self.waits: dict[str, tuple[CallRec, gevent.event.Event]] = {}
 
+    def takes(self, name: str) -> bool:
+        return name == "CHANNEL_BRIDGE"
+
     def offer(self, event: Any) -> None:
         if event.name != "CHANNEL_BRIDGE":
             return

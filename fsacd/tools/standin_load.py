@@ -46,6 +46,9 @@ class Bridges:
         self.waits: dict[str, gevent.event.Event] = {}
         self.at: dict[str, float] = {}
 
+    def takes(self, name: str) -> bool:
+        return name == "CHANNEL_BRIDGE"
+
     def offer(self, event: Any) -> None:
         if event.name == "CHANNEL_BRIDGE":
             uid = event.get("Unique-ID") or ""
