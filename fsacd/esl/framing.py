@@ -536,7 +536,11 @@ def encode_frame(
 
 def encode_event_plain(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
     """Server side: a ``text/event-plain`` frame; values URL-encoded as FreeSWITCH does."""
-    lines = [_plain_line(k, str(v)) for k, v in headers]
+    return encode_event_plain_lines([plain_line(k, str(v)) for k, v in headers], body)
+
+
+def encode_event_plain_lines(lines: list[str], body: str | None = None) -> bytes:
+    """:func:`encode_event_plain` from header lines already made by :func:`plain_line`."""
     if body is not None:
         b = body.encode("utf-8")
         lines.append(f"Content-Length: {len(b)}")
@@ -546,10 +550,8 @@ def encode_event_plain(headers: Iterable[tuple[str, str]], body: str | None = No
     return encode_frame([("Content-Type", "text/event-plain")], inner)
 
 
-@lru_cache(maxsize=16384)
-def _plain_line(name: str, value: str) -> str:
-    """One ``name: value`` line of an event (a channel's headers repeat in each of its
-    events: encoded once)."""
+def plain_line(name: str, value: str) -> str:
+    """One ``name: value`` header line of a ``text/event-plain`` event."""
     return f"{name}: {url_encode(value)}"
 
 

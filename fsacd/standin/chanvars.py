@@ -9,6 +9,7 @@ recently set variables last); an empty value only deletes; names compare case-in
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 Value = str | list[str]
 
@@ -26,18 +27,24 @@ def parse_array(value: str) -> Value:
     return value
 
 
+@lru_cache(maxsize=8192)
+def _header(name: str) -> str:
+    return f"variable_{name}"
+
+
 class VarStore:
     """Ordered, case-insensitive variable store."""
 
     def __init__(self) -> None:
         self._d: dict[str, tuple[str, Value]] = {}
+        self._h: dict[str, tuple[str, Value]] = {}  # the same, as event headers
         self._headers: list[tuple[str, Value]] | None = None
 
     def headers(self) -> list[tuple[str, Value]]:
         """``variable_<name>`` event headers in order (built once per change: a channel
         fires many events between two variable changes). Callers must not modify it."""
         if self._headers is None:
-            self._headers = [(f"variable_{k}", v) for k, v in self._d.values()]
+            self._headers = list(self._h.values())
         return self._headers
 
     def get(self, name: str) -> str | None:
@@ -53,8 +60,11 @@ class VarStore:
         key = name.lower()
         self._headers = None
         self._d.pop(key, None)
+        self._h.pop(key, None)
         if value is not None and value != "":
-            self._d[key] = (name, parse_array(str(value)))
+            v = parse_array(str(value))
+            self._d[key] = (name, v)
+            self._h[key] = (_header(name), v)
 
     def push(self, name: str, value: str) -> None:
         """Append to an array variable in place; a new variable is a plain value."""
@@ -63,10 +73,12 @@ class VarStore:
         item = self._d.get(key)
         if item is None:
             self._d[key] = (name, value)
+            self._h[key] = (_header(name), value)
             return
         old = item[1]
         new = [*old, value] if isinstance(old, list) else [old, value]
         self._d[key] = (item[0], new)
+        self._h[key] = (_header(item[0]), new)
 
     def items(self) -> Iterator[tuple[str, Value]]:
         return iter(list(self._d.values()))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from fsacd.esl.framing import encode_event_plain, encode_frame
+from fsacd.esl.framing import encode_event_plain_lines, encode_frame, plain_line
 
 from .chanvars import Value, array_string
 
@@ -99,6 +99,18 @@ CALLING: dict[str, tuple[str, str, int]] = {
 }
 
 
+@lru_cache(maxsize=32768)
+def _plain_str_line(header: tuple[str, str]) -> str:
+    return plain_line(*header)
+
+
+def _plain_line(header: tuple[str, Value]) -> str:
+    """One encoded ``name: value`` line (a channel's headers repeat in all its events)."""
+    if isinstance(header[1], str):
+        return _plain_str_line(header)
+    return plain_line(header[0], array_string(header[1]))
+
+
 @lru_cache(maxsize=8192)
 def _lower(name: str) -> str:
     """A header name without case (the same few hundred names in every event)."""
@@ -153,7 +165,7 @@ class Event:
                 obj["_body"] = self.body
             data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
             return encode_frame([("Content-Type", "text/event-json")], data)
-        return encode_event_plain(self.plain_headers(), self.body)
+        return encode_event_plain_lines(list(map(_plain_line, self.headers)), self.body)
 
 
 def date_headers(ts: float) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 
 def _cleanup(part: str, delim: str) -> str:
     """Strip quotes, escapes and surrounding spaces (cleanup_separated_string)."""
+    if ESCAPE_META not in part and "'" not in part:  # most parts: only the spaces go
+        return part.strip(" ")
     i = 0
     n = len(part)
     while i < n and part[i] == " ":
