@@ -159,8 +159,28 @@ class CallerProfile:
     hide_name: bool = False
     hide_number: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_headers_cache":
+            object.__setattr__(self, "_headers_cache", {})  # a field changed: rebuild
+
     def event_data(self, prefix: str) -> list[tuple[str, Value]]:
-        """switch_caller_profile_event_set_data: headers with ``prefix`` (Caller, Other-Leg)."""
+        """switch_caller_profile_event_set_data: headers with ``prefix`` (Caller, Other-Leg).
+        Made once until a field or a time changes (every event of a channel carries them);
+        callers must not modify the list."""
+        cache = self.__dict__.get("_headers_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_headers_cache", cache)
+        times = tuple(self.times.__dict__.values())
+        hit = cache.get(prefix)
+        if hit is not None and hit[0] == times:
+            return hit[1]
+        out = self._event_data(prefix)
+        cache[prefix] = (times, out)
+        return out
+
+    def _event_data(self, prefix: str) -> list[tuple[str, Value]]:
         names = _profile_header_names(prefix)
         out: list[tuple[str, Value]] = [
             (names[0], self.direction),

@@ -93,6 +93,7 @@ class FakeFreeSwitch:
         self.peak = 0
         self._sequence = 0
         self._greenlets: list[gevent.Greenlet] = []
+        self._prune_at = 64
         self._server: StreamServer | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -194,7 +195,9 @@ class FakeFreeSwitch:
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         g = gevent.spawn(func, *args)
-        self._greenlets = [x for x in self._greenlets if not x.dead]
+        if len(self._greenlets) >= self._prune_at:  # the dead ones forgotten now and then
+            self._greenlets = [x for x in self._greenlets if not x.dead]
+            self._prune_at = max(64, 2 * len(self._greenlets))
         self._greenlets.append(g)
         return g
 
@@ -208,7 +211,8 @@ class FakeFreeSwitch:
 
     def add_channel(self, ch: Channel) -> None:
         self.all_channels[ch.uuid] = ch
-        self.peak = max(self.peak, len(self.channels))
+        if len(self.all_channels) > self.peak:  # else the live ones cannot exceed the peak
+            self.peak = max(self.peak, len(self.channels))
 
     def remove_channel(self, ch: Channel) -> None:
         if self.all_channels.get(ch.uuid) is ch:
