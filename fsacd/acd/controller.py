@@ -12,7 +12,7 @@ import gevent
 import gevent.event
 
 from fsacd import config as configmod
-from fsacd.acd import memory
+from fsacd.acd import memory, priority
 from fsacd.acd.callback import Callbacks
 from fsacd.acd.callflow import CALL_EVENTS, CallFlow
 from fsacd.acd.matcher import Matcher
@@ -261,6 +261,10 @@ class Controller:
             return False
         if new.server.listen_address != self.cfg.server.listen_address:
             log.warning("reload: server.listen changes need a restart; the rest is applied")
+        if new.server.realtime_priority != self.cfg.server.realtime_priority:
+            log.warning(
+                "reload: server.realtime_priority changes need a restart; the rest is applied"
+            )
         if self.server.guard is not None:
             guard_for(new, self.server.guard)
         self.cfg = new
@@ -434,6 +438,16 @@ def run(cfg: Config, config_path: Path | None = None) -> None:
     """``fsacd serve``: run until SIGTERM/SIGINT; SIGHUP reloads the config file."""
     for handler in logging.getLogger().handlers:  # a failing loop: one line per 30 s
         handler.addFilter(RepeatFilter())
+    if cfg.server.realtime_priority:  # before the embedded Redis starts: it inherits it
+        why = priority.take_realtime(cfg.server.realtime_priority)
+        if why is None:
+            log.info("running at real-time priority %s", priority.current())
+        else:
+            log.warning(
+                "realtime_priority %d: %s; running at normal priority",
+                cfg.server.realtime_priority,
+                why,
+            )
     ctl = Controller(cfg, config_path=config_path)
     ctl.start()
     stopping = gevent.event.Event()

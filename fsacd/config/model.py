@@ -57,6 +57,8 @@ class ServerConfig:
     other_sources: str = "refuse"
     source_max_calls: int = 10
     source_max_rate: float = 5.0
+    #: 1-99: run under SCHED_RR at this priority (fsacd/acd/priority.py); 0: normal
+    realtime_priority: int = 0
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -61,6 +61,7 @@ def read_server(t: Table) -> ServerConfig:
         other_sources=t.choice("other_sources", d.other_sources, ("refuse", "limit")),
         source_max_calls=t.integer("source_max_calls", d.source_max_calls, 1, 100000),
         source_max_rate=_rate(t, "source_max_rate", d.source_max_rate),
+        realtime_priority=t.integer("realtime_priority", d.realtime_priority, 0, 99),
     )
     if (
         out.freeswitch_addresses == ()

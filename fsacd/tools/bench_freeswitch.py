@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsacd.acd import priority
 from fsacd.esl.framing import Frame, FrameReader
 
 #: where the test dialplan's ``socket`` application connects (freeswitch/test/fsacd-test.xml)
@@ -78,6 +79,7 @@ CONFIG = """\
 listen = "{listen}"
 controller_id = "bench-freeswitch"
 drain_timeout = 5
+realtime_priority = {realtime}
 
 [redis]
 url = "{redis_url}"
@@ -725,6 +727,7 @@ class Bench:
                 **asdict(self.sizes),
                 "nudge_ms": args.nudge_ms,
                 "fsacd_nice": args.fsacd_nice,
+                "fsacd_realtime": args.fsacd_realtime,
                 "shared_events": not args.per_socket_events,
             }
         )
@@ -907,9 +910,15 @@ class Bench:
             dest=FSACD_DEST,
             queue=QUEUE,
             shared_events="false" if self.args.per_socket_events else "true",
+            realtime=self.args.fsacd_realtime,
         )
         cfg = load_text(text, env={self.password_env: self.password})
         self.fsacd = FsacdServe(self.tmp, text, self.password_env, self.password).start()
+        if self.args.fsacd_realtime:
+            # the bench's own Redis too (fsacd's embedded one would inherit fsacd's policy)
+            why = priority.take_realtime(self.args.fsacd_realtime, self.redis.pid or -1)
+            if why is not None:
+                log(f"its Redis stays at normal priority: {why}")
         if self.args.fsacd_nice is not None:
             # a deployment choice, not fsacd's: see --fsacd-nice
             for pid in (self.fsacd.pid, self.redis.pid):
@@ -1616,6 +1625,13 @@ def render(r: Report) -> str:
     ]
     if r.sizes.get("shared_events") is False:
         out.append("  fsacd with per-socket event subscriptions (--per-socket-events)")
+    if r.sizes.get("fsacd_realtime"):
+        out.append(
+            f"  fsacd serve and its Redis at real-time priority rr:{r.sizes['fsacd_realtime']}"
+            " ([server] realtime_priority; --fsacd-realtime 0: normal priority)"
+        )
+    elif r.sizes.get("fsacd_realtime") == 0:
+        out.append("  fsacd serve and its Redis at normal priority (--fsacd-realtime 0)")
     if r.sizes.get("fsacd_nice") is not None:
         out.append(f"  fsacd serve and its Redis at nice {r.sizes['fsacd_nice']}")
     out.append("")
@@ -1738,6 +1754,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PREFIX",
         help="record the machine with perf during each load run (PREFIX-KIND.data; "
         "perf report -i FILE --comm freeswitch)",
+    )
+    ap.add_argument(
+        "--fsacd-realtime",
+        type=int,
+        default=10,
+        metavar="PRIO",
+        help="fsacd serve's [server] realtime_priority, and its Redis under SCHED_RR too "
+        "(default 10, as a deployment on the switch's box should run them: docs/performance.md"
+        "; 0: normal priority, losing the CPU to FreeSWITCH's threads under load)",
     )
     ap.add_argument(
         "--fsacd-nice",
