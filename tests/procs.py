@@ -139,3 +139,45 @@ class ServeProcess:
 
     def logtext(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+
+#: ``fsacd serve`` on an embedded Redis in ``{data}``, its switch nowhere (port 9), no password
+EMBEDDED_CONFIG = """
+[server]
+listen = "127.0.0.1:0"
+controller_id = "serve-test"
+[redis]
+data_dir = "{data}"
+[freeswitch]
+inbound = "127.0.0.1:9"
+password_env = "FSACD_TEST_NO_PASSWORD"
+[queues.support]
+"""
+
+
+def serve_embedded(tmp: Path, config: str, timeout: float = 20.0) -> tuple[subprocess.Popen, Path]:
+    """``fsacd serve`` on ``config`` (its ``[redis]`` an embedded one in ``tmp/var``), started
+    in ``tmp`` and waited for until it listens and its Redis wrote its pid file. Returns the
+    process and its log file."""
+    data = tmp / "var"
+    cfg = tmp / "fsacd.toml"
+    cfg.write_text(config.format(data=data))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("REDIS_URL", None)
+    log = tmp / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fsacd", "--config", str(cfg), "serve"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp,
+        )  # fmt: skip
+    pidfile = data / "redis.pid"
+    deadline = time.time() + timeout
+    while "listening on" not in log.read_text() or not pidfile.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            raise AssertionError(f"fsacd serve did not come up:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc, log

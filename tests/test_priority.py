@@ -7,28 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from fsacd.acd import priority
 from fsacd.config import ConfigError, load_text
+from tests.procs import EMBEDDED_CONFIG, serve_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIG = """
-[server]
-listen = "127.0.0.1:0"
-controller_id = "priority-test"
-realtime_priority = {prio}
-[redis]
-data_dir = "{data}"
-[freeswitch]
-inbound = "127.0.0.1:9"
-password_env = "FSACD_TEST_NO_PASSWORD"
-[queues.support]
-"""
+#: the serve test's config with the priority
+CONFIG = EMBEDDED_CONFIG.replace("[server]\n", "[server]\nrealtime_priority = {prio}\n", 1)
 
 needs_linux = pytest.mark.skipif(
     not hasattr(os, "sched_setscheduler"), reason="no sched_setscheduler on this system"
@@ -71,23 +61,9 @@ def test_without_the_right_the_reason_is_told_and_nothing_changes():
 def test_serve_takes_the_priority_and_its_embedded_redis_inherits_it(tmp_path):
     allowed = _in_child("from fsacd.acd import priority\nprint(priority.take_realtime(5) is None)")
     data = tmp_path / "var"
-    cfg = tmp_path / "fsacd.toml"
-    cfg.write_text(CONFIG.format(prio=5, data=data))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("REDIS_URL", None)
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fsacd", "--config", str(cfg), "serve"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-        )  # fmt: skip
+    proc, log = serve_embedded(tmp_path, CONFIG.replace("{prio}", "5"))
     try:
         pidfile = data / "redis.pid"
-        deadline = time.time() + 20
-        while "listening on" not in log.read_text() or not pidfile.exists():
-            assert proc.poll() is None, log.read_text()
-            assert time.time() < deadline, log.read_text()
-            time.sleep(0.1)
         text = log.read_text()
         redis_pid = int(pidfile.read_text())
         if allowed == "True":
