@@ -1,11 +1,12 @@
 """Real-time scheduling for ``fsacd serve`` (``[server] realtime_priority``).
 
-fsacd is one thread. On a box it shares with FreeSWITCH, the switch's hundreds of threads
-(one or two per channel, each woken every 20 ms) win the CPU from it under load: measured
-at 50 calls/s on 2 cores, fsacd was runnable 88 % of the time yet ran 25-38 %, megabytes of
-events waited in its sockets and the median call took seconds to bridge. FreeSWITCH itself
-runs its threads at real-time priority when started with ``-rp``; mod_callcenter runs inside
-them. With ``SCHED_RR`` the controller runs when it has work (docs/performance.md).
+fsacd is one thread. FreeSWITCH, unless started with ``-np``, runs all its threads under
+``SCHED_FIFO`` (a channel's at priority 1), so on a box it shares with fsacd its hundreds of
+threads (one or two per channel, each woken every 20 ms) always preempt fsacd under load:
+measured at 50 calls/s on 2 cores, fsacd was runnable 88 % of the time yet ran 25-38 %,
+megabytes of events waited in its sockets and the median call took seconds to bridge.
+mod_callcenter runs inside the switch's threads. With ``SCHED_RR`` above 1 the controller
+runs when it has work (docs/performance.md).
 
 A child started after the switch (the embedded Redis) inherits the policy.
 """
