@@ -67,10 +67,6 @@ def report_connect_error(
     logger.warning("%sFreeSWITCH inbound %s:%d: %s", prefix, *address, exc)
 
 RECV_SIZE = 65536
-#: A reader with ``yield_after_read`` lets the other greenlets run after this much (one
-#: 64 KiB read per turn of the loop could not keep up with a real switch's feed at 50 calls/s:
-#: with a few hundred calls' greenlets a turn, megabytes of events waited in the socket).
-YIELD_BYTES = 512 * 1024
 #: Events kept for a consumer that does not read them; the oldest are dropped beyond this.
 MAX_QUEUED_EVENTS = 10000
 #: BACKGROUND_JOB results kept for a bgapi whose reply and job event raced.
@@ -132,9 +128,9 @@ class _Hardened(gs.ESLProtocol):
         self._sink: Callable[[Event], None] | None = None
         #: sees the body of each ``text/event-plain`` frame first; False drops it unparsed
         self.event_filter: Callable[[bytes], bool] | None = None
-        #: let the other greenlets run after every YIELD_BYTES read (a connection whose
-        #: events wake many of them: they take their events before the next reads, instead
-        #: of a whole burst's parsed events piling up in their inboxes)
+        #: let the other greenlets run after each read (a connection whose events wake many
+        #: of them: they take their events before the next read, instead of a burst's worth
+        #: of parsed events piling up in their inboxes)
         self.yield_after_read = False
         self._dropped_events = 0
         self._reader: gevent.Greenlet | None = None
@@ -319,7 +315,6 @@ class _Hardened(gs.ESLProtocol):
     def _read_loop(self) -> None:
         """Read frames until EOF or error; never raises."""
         reason = "closed"
-        unyielded = 0
         try:
             while not self._closed:
                 try:
@@ -340,10 +335,8 @@ class _Hardened(gs.ESLProtocol):
                     break
                 # nothing of the last read stays alive while the socket is idle (a waiting
                 # caller's socket is idle for minutes; an event is a few KiB)
-                unyielded += len(data)
                 data = frame = None
-                if self.yield_after_read and unyielded >= YIELD_BYTES:
-                    unyielded = 0
+                if self.yield_after_read:
                     gevent.sleep(0)
         except gevent.GreenletExit:
             reason = "reader stopped"
