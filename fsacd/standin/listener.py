@@ -303,10 +303,10 @@ class Listener:
 
     def offer(self, ev: Event) -> None:
         """The event hook: subscription, filters and ``myevents`` as mod_event_socket."""
-        if not self.running or not self.events_enabled:
+        if not self.takes(ev.name):
             return
         send = "ALL" in self.event_list
-        if not send and ev.name in self.event_list:
+        if not send:
             subclass = ev.get("Event-Subclass")
             send = ev.name != "CUSTOM" or not subclass or self.all_custom or subclass in self.custom
         if send and self.filters:
