@@ -143,3 +143,67 @@ def test_shared_events_off_keeps_the_per_socket_subscription(switch, make_acd): 
     acd.wait_call(call.uuid, "bridged")
     settle(acd, call)
     assert acd.call(call.uuid)["outcome"] == "answered"
+
+
+# --- several switches ----------------------------------------------------------------------
+
+
+def test_each_switch_of_other_switches_gets_its_own_feed(redis_url, monkeypatch):
+    """``other_switches``: the calls of a second switch take their events from that
+    switch's feed, not from their sockets, and both switches' calls end right."""
+    import dataclasses
+
+    import redis
+
+    from fsacd.acd.controller import Controller
+    from fsacd.esl.client import FreeSwitchClient
+    from fsacd.standin import FakeFreeSwitch, PhoneBehaviour
+    from tests.acd_harness import make_config
+
+    monkeypatch.setenv("FSACD_TEST_ESL_PASSWORD", "ClueCon")
+    switches = [FakeFreeSwitch(inbound=("127.0.0.1", 0), password="ClueCon").start()
+                for _ in range(2)]  # fmt: skip
+    a1, a2 = ("{}:{}".format(*fs.inbound_address) for fs in switches)
+    cfg = make_config(redis_url, inbound=a1)
+    cfg = dataclasses.replace(
+        cfg, freeswitch=dataclasses.replace(cfg.freeswitch, other_switches=(a2,))
+    )
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    ctl = Controller(cfg, r, fs=FreeSwitchClient(switches[0].inbound_address, "ClueCon"))
+    ctl.start()
+    try:
+        assert len(ctl.call_feeds) == 2
+        for feed in ctl.call_feeds:
+            assert feed.wait_connected(STEP)
+        poll(lambda: all(f.core_uuid for f in ctl.call_feeds), STEP, "both Core-UUIDs known")
+        assert {f.core_uuid for f in ctl.call_feeds} == {fs.core_uuid for fs in switches}
+        for i, fs in enumerate(switches):
+            contact = f"user/10{i}@pbx.example"
+            fs.phones.register(contact, PhoneBehaviour.answers(after=0.0, talk=None))
+            ctl.store.add_agent(f"10{i}", contact, {"support": 1})
+            ctl.store.login(f"10{i}")
+        calls = []
+        for fs in switches:
+            calls.append(fs.place_call(destination="5000", caller_number=CALLER,
+                                       socket_target=ctl.address))  # fmt: skip
+            calls[-1].wait_bridged(STEP)
+        for fs, feed, call in zip(switches, ctl.call_feeds, calls, strict=True):
+            assert feed.core_uuid == fs.core_uuid
+            assert feed.delivered > 0 and feed.attached == 1
+            outbound = [ln for ln in fs.listeners if ln.outbound and ln.session is not None
+                        and ln.session.uuid == call.uuid]  # fmt: skip
+            assert outbound and not any(ln.events_enabled for ln in outbound)
+        for call in calls:
+            call.hangup()
+            call.wait_hangup(STEP)
+        for call in calls:
+            poll(lambda c=call: (ctl.store.get_call(c.uuid) or {}).get("outcome") == "answered",
+                 STEP, "the call recorded as answered")  # fmt: skip
+        poll(lambda: all(f.attached == 0 for f in ctl.call_feeds), STEP, "both calls detached")
+        poll(lambda: all(a["state"] == "idle" for a in ctl.store.list_agents()), STEP,
+             "both agents idle")  # fmt: skip
+    finally:
+        ctl.stop(timeout=2)
+        for fs in switches:
+            fs.stop()
+        r.close()

@@ -192,6 +192,17 @@ def test_every_strategy_is_accepted(strategy):
         ('[freeswitch]\ndefault_region = "DEU"\n' + MINIMAL, "freeswitch.default_region:"),
         ('[freeswitch]\ninbound = "x"\n' + MINIMAL, "freeswitch.inbound:"),
         ('[freeswitch]\npassword_env = "A-B"\n' + MINIMAL, "freeswitch.password_env:"),
+        ('[freeswitch]\nother_switches = "a:1"\n' + MINIMAL, "freeswitch.other_switches: must be"),
+        ("[freeswitch]\nother_switches = [1]\n" + MINIMAL, "other_switches: item 1 must be a"),
+        ('[freeswitch]\nother_switches = ["x"]\n' + MINIMAL, "other_switches: item 1: must be"),
+        (
+            '[freeswitch]\nother_switches = ["b:1", "b:1"]\n' + MINIMAL,
+            "freeswitch.other_switches: item 2: b:1 is listed twice",
+        ),
+        (
+            '[freeswitch]\ninbound = "a:1"\nother_switches = ["a:1"]\n' + MINIMAL,
+            "freeswitch.other_switches: item 1: a:1 is listed twice (or is inbound)",
+        ),
         (
             '[freeswitch]\npassword_env = "A"\npassword_file = "/f"\n' + MINIMAL,
             "freeswitch.password_file: give either password_env or password_file",
@@ -312,3 +323,16 @@ def test_docs_list_every_key():
     keys += [f.name for f in dataclasses.fields(config.QueueConfig) if f.name != "name"]
     for key in keys:
         assert f"`{key}`" in doc, key
+
+
+def test_other_switches_each_get_a_feed_address_after_inbound():
+    cfg = load_text(
+        '[freeswitch]\ninbound = "10.0.0.1:8021"\n'
+        'other_switches = ["10.0.0.2:8021", "[::1]:8022"]\n' + MINIMAL,
+        env={},
+    )
+    assert cfg.freeswitch.other_switches == ("10.0.0.2:8021", "[::1]:8022")
+    assert cfg.freeswitch.feed_addresses == [
+        ("10.0.0.1", 8021), ("10.0.0.2", 8021), ("::1", 8022)
+    ]
+    assert load_text(MINIMAL, env={}).freeswitch.feed_addresses == [("127.0.0.1", 8021)]

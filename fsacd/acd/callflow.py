@@ -202,7 +202,7 @@ class CallFlow:
             return
         self.session.deliver_to(self._deliver_event)
         registered = False
-        feed = self.ctl.call_feed
+        feed = self.ctl.feed_for(self.data.get("Core-UUID", ""))
         target: routing.Target | routing.RouteError | None = None
         gone = ""  # how the call ended for fsacd if not as planned: hangup, error
         try:

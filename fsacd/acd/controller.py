@@ -87,11 +87,15 @@ class Controller:
         self.presence = Presence(
             self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
         )
-        #: the calls' channel events, one connection for all (None: each call's own socket)
-        self.call_feed: CallFeed | None = (
-            CallFeed(cfg.freeswitch.inbound_address, configmod.password(cfg), CALL_EVENTS)
+        #: the calls' channel events, one connection per switch for all its calls, ``inbound``
+        #: first (none: each call's own socket)
+        self.call_feeds: list[CallFeed] = (
+            [
+                CallFeed(address, configmod.password(cfg), CALL_EVENTS)
+                for address in cfg.freeswitch.feed_addresses
+            ]
             if cfg.freeswitch.shared_events
-            else None
+            else []
         )
         self.matcher.busy_agents = self.presence.busy_agents
         self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
@@ -121,6 +125,18 @@ class Controller:
         self.recovery.on_callback = self.callbacks.take
         self.matcher.claim_orphan = self.callbacks.claim_orphan
 
+    @property
+    def call_feed(self) -> CallFeed | None:
+        """The call-event feed of ``inbound``'s switch (None: per-socket events)."""
+        return self.call_feeds[0] if self.call_feeds else None
+
+    def feed_for(self, core_uuid: str) -> CallFeed | None:
+        """The call-event feed of the switch with this Core-UUID, if one is up."""
+        for feed in self.call_feeds:
+            if core_uuid and feed.core_uuid == core_uuid:
+                return feed
+        return None
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -144,8 +160,8 @@ class Controller:
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
         self.presence.start()
-        if self.call_feed is not None:
-            self.call_feed.start()
+        for feed in self.call_feeds:
+            feed.start()
         self.callbacks.start()  # before the reconciliation: its calls are local then
         self._reconcile()
         self._greenlets = [
@@ -232,8 +248,8 @@ class Controller:
         gevent.killall(self._greenlets, block=True, timeout=2)
         self.fs.stop()
         self.presence.stop()
-        if self.call_feed is not None:
-            self.call_feed.stop()
+        for feed in self.call_feeds:
+            feed.stop()
         try:
             if not self.server.active_calls:
                 self.store.drop_lease()
@@ -264,6 +280,14 @@ class Controller:
         if new.server.realtime_priority != self.cfg.server.realtime_priority:
             log.warning(
                 "reload: server.realtime_priority changes need a restart; the rest is applied"
+            )
+        if (new.freeswitch.feed_addresses, new.freeswitch.shared_events) != (
+            self.cfg.freeswitch.feed_addresses,
+            self.cfg.freeswitch.shared_events,
+        ):
+            log.warning(
+                "reload: freeswitch.inbound, other_switches and shared_events changes need a"
+                " restart; the rest is applied"
             )
         if self.server.guard is not None:
             guard_for(new, self.server.guard)

@@ -16,21 +16,22 @@ log = logging.getLogger(__name__)
 
 
 def freeswitch_networks(cfg: Config) -> list[Network]:
-    """``server.freeswitch_addresses``, else loopback and the host of ``freeswitch.inbound``
-    (a name is resolved now; one that does not resolve is left out, with a warning)."""
+    """``server.freeswitch_addresses``, else loopback and the hosts of ``freeswitch.inbound``
+    and ``freeswitch.other_switches`` (a name is resolved now; one that does not resolve is
+    left out, with a warning)."""
     listed = cfg.server.freeswitch_addresses
     if listed is not None:
         return [ipaddress.ip_network(x) for x in listed]
     nets: list[Network] = list(LOOPBACK)
-    host = cfg.freeswitch.inbound_address[0]
-    found = host_networks(host)
-    if not found:
-        log.warning(
-            "freeswitch.inbound host %s does not resolve: only loopback counts as FreeSWITCH"
-            " on the outbound socket (set server.freeswitch_addresses)",
-            host,
-        )
-    nets += [n for n in found if not n.network_address.is_loopback]
+    for host in dict.fromkeys(a[0] for a in cfg.freeswitch.feed_addresses):
+        found = host_networks(host)
+        if not found:
+            log.warning(
+                "FreeSWITCH host %s does not resolve: it does not count as FreeSWITCH"
+                " on the outbound socket (set server.freeswitch_addresses)",
+                host,
+            )
+        nets += [n for n in found if not n.network_address.is_loopback and n not in nets]
     return nets
 
 

@@ -81,11 +81,19 @@ class FreeswitchConfig:
     default_region: str = DEFAULT_REGION
     #: the calls' channel events come over one inbound connection (fsacd/esl/callfeed.py)
     shared_events: bool = True
+    #: the inbound event sockets of the other switches that send calls here (call-event
+    #: feeds only; commands go to ``inbound``)
+    other_switches: tuple[str, ...] = ()
 
     @property
     def inbound_address(self) -> tuple[str, int]:
         """``inbound`` as ``(host, port)``."""
         return split_address(self.inbound)
+
+    @property
+    def feed_addresses(self) -> list[tuple[str, int]]:
+        """Every switch's inbound event socket, ``inbound`` first."""
+        return [self.inbound_address, *(split_address(a) for a in self.other_switches)]
 
 
 @dataclass(frozen=True)

@@ -178,15 +178,42 @@ def read_freeswitch(t: Table) -> FreeswitchConfig:
     if penv is not None and pfile is not None:
         t.error("password_file", "give either password_env or password_file, not both")
     region = region_key(t, "default_region", d.default_region)
+    others = read_other_switches(t, inbound)
     out = FreeswitchConfig(
         inbound=inbound,
         password_env=None if pfile else (penv or d.password_env),
         password_file=pfile,
         default_region=region,
         shared_events=t.boolean("shared_events", d.shared_events),
+        other_switches=others,
     )
     t.unknown()
     return out
+
+
+def read_other_switches(t: Table, inbound: str) -> tuple[str, ...]:
+    """``other_switches``: a list of distinct ``"HOST:PORT"``, none of them ``inbound``."""
+    v = t.raw("other_switches")
+    if v is None:
+        return ()
+    if not isinstance(v, list) or len(v) > 64:
+        t.error("other_switches", f"must be a list of at most 64 \"HOST:PORT\", got {show(v)}")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(v):
+        if not isinstance(item, str):
+            t.error("other_switches", f"item {i + 1} must be a string, got {show(item)}")
+            continue
+        try:
+            address = split_address(item)
+        except ValueError as exc:
+            t.error("other_switches", f"item {i + 1}: {exc}, got {show(item)}")
+            continue
+        if address == split_address(inbound) or item in out:
+            t.error("other_switches", f"item {i + 1}: {item} is listed twice (or is inbound)")
+            continue
+        out.append(item)
+    return tuple(out)
 
 
 def password(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
