@@ -42,10 +42,12 @@ def test_agents_benchmark(tmp_path: Path) -> None:
     assert "most-idle" in text and "p50 ms" in text
 
 
-def test_throughput_benchmark(tmp_path: Path) -> None:
+@pytest.mark.parametrize("standins", [1, 2])
+def test_throughput_benchmark(tmp_path: Path, standins: int) -> None:
     data, text = bench("fsacd.tools.bench_serve",
-                       ["throughput", "--rates", "10", "--seconds", "1", "--agents", "10"],
-                       tmp_path)  # fmt: skip
+                       ["throughput", "--rates", "10", "--seconds", "1", "--agents", "10",
+                        "--standins", str(standins)], tmp_path)  # fmt: skip
+    assert data["standins"] == standins
     (run,) = data["runs"]
     assert run["calls"] == 10 and run["bridged"] == 10 and run["failed"] == 0
     assert run["routed_per_s"] > 0 and run["cpu_ms_per_call"] > 0
@@ -87,3 +89,12 @@ def test_horizontal_benchmark(tmp_path: Path, rate: int) -> None:
         assert run["double_offers"] == 0
     assert data["ratio"] is not None and data["ratio"] > 0
     assert "double offers" in text
+
+
+def test_double_offers_count_overlapping_legs_across_stand_ins() -> None:
+    from fsacd.tools.standin_load import double_offers
+
+    # agent a: two legs overlap (from two stand-ins' spans); b: back to back, not a double
+    spans = [["a", 0.0, 2.0], ["b", 0.0, 1.0], ["a", 1.5, 3.0], ["b", 1.0, 2.0]]
+    assert double_offers(spans) == 1
+    assert double_offers([]) == 0

@@ -1,5 +1,6 @@
 """``scripts/bench throughput|concurrency|redis|horizontal``: one (or two) real ``fsacd serve``
-processes, the stand-in in its own process, a private redis-server (a third process).
+processes, the stand-in in its own process (``--standins N``: N of them, each a switch the
+controllers take calls from), a private redis-server (a third process).
 
 - ``throughput``: routed calls per second (arrive, ring, answer, talk ``--talk`` s, hang up)
   at rising offered rates; placed -> bridged latency p50/p99/max as the stand-in sees it,
@@ -24,13 +25,15 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import gevent  # noqa: E402
+
 from fsacd.state.connection import close, connect  # noqa: E402
 from fsacd.state.keys import Keys  # noqa: E402
 from fsacd.state.store import Store  # noqa: E402
 from fsacd.tools.benchprocs import ServeProc, StandinProc, proc_stats  # noqa: E402
 from fsacd.tools.benchutil import emit, summary, table  # noqa: E402
 from fsacd.tools.redisproc import RedisProcess  # noqa: E402
-from fsacd.tools.standin_load import AGENT_PATTERN  # noqa: E402
+from fsacd.tools.standin_load import AGENT_PATTERN, double_offers  # noqa: E402
 
 
 def add_agents(url: str, n: int, login: bool = True) -> None:
@@ -64,20 +67,31 @@ def wait_agents_idle(url: str, timeout: float = 30.0) -> bool:
 
 
 class Rig:
-    """Redis, one stand-in process, ``controllers`` serve processes, ``agents`` agents."""
+    """Redis, ``standins`` stand-in processes (each a switch: fsacd's ``inbound`` and
+    ``other_switches``), ``controllers`` serve processes, ``agents`` agents."""
 
-    def __init__(self, controllers: int = 1, agents: int = 0, login: bool = True) -> None:
+    def __init__(self, controllers: int = 1, agents: int = 0, login: bool = True,
+                 standins: int = 1) -> None:  # fmt: skip
         self.redis = RedisProcess().start()
-        self.standin = StandinProc()
+        self.standins: list[StandinProc] = []
         self.serves: list[ServeProc] = []
         try:
+            self.standins = [StandinProc() for _ in range(max(1, standins))]
+            inbound = [s.inbound for s in self.standins]
             add_agents(self.redis.url, agents, login)
             for i in range(controllers):
-                self.serves.append(ServeProc(self.redis.url, self.standin.inbound,
-                                             cid=f"bench{i + 1}").start())  # fmt: skip
+                self.serves.append(ServeProc(self.redis.url, inbound[0], cid=f"bench{i + 1}",
+                                             others=inbound[1:]).start())  # fmt: skip
         except Exception:
             self.stop()
             raise
+
+    @property
+    def standin(self) -> StandinProc:
+        return self.standins[0]
+
+    def standin_cpu(self) -> float:
+        return sum(s.stats()["cpu"] for s in self.standins)
 
     @property
     def targets(self) -> list[list[Any]]:
@@ -89,19 +103,31 @@ class Rig:
     def stop(self) -> None:
         for s in self.serves:
             s.stop()
-        self.standin.stop()
+        for st in self.standins:
+            st.stop()
         self.redis.stop()
 
 
 def _load_run(rig: Rig, rate: float, seconds: float, talk: float) -> dict[str, Any]:
     n = max(1, int(rate * seconds))
     cpu0 = rig.cpu()
-    sin0 = rig.standin.stats()["cpu"]
+    sin0 = rig.standin_cpu()
     red0 = proc_stats(rig.redis.pid or 0)["cpu"]
-    reply = rig.standin.send(cmd="calls", n=n, rate=rate, targets=rig.targets, talk=talk,
-                             wait=30)  # fmt: skip
+    k = len(rig.standins)
+    # each stand-in places its share of the callers at its share of the rate, all at once
+    jobs = [gevent.spawn(st.send, cmd="calls", n=n // k + (i < n % k), rate=rate / k,
+                         targets=rig.targets, talk=talk, wait=30)
+            for i, st in enumerate(rig.standins)]  # fmt: skip
+    gevent.joinall(jobs, raise_error=True)
+    replies = [j.value for j in jobs]
+    reply = {
+        "latencies": [x for r in replies for x in r["latencies"]],
+        "failed": sum(r["failed"] for r in replies),
+        "place_seconds": max(r["place_seconds"] for r in replies),
+        "double_offers": double_offers([s for r in replies for s in r["agent_spans"]]),
+    }
     cpu = rig.cpu() - cpu0
-    standin_cpu = rig.standin.stats()["cpu"] - sin0
+    standin_cpu = rig.standin_cpu() - sin0
     redis_cpu = proc_stats(rig.redis.pid or 0)["cpu"] - red0
     lat = reply["latencies"]
     served = len(lat)
@@ -124,7 +150,7 @@ def _load_run(rig: Rig, rate: float, seconds: float, talk: float) -> dict[str, A
 
 def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     rates = [float(x) for x in args.rates.split(",")]
-    rig = Rig(1, args.agents)
+    rig = Rig(1, args.agents, standins=args.standins)
     runs = []
     try:
         for rate in rates:
@@ -138,7 +164,9 @@ def throughput(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             for r in runs]  # fmt: skip
     text = table(["offered/s", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
                   "max ms", "CPU ms/call: fsacd", "stand-in", "redis"], rows)  # fmt: skip
-    return {"agents": args.agents, "talk": args.talk, "runs": runs}, text
+    text += f"\n{args.standins} stand-in process(es), one fsacd serve"
+    return {"agents": args.agents, "talk": args.talk, "standins": args.standins,
+            "runs": runs}, text  # fmt: skip
 
 
 def wait_calls_gone(url: str, timeout: float = 60.0) -> float | None:
@@ -288,7 +316,7 @@ def redis_cost(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 def horizontal(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     runs = {}
     for controllers in (1, 2):
-        rig = Rig(controllers, args.agents)
+        rig = Rig(controllers, args.agents, standins=args.standins)
         try:
             runs[controllers] = _load_run(rig, args.rate, args.seconds, args.talk)
         finally:
@@ -302,8 +330,9 @@ def horizontal(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     text = table(["controllers", "calls", "bridged", "failed", "routed/s", "p50 ms", "p99 ms",
                   "double offers", "fsacd CPU ms/call", "stand-in"], rows)
     text += f"\nratio two/one: {ratio}"
-    return {"offered_rate": args.rate, "agents": args.agents, "one": one, "two": two,
-            "ratio": ratio}, text  # fmt: skip
+    text += f"; {args.standins} stand-in process(es)"
+    return {"offered_rate": args.rate, "agents": args.agents, "standins": args.standins,
+            "one": one, "two": two, "ratio": ratio}, text  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=100, help="redis: routed calls measured")
     ap.add_argument("--idle", type=float, default=3.0, help="redis: idle window, s")
     ap.add_argument("--hot-calls", type=int, default=30, help="redis: hot-path calls")
+    ap.add_argument("--standins", type=int, default=1, metavar="N",
+                    help="throughput/horizontal: N stand-in processes, each a switch fsacd "
+                    "takes calls from ([freeswitch] other_switches), sharing the load")  # fmt: skip
     ap.add_argument("--json", metavar="FILE", help="also write JSON (- for stdout)")
     args = ap.parse_args(argv)
+    if not 1 <= args.standins <= 16:
+        ap.error("--standins must be 1 to 16")
     if args.which == "concurrency":
         args.rate = min(args.rate, 500.0) if args.rate != 50.0 else 250.0
     fn = {"throughput": throughput, "concurrency": concurrency, "redis": redis_cost,

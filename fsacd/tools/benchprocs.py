@@ -28,6 +28,7 @@ url = "{redis_url}"
 
 [freeswitch]
 inbound = "{inbound}"
+other_switches = [{others}]
 password_env = "{password_env}"
 
 [queues.bench]
@@ -61,11 +62,13 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 class ServeProc:
     """``python -m fsacd --config FILE serve`` on a free port. ``template``: the config
-    (``SERVE_CONFIG``'s fields; ``extra``: more fields it uses)."""
+    (``SERVE_CONFIG``'s fields; ``extra``: more fields it uses); ``others``: the inbound
+    sockets of more stand-ins (``other_switches``)."""
 
     def __init__(self, redis_url: str, inbound: tuple[str, int], cid: str = "bench", *,
                  strategy: str = "most-idle", max_calls: int = 20000,
                  template: str = SERVE_CONFIG, log_level: str = "warning",
+                 others: list[tuple[str, int]] | None = None,
                  **extra: Any) -> None:  # fmt: skip
         self.dir = Path(tempfile.mkdtemp(prefix=f"fsacd-bench-{cid}-"))
         self.port = free_port()
@@ -75,7 +78,7 @@ class ServeProc:
         self.path.write_text(template.format(
             port=self.port, cid=cid, redis_url=redis_url, inbound=f"{inbound[0]}:{inbound[1]}",
             password_env=PASSWORD_ENV, strategy=strategy, max_calls=max_calls,
-            **extra))  # fmt: skip
+            others=", ".join(f'"{h}:{p}"' for h, p in others or ()), **extra))  # fmt: skip
         self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
 

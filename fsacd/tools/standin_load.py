@@ -8,7 +8,8 @@ commands on stdin, one per line, answering each with one JSON line on stdout:
   "wait": 30}``: places ``n`` callers at ``rate`` per second (round robin over the
   controllers), each hanging up ``talk`` s after its bridge (or after ``wait`` s unbridged);
   answers with per-call latencies (placed -> CHANNEL_BRIDGE, seconds), failures, agent
-  double offers (two legs to one agent at once) and the elapsed time;
+  double offers (two legs to one agent at once), the agent legs' spans (``agent_spans``,
+  to find double offers across several stand-ins) and the elapsed time;
 - ``{"cmd": "hold", "n": 5000, "rate": 500, "targets": [...]}``: places callers who wait;
   answers once all of them hear hold music (or after ``wait``) with how many do;
 - ``{"cmd": "hangup"}``: hangs up every caller; answers when all are down;
@@ -58,20 +59,29 @@ class Bridges:
                 ev.set()
 
 
-def double_offers(fs: FakeFreeSwitch) -> int:
-    """Legs to one agent endpoint that overlap in time (an agent offered two calls)."""
-    by_agent: dict[str, list[tuple[float, float]]] = {}
+def agent_spans(fs: FakeFreeSwitch, since: float = 0.0) -> list[list[Any]]:
+    """``[endpoint, created, ended]`` of each agent leg created at or after ``since``
+    (ended: now while up), epoch seconds."""
     now = time.time()
+    out: list[list[Any]] = []
     for leg in fs.legs:
-        if leg.channel is None:
+        if leg.channel is None or leg.created < since:
             continue
         hungup = leg.channel.profile.times.hungup
-        end = hungup / 1e6 if hungup else now
-        by_agent.setdefault(leg.endpoint.lower(), []).append((leg.created, end))
+        out.append([leg.endpoint.lower(), leg.created, hungup / 1e6 if hungup else now])
+    return out
+
+
+def double_offers(spans: list[list[Any]]) -> int:
+    """Legs to one agent endpoint that overlap in time (an agent offered two calls), over
+    :func:`agent_spans` of one or several stand-ins."""
+    by_agent: dict[str, list[tuple[float, float]]] = {}
+    for endpoint, start, end in spans:
+        by_agent.setdefault(endpoint, []).append((start, end))
     doubles = 0
-    for spans in by_agent.values():
-        spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for spans_of in by_agent.values():
+        spans_of.sort()
+        for (_, end), (start, _) in zip(spans_of, spans_of[1:], strict=False):
             if start < end - 1e-6:
                 doubles += 1
     return doubles
@@ -110,13 +120,15 @@ def run_calls(fs: FakeFreeSwitch, bridges: Bridges, cmd: dict[str, Any]) -> dict
         jobs.append(gevent.spawn(caller, i))
     placed = time.time() - t_start
     gevent.joinall(jobs, timeout=wait + talk + 30)
+    spans = agent_spans(fs, t_start)
     return {
         "placed": n,
         "place_seconds": round(placed, 3),
         "latencies": lat,
         "failed": failed,
         "elapsed": round(time.time() - t_start, 3),
-        "double_offers": double_offers(fs),
+        "double_offers": double_offers(spans),
+        "agent_spans": spans,
     }
 
 
