@@ -210,8 +210,14 @@ class CallerProfile:
 
     def clone(self) -> CallerProfile:
         """A snapshot (times copied, profile index dropped, as on another channel's events)."""
-        p = copy.deepcopy(self)
-        p.profile_index = ""
+        # every field is a str, bool or int but the times: a shallow copy with its own times
+        # and no headers cache (a deepcopy copied the cached header lists too)
+        p = object.__new__(CallerProfile)
+        state = dict(self.__dict__)
+        state["times"] = copy.copy(self.times)
+        state["profile_index"] = ""
+        state["_headers_cache"] = {}
+        p.__dict__.update(state)
         return p
 
 
