@@ -4,6 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -73,3 +74,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("long") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def no_gc():
+    """No garbage collection during the test (collected once before): a full collection of
+    the suite's heap stops the loop for 40-50 ms on a slow machine, enough to move an event
+    a media tick or two in the tests that check the stand-in's clock."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

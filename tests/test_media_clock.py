@@ -16,6 +16,9 @@ import pytest
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import Acd, wait_for
 
+#: the stand-in's clock is checked here, not the garbage collector's (conftest.no_gc)
+pytestmark = pytest.mark.usefixtures("no_gc")
+
 QUEUES = """
 [queues.support]
 strategy = "first-available"

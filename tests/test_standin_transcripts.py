@@ -30,6 +30,9 @@ from gevent import socket
 from fsacd.esl.framing import Frame, FrameReader, frame_event
 from fsacd.standin import FakeFreeSwitch, PhoneBehaviour
 
+#: the stand-in's clock is checked here, not the garbage collector's (conftest.no_gc)
+pytestmark = pytest.mark.usefixtures("no_gc")
+
 OUTBOUND = [
     "outbound-answer-playback-dtmf-bridge-hangup",
     "outbound-bridge-no-answer",
@@ -434,6 +437,7 @@ def compare(
 
 
 # --- tests -----------------------------------------------------------------------------------
+
 
 
 @pytest.mark.parametrize("name", OUTBOUND)

@@ -474,6 +474,8 @@ def run(cfg: Config, config_path: Path | None = None) -> None:
             )
     ctl = Controller(cfg, config_path=config_path)
     ctl.start()
+    frozen = memory.freeze_startup()
+    log.debug("start-up objects left out of garbage collections: %d", frozen)
     stopping = gevent.event.Event()
 
     def _stop(*_: object) -> None:

@@ -38,6 +38,16 @@ def _load_libc() -> Any:
 _MALLOC_TRIM = _load_libc()
 
 
+def freeze_startup() -> int:
+    """Collect once, then exclude what start-up built (modules, phone metadata, config) from
+    every later collection (``gc.freeze``): a full collection of those ~50,000 objects
+    stopped every call for ~40 ms whenever the collector ran one under load. Returns how many
+    objects are frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def malloc_trim() -> bool:
     """``malloc_trim(0)``: glibc returns the free pages of its heaps to the system. False
     where there is no glibc (the call is then a no-op)."""
