@@ -52,6 +52,9 @@ DONE_KEPT = 32
 BRIDGE_MARGIN = 15.0
 #: The events of the caller's channel the call flow (and the IVR, ivr_esl.py) waits for; the
 #: outbound socket subscribes to these only (``myevents`` would send 23 types; docs/performance.md).
+#: At most this long (s) the end of a bridged call waits for the agent's leg to be gone.
+LEG_END_WAIT = 1.0
+
 CALL_EVENTS = (
     "CHANNEL_EXECUTE",
     "CHANNEL_EXECUTE_COMPLETE",
@@ -1425,6 +1428,24 @@ class CallFlow:
         except ESLError as exc:
             log.info("call %s: api %s failed: %s", self.state.uuid, cmd.split()[0], exc)
 
+    def _wait_agent_leg_gone(self) -> None:
+        """The caller's end comes before the agent's leg is down (the switch hangs the leg up
+        in the leg's own thread, a tick or so later): released at once, the agent was offered
+        the next call while the last one's leg was still up (two legs to one phone; a
+        second INVITE before the first call's BYE). So the agent is released once the
+        switch's watcher (fsacd/acd/presence.py) reports the leg gone, waiting at most
+        LEG_END_WAIT; without a watcher of this switch up, at once."""
+        gone = self.ctl.wait_leg_end(
+            self.winner_leg, self.data.get("Core-UUID", ""), LEG_END_WAIT
+        )
+        if gone is False:
+            log.info(
+                "call %s: agent leg %s not reported gone after %gs; releasing the agent",
+                self.state.uuid,
+                self.winner_leg,
+                LEG_END_WAIT,
+            )
+
     def _finish(self) -> None:
         """Record the end of the call and release all it holds (idempotent)."""
         if not self.state.queue or getattr(self, "_finished", False) or self.became_callback:
@@ -1433,6 +1454,8 @@ class CallFlow:
         outcome = self.state.outcome
         if not outcome:
             outcome = "abandoned"
+        if self.state.agent and self.winner_leg:
+            self._wait_agent_leg_gone()
         qcfg = self._queue_cfg(self.state.queue)
         pop = self._pop.reads(self.state.uuid)  # read with the end of the call: one trip
         try:

@@ -84,9 +84,14 @@ class Controller:
         )
         self._legs: dict[str, str] = {}
         self.matcher = Matcher(self.store, cfg, self.controller_id, self.deliver_offer)
-        self.presence = Presence(
-            self.store, cfg.freeswitch.inbound_address, configmod.password(cfg)
-        )
+        #: one watcher per switch (``inbound`` first): outside calls, registrations, DND,
+        #: agents' keys and the ends of fsacd's own agent legs
+        self.presences = [
+            Presence(self.store, address, configmod.password(cfg))
+            for address in cfg.freeswitch.feed_addresses
+        ]
+        #: agent leg uuid -> set once the switch reports the leg gone
+        self._leg_ends: dict[str, gevent.event.Event] = {}
         #: the calls' channel events, one connection per switch for all its calls, ``inbound``
         #: first (none: each call's own socket)
         self.call_feeds: list[CallFeed] = (
@@ -97,9 +102,13 @@ class Controller:
             if cfg.freeswitch.shared_events
             else []
         )
+        # every watcher keeps its switch's part of the same Redis sets: one reads them all
         self.matcher.busy_agents = self.presence.busy_agents
         self.matcher.busy_in_redis = True  # presence keeps them in Redis (state/presence.py)
-        self.presence.on_agent_dtmf = self._agent_dtmf
+        for watcher in self.presences:
+            watcher.on_agent_dtmf = self._agent_dtmf
+            watcher.on_own_hangup = self._leg_ended
+            watcher.wants_leg = self._leg_ends.__contains__
         self.matcher.on_revoke = lambda call_id: self.deliver(call_id, ("revoke", "cli"))
         self.matcher.on_moved = lambda call_id: self.deliver(call_id, ("moved", None))
         self.matcher.on_dial = lambda data: gevent.spawn(self.dial_request, data)
@@ -124,6 +133,11 @@ class Controller:
         self.callbacks = Callbacks(self)
         self.recovery.on_callback = self.callbacks.take
         self.matcher.claim_orphan = self.callbacks.claim_orphan
+
+    @property
+    def presence(self) -> Presence:
+        """The watcher of ``inbound``'s switch."""
+        return self.presences[0]
 
     @property
     def call_feed(self) -> CallFeed | None:
@@ -159,7 +173,8 @@ class Controller:
         self.store.scripts.load()  # the first call's scripts are there already
         self.store.renew_lease(self.cfg.server.lease)
         self.fs.start()
-        self.presence.start()
+        for watcher in self.presences:
+            watcher.start()
         for feed in self.call_feeds:
             feed.start()
         self.callbacks.start()  # before the reconciliation: its calls are local then
@@ -247,7 +262,8 @@ class Controller:
         self.callbacks.stop()
         gevent.killall(self._greenlets, block=True, timeout=2)
         self.fs.stop()
-        self.presence.stop()
+        for watcher in self.presences:
+            watcher.stop()
         for feed in self.call_feeds:
             feed.stop()
         try:
@@ -365,9 +381,27 @@ class Controller:
     def register_leg(self, leg_uuid: str, call_id: str) -> None:
         """An agent leg of a local call is up (its keys may revoke recording consent)."""
         self._legs[leg_uuid] = call_id
+        self._leg_ends[leg_uuid] = gevent.event.Event()
 
     def unregister_leg(self, leg_uuid: str) -> None:
         self._legs.pop(leg_uuid, None)
+        self._leg_ends.pop(leg_uuid, None)
+
+    def _leg_ended(self, leg_uuid: str) -> None:
+        ended = self._leg_ends.get(leg_uuid)
+        if ended is not None:
+            ended.set()
+
+    def wait_leg_end(self, leg_uuid: str, core_uuid: str, timeout: float) -> bool | None:
+        """Wait (at most ``timeout`` s) until the switch with ``core_uuid`` reports the agent
+        leg gone. True when it did, False on the timeout, None when no watcher of that switch
+        is up to tell (nothing waited)."""
+        ended = self._leg_ends.get(leg_uuid)
+        if ended is None:
+            return None
+        if not any(w.connected and w.core == core_uuid for w in self.presences):
+            return None
+        return ended.wait(timeout)
 
     def dial_request(self, data: str) -> None:
         """``fsacd call dial``: a supervisor asks for a call to a customer through a queue.

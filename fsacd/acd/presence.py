@@ -8,7 +8,8 @@ do-not-disturb (``PRESENCE_IN`` with rpid ``dnd`` or a DND note) is in ``dnd`` u
 publishes something else. An agent is matched to
 a channel by the user of its contact (``user/1001@pbx.example`` -> ``1001@pbx.example``)
 against the channel's ``presence_id`` or ``dialed_user@dialed_domain``. fsacd's own legs
-(``fsacd_agent``/``fsacd_call`` set) are left out. Channels are kept per FreeSWITCH (by its
+(``fsacd_agent``/``fsacd_call`` set) are left out, but their ends are told to the controller:
+an agent is released only once its leg is gone. Channels are kept per FreeSWITCH (by its
 Core-UUID): a watcher's resync replaces only its own switch's. ``sofia::unregister`` marks an agent
 unregistered until the next ``sofia::register``. Queues with ``skip_busy_agents`` (default on)
 do not offer calls to such agents.
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from fsacd.acd.outage import OUTAGE
 from fsacd.esl.feed import ReconnectingFeed
-from fsacd.esl.framing import Event
+from fsacd.esl.framing import Event, event_plain_head, event_plain_uuid
 from fsacd.esl.session import InboundClient
 from fsacd.state.connection import TRANSIENT_ERRORS
 from fsacd.state.presence import PresenceStore
@@ -72,6 +73,19 @@ def is_ours(headers: dict[str, str]) -> bool:
     return bool(headers.get("variable_fsacd_agent") or headers.get("variable_fsacd_call"))
 
 
+#: the raw header lines :func:`is_ours` reads
+_OURS = (b"\nvariable_fsacd_agent: ", b"\nvariable_fsacd_call: ")
+
+
+def _has_value(head: bytes, marker: bytes) -> bool:
+    """``head`` has the header line ``marker`` with a value that is not empty."""
+    at = head.find(marker)
+    if at == -1:
+        return False
+    at += len(marker)
+    return at < len(head) and head[at : at + 1] not in (b"\n", b"\r")
+
+
 class Presence(ReconnectingFeed):
     """Watches FreeSWITCH's events for one controller and keeps the ``ext`` keys current."""
 
@@ -90,6 +104,10 @@ class Presence(ReconnectingFeed):
         self._stale = False
         #: called with (channel uuid, digit) for every key FreeSWITCH reports
         self.on_agent_dtmf: Callable[[str, str], None] | None = None
+        #: called with the uuid of each of fsacd's own channels (an agent's leg) that ended
+        self.on_own_hangup: Callable[[str], None] | None = None
+        #: whether the end of this agent leg is awaited (the others' events stay unparsed)
+        self.wants_leg: Callable[[str], bool] | None = None
 
     def busy_agents(self) -> set[str]:
         """Agents not to offer calls to now (for queues with ``skip_busy_agents``)."""
@@ -111,11 +129,24 @@ class Presence(ReconnectingFeed):
         return None
 
     def on_connect(self, client: InboundClient) -> None:
+        client.event_filter = self._wanted
         try:
             self._resync(client)
         except TRANSIENT_ERRORS as exc:  # Redis away: resync at the first event after it
             OUTAGE.failed("presence resync", exc)
             self._stale = True
+
+    def _wanted(self, body: bytes) -> bool:
+        """Whether an event is worth parsing: fsacd's own channels (its agents' legs, half
+        of a switch's channels under load) only for the end of a leg a call waits for; every
+        other event is. Read from the raw header block, as the call feed does."""
+        head = event_plain_head(body)
+        if not any(_has_value(head, marker) for marker in _OURS):
+            return True
+        if not head.startswith(b"Event-Name: CHANNEL_HANGUP_COMPLETE\n"):
+            return False
+        uuid = event_plain_uuid(body)
+        return uuid is not None and self.wants_leg is not None and self.wants_leg(uuid)
 
     def _core_of(self, client: InboundClient) -> str:
         """The Core-UUID of the FreeSWITCH ``client`` talks to ("" if it does not say)."""
@@ -183,7 +214,12 @@ class Presence(ReconnectingFeed):
             if uuid and digit and self.on_agent_dtmf:
                 self.on_agent_dtmf(uuid, digit)
             return
-        if name not in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE") or is_ours(h):
+        if name not in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE"):
+            return
+        if is_ours(h):
+            # an agent leg of fsacd's is gone: its call may release the agent now
+            if name == "CHANNEL_HANGUP_COMPLETE" and self.on_own_hangup and h.get("Unique-ID"):
+                self.on_own_hangup(h["Unique-ID"])
             return
         agent = self._agent_for(channel_users(h))
         uuid = h.get("Unique-ID")

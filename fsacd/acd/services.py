@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from fsacd.acd.matcher import Matcher
     from fsacd.config import Config
+    from fsacd.esl.callfeed import CallFeed
     from fsacd.esl.client import FreeSwitchClient
     from fsacd.esl.mailbox import Mailbox
     from fsacd.pop.contacts import Contacts
@@ -58,6 +59,12 @@ class Services(Protocol):
 
     def unregister_leg(self, leg_uuid: str) -> None:
         """Forget an agent leg."""
+
+    def wait_leg_end(self, leg_uuid: str, core_uuid: str, timeout: float) -> bool | None:
+        """Wait until the switch reports a registered agent leg gone (None: no one to ask)."""
+
+    def feed_for(self, core_uuid: str) -> CallFeed | None:
+        """The shared call-event feed of that switch, if up."""
 
     def wake_later(self, delay: float) -> None:
         """Run matching again after ``delay`` seconds (wrap-up ends)."""

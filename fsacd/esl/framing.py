@@ -421,6 +421,12 @@ def parse_event_json(body: bytes) -> Event:
 _UNIQUE_ID = b"\nUnique-ID: "
 
 
+def event_plain_head(body: bytes) -> bytes:
+    """The header block of a ``text/event-plain`` body (its inner body left out)."""
+    end, _ = _find_header_end(body)
+    return body if end == -1 else body[:end]
+
+
 def event_plain_uuid(body: bytes) -> str | None:
     """The ``Unique-ID`` of a ``text/event-plain`` body without parsing it (None if it has
     none): a feed that takes every channel's events drops the others' at this cost.

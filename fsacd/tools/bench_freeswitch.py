@@ -728,6 +728,7 @@ class Bench:
                 "nudge_ms": args.nudge_ms,
                 "fsacd_nice": args.fsacd_nice,
                 "fsacd_realtime": args.fsacd_realtime,
+                "reader_realtime": args.reader_realtime,
                 "shared_events": not args.per_socket_events,
             }
         )
@@ -1444,6 +1445,14 @@ class Bench:
                 self.ev = Switchboard(
                     self.host, self.port, self.password, self.args.nudge_ms / 1000
                 )
+                if self.args.reader_realtime:
+                    # the instrument must not wait for the CPU behind what it measures (the
+                    # switch's SCHED_FIFO threads, fsacd at rr:10): its receive times would
+                    # carry its own delay, more in fsacd's runs than in mod_callcenter's
+                    why = priority.take_realtime(self.args.reader_realtime, self.ev.proc.pid)
+                    if why is not None:
+                        log(f"the event reader stays at normal priority: {why}")
+                        self.report.sizes["reader_realtime"] = 0
                 self.start_fsacd()
                 self.report.machine = self.machine()
                 only = self.args.only
@@ -1634,6 +1643,13 @@ def render(r: Report) -> str:
         out.append("  fsacd serve and its Redis at normal priority (--fsacd-realtime 0)")
     if r.sizes.get("fsacd_nice") is not None:
         out.append(f"  fsacd serve and its Redis at nice {r.sizes['fsacd_nice']}")
+    if r.sizes.get("reader_realtime"):
+        out.append(
+            f"  the bench's event reader (its receive times) at rr:{r.sizes['reader_realtime']}"
+            " (--reader-realtime 0: normal priority)"
+        )
+    elif r.sizes.get("reader_realtime") == 0:
+        out.append("  the bench's event reader at normal priority: its own delays are in its times")
     out.append("")
     for rw in rows:
         out.append("  ".join(x.ljust(w) for x, w in zip(rw, widths, strict=True)).rstrip())
@@ -1765,6 +1781,15 @@ def main(argv: list[str] | None = None) -> int:
         "; 0: normal priority, losing the CPU to FreeSWITCH's threads under load)",
     )
     ap.add_argument(
+        "--reader-realtime",
+        type=int,
+        default=50,
+        metavar="PRIO",
+        help="the bench's event reader (whose receive times are the measurements) under "
+        "SCHED_RR at PRIO, above fsacd and the switch's channel threads, so that it is not "
+        "the one waiting for the CPU (default 50; 0: normal priority)",
+    )
+    ap.add_argument(
         "--fsacd-nice",
         type=int,
         metavar="N",
@@ -1783,6 +1808,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only: unknown {', '.join(sorted(args.only - set(PHASES)))}")
     if args.no_callcenter:
         args.only -= {"chain", "callcenter"}
+    if not 0 <= args.reader_realtime <= 99 or not 0 <= args.fsacd_realtime <= 99:
+        ap.error("--reader-realtime and --fsacd-realtime must be 0 to 99")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.password_env):
         ap.error("--password-env must be an environment variable name")
     bench = Bench(args)
