@@ -19,6 +19,7 @@ from fsacd.acd import callflow
 from fsacd.acd.presence import Presence
 from fsacd.standin import PhoneBehaviour as P
 from tests.acd_harness import Acd, wait_for
+from tests.test_switch_e2e import CALLER, STEP, make_acd, queues, settle, switch  # noqa: F401
 
 QUEUE = """
 [queues.support]
@@ -83,6 +84,23 @@ def test_without_a_watcher_of_the_switch_the_agent_is_released_at_once(acd):
     call.hangup()
     wait_for(lambda: acd.agent_state("1001")["state"] == "idle", what="agent idle")
     assert time.time() - t0 < callflow.LEG_END_WAIT
+
+
+def test_the_switch_reports_the_agent_legs_end(switch, make_acd):  # noqa: F811
+    """On the stand-in and a real FreeSWITCH: the watcher hears the agent leg's end, so the
+    call waits for it (and does not run into LEG_END_WAIT)."""
+    acd = make_acd(queues())
+    assert acd.ctl.presence.wait_connected(STEP)
+    acd.agent("agent", "1001", {"support": 1})
+    call = switch.place_call(destination="5000", caller_number=CALLER)
+    call.wait_bridged(STEP)
+    acd.wait_call(call.uuid, "bridged")
+    t0 = time.time()
+    call.hangup()
+    acd.wait_state("1001", "wrap-up", "idle")  # released
+    assert time.time() - t0 < callflow.LEG_END_WAIT  # the report came, not the timeout
+    assert acd.ctl.leg_ends_seen == 1
+    settle(acd, call)
 
 
 # --- the watcher's raw look at an event ---------------------------------------------------

@@ -92,6 +92,8 @@ class Controller:
         ]
         #: agent leg uuid -> set once the switch reports the leg gone
         self._leg_ends: dict[str, gevent.event.Event] = {}
+        #: ends of local calls' agent legs the watchers reported (for tests and benchmarks)
+        self.leg_ends_seen = 0
         #: the calls' channel events, one connection per switch for all its calls, ``inbound``
         #: first (none: each call's own socket)
         self.call_feeds: list[CallFeed] = (
@@ -390,6 +392,7 @@ class Controller:
     def _leg_ended(self, leg_uuid: str) -> None:
         ended = self._leg_ends.get(leg_uuid)
         if ended is not None:
+            self.leg_ends_seen += 1
             ended.set()
 
     def wait_leg_end(self, leg_uuid: str, core_uuid: str, timeout: float) -> bool | None:
