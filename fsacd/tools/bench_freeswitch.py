@@ -1634,22 +1634,14 @@ def render(r: Report) -> str:
     ]
     if r.sizes.get("shared_events") is False:
         out.append("  fsacd with per-socket event subscriptions (--per-socket-events)")
-    if r.sizes.get("fsacd_realtime"):
-        out.append(
-            f"  fsacd serve and its Redis at real-time priority rr:{r.sizes['fsacd_realtime']}"
-            " ([server] realtime_priority; --fsacd-realtime 0: normal priority)"
-        )
-    elif r.sizes.get("fsacd_realtime") == 0:
-        out.append("  fsacd serve and its Redis at normal priority (--fsacd-realtime 0)")
+    for key, who, note in PRIORITY_LINES:
+        prio = r.sizes.get(key)
+        if prio:
+            out.append(f"  {who} at real-time priority rr:{prio} ({note}0: normal priority)")
+        elif prio == 0:
+            out.append(f"  {who} at normal priority ({note}0)")
     if r.sizes.get("fsacd_nice") is not None:
         out.append(f"  fsacd serve and its Redis at nice {r.sizes['fsacd_nice']}")
-    if r.sizes.get("reader_realtime"):
-        out.append(
-            f"  the bench's event reader (its receive times) at rr:{r.sizes['reader_realtime']}"
-            " (--reader-realtime 0: normal priority)"
-        )
-    elif r.sizes.get("reader_realtime") == 0:
-        out.append("  the bench's event reader at normal priority: its own delays are in its times")
     out.append("")
     for rw in rows:
         out.append("  ".join(x.ljust(w) for x, w in zip(rw, widths, strict=True)).rstrip())
@@ -1695,6 +1687,15 @@ def render(r: Report) -> str:
     for e in r.errors:
         out.append(f"ERROR {e}")
     return "\n".join(out)
+
+
+#: the report's lines on who ran at which priority: (size key, who, option)
+PRIORITY_LINES = (
+    ("fsacd_realtime", "fsacd serve and its Redis",
+     "[server] realtime_priority; --fsacd-realtime "),
+    ("reader_realtime", "the bench's event reader (its receive times are the measurements)",
+     "--reader-realtime "),
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
