@@ -524,19 +524,21 @@ def run(cfg: Config, config_path: Path | None = None) -> None:
                 why,
             )
     ctl = Controller(cfg, config_path=config_path)
-    ctl.start()
-    frozen = memory.freeze_startup()
-    log.debug("start-up objects left out of garbage collections: %d", frozen)
     stopping = gevent.event.Event()
 
     def _stop(*_: object) -> None:
         log.info("stopping: no new calls; %d live call(s)", ctl.active_calls)
         stopping.set()
 
+    # before the socket listens: a signal that comes as soon as it does (a supervisor's
+    # reload) must find its handler, not the default action (SIGHUP's ends the process)
     gevent.signal_handler(signal.SIGTERM, _stop)
     gevent.signal_handler(signal.SIGINT, _stop)
     gevent.signal_handler(signal.SIGHUP, lambda *_: gevent.spawn(ctl.reload))
     ctl.matcher.on_reload = lambda: gevent.spawn(ctl.reload)
+    ctl.start()
+    frozen = memory.freeze_startup()
+    log.debug("start-up objects left out of garbage collections: %d", frozen)
     stopping.wait()
     ctl.stop(timeout=ctl.cfg.server.drain_timeout)
     log.info("stopped")
