@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from fsacd.acd.outage import OUTAGE
 from fsacd.esl.feed import ReconnectingFeed
-from fsacd.esl.framing import Event, event_plain_head, event_plain_uuid
+from fsacd.esl.framing import Event, event_plain_head_end, event_plain_uuid
 from fsacd.esl.session import InboundClient
 from fsacd.state.connection import TRANSIENT_ERRORS
 from fsacd.state.presence import PresenceStore
@@ -77,13 +77,14 @@ def is_ours(headers: dict[str, str]) -> bool:
 _OURS = (b"\nvariable_fsacd_agent: ", b"\nvariable_fsacd_call: ")
 
 
-def _has_value(head: bytes, marker: bytes) -> bool:
-    """``head`` has the header line ``marker`` with a value that is not empty."""
-    at = head.find(marker)
+def _has_value(body: bytes, end: int, marker: bytes) -> bool:
+    """The headers (``body`` up to ``end``) have the line ``marker`` with a value that is
+    not empty."""
+    at = body.find(marker, 0, end)
     if at == -1:
         return False
     at += len(marker)
-    return at < len(head) and head[at : at + 1] not in (b"\n", b"\r")
+    return at < end and body[at : at + 1] not in (b"\n", b"\r")
 
 
 class Presence(ReconnectingFeed):
@@ -140,10 +141,10 @@ class Presence(ReconnectingFeed):
         """Whether an event is worth parsing: fsacd's own channels (its agents' legs, half
         of a switch's channels under load) only for the end of a leg a call waits for; every
         other event is. Read from the raw header block, as the call feed does."""
-        head = event_plain_head(body)
-        if not any(_has_value(head, marker) for marker in _OURS):
+        end = event_plain_head_end(body)
+        if not any(_has_value(body, end, marker) for marker in _OURS):
             return True
-        if not head.startswith(b"Event-Name: CHANNEL_HANGUP_COMPLETE\n"):
+        if not body.startswith(b"Event-Name: CHANNEL_HANGUP_COMPLETE\n"):
             return False
         uuid = event_plain_uuid(body)
         return uuid is not None and self.wants_leg is not None and self.wants_leg(uuid)

@@ -421,10 +421,11 @@ def parse_event_json(body: bytes) -> Event:
 _UNIQUE_ID = b"\nUnique-ID: "
 
 
-def event_plain_head(body: bytes) -> bytes:
-    """The header block of a ``text/event-plain`` body (its inner body left out)."""
+def event_plain_head_end(body: bytes) -> int:
+    """Where the header block of a ``text/event-plain`` body ends (its inner body, if any,
+    starts after it): a search bounded by it reads headers only, without a copy."""
     end, _ = _find_header_end(body)
-    return body if end == -1 else body[:end]
+    return len(body) if end == -1 else end
 
 
 def event_plain_uuid(body: bytes) -> str | None:
