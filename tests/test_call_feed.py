@@ -90,9 +90,8 @@ def test_calls_take_their_events_from_the_shared_feed(switch, make_acd):  # noqa
     acd.wait_call(call.uuid, "bridged")
     assert feed.attached == 1
     assert feed.delivered > before  # the answer, the bridge's start ... came this way
-    # the switch sends the caller's events and the agent legs' (for their ends; those of a
-    # loopback's other half are dropped as dropped_legs), nothing else: at most the one of
-    # its socket application, before the call was attached
+    # the switch sends the caller's events only (the agent's legs' stay there): at most
+    # the one of its socket application, before the call was attached
     print("feed: delivered", feed.delivered - before, "dropped", feed.dropped - dropped)
     assert feed.dropped - dropped <= 1
     if not switch.real:  # the call's own socket subscribed to nothing

@@ -23,7 +23,6 @@ import gevent
 from fsacd.acd import ivr_esl, presence, prompts, recovery
 from fsacd.acd.outage import Durable, RedisUnavailable, durable
 from fsacd.core import announce, callerid, consent, dialstring, ivr, numbers, outcomes, routing
-from fsacd.esl.callfeed import CallFeed
 from fsacd.esl.framing import Event
 from fsacd.esl.mailbox import Empty, Mailbox
 from fsacd.esl.session import ESLDisconnected, ESLError, OutboundSession
@@ -171,9 +170,6 @@ class CallFlow:
         self.became_callback = False
         self.answered_at = 0.0
         self.winner_leg = ""
-        #: the agent legs this call placed (their ends are watched until the call is over)
-        self._placed_legs: list[str] = []
-        self._feed: CallFeed | None = None
         #: the screen pop prepared with the arrival (no CRM), held here for the offers
         self._prepared: Prepared | None = None
         self.last_announced: float | None = None
@@ -209,7 +205,7 @@ class CallFlow:
             return
         self.session.deliver_to(self._deliver_event)
         registered = False
-        feed = self._feed = self.ctl.feed_for(self.data.get("Core-UUID", ""))
+        feed = self.ctl.feed_for(self.data.get("Core-UUID", ""))
         target: routing.Target | routing.RouteError | None = None
         gone = ""  # how the call ended for fsacd if not as planned: hangup, error
         try:
@@ -273,8 +269,6 @@ class CallFlow:
                 self.ctl.unregister_call(self.state.uuid)
             if self.winner_leg:
                 self.ctl.unregister_leg(self.winner_leg)
-            for leg in self._placed_legs:
-                self.ctl.forget_leg_end(leg, feed)
             self.session.close()
             self.session.deliver_to(None)  # no cycle session <-> call: freed at once
 
@@ -1124,9 +1118,6 @@ class CallFlow:
             leg_specs.append((leg_vars[leg], contacts[agent_id]))
         global_vars = {"leg_timeout": str(int(qcfg.ring_timeout)), "ignore_early_media": "true"}
         bridge = dialstring.bridge_string(global_vars, leg_specs)
-        for leg in legs:  # before the bridge: a leg may end as soon as it exists
-            self._placed_legs.append(leg)
-            self.ctl.expect_leg_end(leg, self._feed)
         self._stop_moh()
         # from here a dying controller must not cut the call (see freeswitch/README.md)
         self._held = []

@@ -383,40 +383,26 @@ class Controller:
     def register_leg(self, leg_uuid: str, call_id: str) -> None:
         """An agent leg of a local call is up (its keys may revoke recording consent)."""
         self._legs[leg_uuid] = call_id
+        self._leg_ends[leg_uuid] = gevent.event.Event()
 
     def unregister_leg(self, leg_uuid: str) -> None:
         self._legs.pop(leg_uuid, None)
-
-    def expect_leg_end(self, leg_uuid: str, feed: CallFeed | None) -> None:
-        """A local call placed this agent leg: note its end when the call's feed (else the
-        switch's presence watcher) reports it."""
-        self._leg_ends[leg_uuid] = gevent.event.Event()
-        if feed is not None:
-            feed.watch_leg(leg_uuid, self._leg_ended)
-
-    def forget_leg_end(self, leg_uuid: str, feed: CallFeed | None) -> None:
         self._leg_ends.pop(leg_uuid, None)
-        if feed is not None:
-            feed.unwatch_leg(leg_uuid)
 
     def _leg_ended(self, leg_uuid: str) -> None:
         ended = self._leg_ends.get(leg_uuid)
-        if ended is not None and not ended.is_set():  # the feed's and the watcher's
+        if ended is not None:
             self.leg_ends_seen += 1
             ended.set()
 
     def wait_leg_end(self, leg_uuid: str, core_uuid: str, timeout: float) -> bool | None:
         """Wait (at most ``timeout`` s) until the switch with ``core_uuid`` reports the agent
-        leg gone (on the call feed, or to the presence watcher). True when it did, False on
-        the timeout, None when neither is up for that switch (nothing waited)."""
+        leg gone. True when it did, False on the timeout, None when no watcher of that switch
+        is up to tell (nothing waited)."""
         ended = self._leg_ends.get(leg_uuid)
         if ended is None:
             return None
-        if ended.is_set():
-            return True
-        feed = self.feed_for(core_uuid)
-        watched = feed is not None and feed.connected
-        if not watched and not any(w.connected and w.core == core_uuid for w in self.presences):
+        if not any(w.connected and w.core == core_uuid for w in self.presences):
             return None
         return ended.wait(timeout)
 

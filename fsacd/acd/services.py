@@ -60,12 +60,6 @@ class Services(Protocol):
     def unregister_leg(self, leg_uuid: str) -> None:
         """Forget an agent leg."""
 
-    def expect_leg_end(self, leg_uuid: str, feed: CallFeed | None) -> None:
-        """A leg the call placed: its end is to be reported (by ``feed`` if given)."""
-
-    def forget_leg_end(self, leg_uuid: str, feed: CallFeed | None) -> None:
-        """The call is over: stop watching that leg."""
-
     def wait_leg_end(self, leg_uuid: str, core_uuid: str, timeout: float) -> bool | None:
         """Wait until the switch reports a registered agent leg gone (None: no one to ask)."""
 

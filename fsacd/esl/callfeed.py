@@ -10,8 +10,7 @@ one flag test. So the calls' sockets subscribe to nothing, and this one connecti
 call events of the whole switch, hands each to the session of its ``Unique-ID`` and drops
 the rest unparsed (:func:`~fsacd.esl.framing.event_plain_uuid`). FreeSWITCH sends it only
 the events of channels that run the ``socket`` application, by a filter on the variable it
-sets on them (``socket_host``), DTMF, and the events of fsacd's agent legs (``fsacd_agent``
-set), of which it takes the ends of the legs a call waits for (:meth:`CallFeed.watch_leg`).
+sets on them (``socket_host``), and DTMF.
 
 A call uses the feed only when the feed is up and talks to the call's switch (the
 ``Core-UUID`` of the connect reply); otherwise, and for every attached call when the feed's
@@ -33,8 +32,6 @@ from fsacd.esl.session import InboundClient, OutboundSession
 
 log = logging.getLogger(__name__)
 
-_AGENT_LEG = b"\nvariable_fsacd_agent: "
-
 
 class CallFeed(ReconnectingFeed):
     """The call events of one FreeSWITCH, dispatched to the attached sessions by uuid."""
@@ -54,14 +51,9 @@ class CallFeed(ReconnectingFeed):
         #: the Core-UUID of the switch of the current connection ("" until known)
         self.core_uuid = ""
         self._sessions: dict[str, tuple[OutboundSession, Callable[[], None]]] = {}
-        #: agent legs whose end a call waits for: uuid -> called with the uuid at its end
-        self._legs: dict[str, Callable[[str], None]] = {}
         #: events handed to a session / dropped as another channel's (for the benchmarks)
         self.delivered = 0
         self.dropped = 0
-        #: events of agent legs no call waits for (a loopback's other half, other
-        #: controllers' legs), dropped unparsed
-        self.dropped_legs = 0
 
     # --- the calls' side ----------------------------------------------------------------
 
@@ -82,17 +74,6 @@ class CallFeed(ReconnectingFeed):
         """Forget a session (its call ended); unknown uuids are fine."""
         self._sessions.pop(uuid, None)
 
-    def watch_leg(self, uuid: str, on_end: Callable[[str], None]) -> bool:
-        """Call ``on_end(uuid)`` when this agent leg's CHANNEL_HANGUP_COMPLETE comes (once);
-        False (nothing changed) when the feed is down."""
-        if not uuid or not self.connected:
-            return False
-        self._legs[uuid] = on_end
-        return True
-
-    def unwatch_leg(self, uuid: str) -> None:
-        self._legs.pop(uuid, None)
-
     @property
     def attached(self) -> int:
         return len(self._sessions)
@@ -110,8 +91,6 @@ class CallFeed(ReconnectingFeed):
         # agents' legs and other channels' events never leave the switch
         client.filter("variable_socket_host", "/./")
         client.filter("Event-Name", "DTMF")
-        # and fsacd's agent legs (fsacd_agent is set on each): their ends release agents
-        client.filter("variable_fsacd_agent", "/./")
         client.event_filter = self._wanted
         # straight from the reader to the calls: no queue of parsed events in between (a
         # burst of a thousand callers' events would wait there, a few KiB each)
@@ -123,12 +102,9 @@ class CallFeed(ReconnectingFeed):
 
     def _wanted(self, body: bytes) -> bool:
         uuid = event_plain_uuid(body)
-        if uuid is not None and (uuid in self._sessions or uuid in self._legs):
+        if uuid is not None and uuid in self._sessions:
             return True
-        if _AGENT_LEG in body:
-            self.dropped_legs += 1
-        else:
-            self.dropped += 1
+        self.dropped += 1
         return False
 
     def _deliver(self, ev: Event) -> None:
@@ -136,19 +112,13 @@ class CallFeed(ReconnectingFeed):
             self.on_event(ev)
 
     def on_event(self, ev: Event) -> None:
-        uuid = ev.get("Unique-ID") or ""
-        entry = self._sessions.get(uuid)
+        entry = self._sessions.get(ev.get("Unique-ID") or "")
         if entry is not None:
             self.delivered += 1
             entry[0].feed_event(ev)
-        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
-            on_end = self._legs.pop(uuid, None)
-            if on_end is not None:
-                on_end(uuid)
 
     def on_disconnect(self) -> None:
         self.core_uuid = ""
-        self._legs.clear()  # their calls wait for the presence watcher's report instead
         moved, self._sessions = self._sessions, {}
         if moved:
             log.warning(
