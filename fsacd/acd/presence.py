@@ -69,12 +69,14 @@ def channel_users(headers: Mapping[str, str]) -> set[str]:
     return out
 
 
+#: the channel variables fsacd sets on its own legs (as event headers)
+OURS_HEADERS = ("variable_fsacd_agent", "variable_fsacd_call")
+#: the same as raw header lines, for a look at an event before it is parsed
+_OURS = tuple(f"\n{name}: ".encode() for name in OURS_HEADERS)
+
+
 def is_ours(headers: dict[str, str]) -> bool:
-    return bool(headers.get("variable_fsacd_agent") or headers.get("variable_fsacd_call"))
-
-
-#: the raw header lines :func:`is_ours` reads
-_OURS = (b"\nvariable_fsacd_agent: ", b"\nvariable_fsacd_call: ")
+    return any(headers.get(name) for name in OURS_HEADERS)
 
 
 def _has_value(body: bytes, end: int, marker: bytes) -> bool:

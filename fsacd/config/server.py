@@ -200,6 +200,7 @@ def read_other_switches(t: Table, inbound: str) -> tuple[str, ...]:
         t.error("other_switches", f"must be a list of at most 64 \"HOST:PORT\", got {show(v)}")
         return ()
     out: list[str] = []
+    seen = {split_address(inbound)}
     for i, item in enumerate(v):
         if not isinstance(item, str):
             t.error("other_switches", f"item {i + 1} must be a string, got {show(item)}")
@@ -209,9 +210,10 @@ def read_other_switches(t: Table, inbound: str) -> tuple[str, ...]:
         except ValueError as exc:
             t.error("other_switches", f"item {i + 1}: {exc}, got {show(item)}")
             continue
-        if address == split_address(inbound) or item in out:
+        if address in seen:
             t.error("other_switches", f"item {i + 1}: {item} is listed twice (or is inbound)")
             continue
+        seen.add(address)
         out.append(item)
     return tuple(out)
 

@@ -25,7 +25,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -36,6 +35,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 from gevent.fileobject import FileObject  # noqa: E402
 
+from fsacd.acd.memory import freeze_startup  # noqa: E402
 from fsacd.standin import FakeFreeSwitch, PhoneBehaviour  # noqa: E402
 
 AGENT_PATTERN = "user/*@bench.invalid"
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     fs = FakeFreeSwitch(inbound=("127.0.0.1", 0), heartbeat_interval=None)
     fs.phones.register(AGENT_PATTERN, PhoneBehaviour.answers(after=args.answer_after, talk=None))
     fs.start()
-    gc.collect()
-    gc.freeze()  # as fsacd serve does: no full collections of what start-up built
+    freeze_startup()  # as fsacd serve does: no full collections of what start-up built
     bridges = Bridges()
     fs.bus.add(bridges)
     held: list[Any] = []
